@@ -1,0 +1,388 @@
+//! The registrar (RFC 3261 §10.3): every step of REGISTER processing, in the RFC's order,
+//! over the [`Location`] service. Processing is atomic (§10.3 step 7: "either all binding
+//! changes are made or none"): the new binding list is computed first and stored last.
+
+pub mod location;
+
+use std::net::SocketAddr;
+
+use crate::config::RegistrarConfig;
+use crate::message::{Contacts, HeaderName, Message, NameAddr, Uri};
+use crate::time::Instant;
+use crate::{Event, Transport};
+
+pub use location::{Binding, Location};
+
+/// The answer the registrar wants sent, before it becomes bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Headers after the ones copied from the request, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// A reply with the RFC's default reason phrase.
+    pub fn new(status: u16) -> Self {
+        Reply::with_reason(status, crate::message::reason_phrase(status))
+    }
+
+    /// A reply with a reason phrase of our own (names the problem for whoever reads the trace).
+    pub fn with_reason(status: u16, reason: &str) -> Self {
+        Reply {
+            status,
+            reason: reason.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+}
+
+/// The outcome of authentication (§10.3 step 3), supplied by the element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Authentication {
+    /// The domain does not ask for credentials.
+    NotRequired,
+    /// The request carries valid credentials of this user.
+    User(String),
+    /// Answer with this (401 challenge, 400 for malformed credentials).
+    Reply(Reply),
+}
+
+/// Who may register which AOR (§10.3 step 4).
+pub trait Authorize {
+    /// Whether `user` may modify the bindings of `aor`.
+    fn may_register(&self, user: &str, aor: &str) -> bool;
+}
+
+/// Facts about the element that the registrar checks requests against.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// Served domains, lower-case.
+    pub domains: Vec<String>,
+    /// Names of the element itself, lower-case.
+    pub host_names: Vec<String>,
+    /// Addresses the element listens on.
+    pub local_addrs: Vec<SocketAddr>,
+}
+
+impl Identity {
+    /// Whether `host` is one of the served domains.
+    pub fn serves(&self, host: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether `host[:port]` designates this element (a served domain, one of its names or
+    /// addresses). A Contact that does would make every request to that user loop back here.
+    pub fn is_self(&self, host: &str, port: Option<u16>) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            let port = port.unwrap_or(5060);
+            return self
+                .local_addrs
+                .iter()
+                .any(|a| a.ip() == ip && a.port() == port);
+        }
+        let by_name = self.serves(host) || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host));
+        let port_ok = port.is_none() || self.local_addrs.is_empty() || self.local_addrs.iter().any(|a| Some(a.port()) == port);
+        by_name && port_ok
+    }
+}
+
+/// The registrar: policy plus the location service.
+#[derive(Debug)]
+pub struct Registrar {
+    config: RegistrarConfig,
+    identity: Identity,
+    location: Location,
+}
+
+/// Option tags the registrar understands in Require (§10.3 step 2). None yet: RFC 3327 Path
+/// and RFC 5626 outbound come later.
+const SUPPORTED_EXTENSIONS: &[&str] = &[];
+
+/// One Contact of the request, checked and ready to apply (§10.3 step 7).
+struct ContactChange {
+    uri: String,
+    params: Vec<(String, Option<String>)>,
+    q: Option<u16>,
+    expires: u32,
+}
+
+impl Registrar {
+    /// A registrar with an empty location service.
+    pub fn new(config: RegistrarConfig, identity: Identity) -> Self {
+        Registrar {
+            config,
+            identity,
+            location: Location::new(),
+        }
+    }
+
+    /// The location service (for lookups and tests).
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Removes expired bindings; one event each.
+    pub fn purge(&mut self, now: Instant) -> Vec<Event> {
+        self.location
+            .purge(now)
+            .into_iter()
+            .map(|(aor, contact)| Event::BindingExpired { aor, contact })
+            .collect()
+    }
+
+    /// The next binding expiry.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.location.next_expiry()
+    }
+
+    /// RFC 3261 §10.3: processes a REGISTER. `authenticate` runs at step 3, only if steps 1-2
+    /// passed, so that a request for a foreign domain is not challenged.
+    pub fn register(
+        &mut self,
+        req: &Message,
+        now: Instant,
+        source: SocketAddr,
+        transport: Transport,
+        authenticate: &mut dyn FnMut() -> Authentication,
+        authorize: &dyn Authorize,
+        events: &mut Vec<Event>,
+    ) -> Reply {
+        // Step 1: the Request-URI names a domain this registrar serves (or the registrar
+        // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`).
+        let ruri = match req.request_uri().map(Uri::parse) {
+            Some(Ok(Uri::Sip(u))) => u,
+            Some(Ok(Uri::Other { .. })) => {
+                return Reply::with_reason(416, "Unsupported URI Scheme")
+            }
+            _ => return Reply::with_reason(400, "Bad Request-URI"),
+        };
+        if !(self.identity.serves(ruri.host) || self.identity.is_self(ruri.host, ruri.port)) {
+            return Reply::with_reason(404, "Domain Not Served Here");
+        }
+
+        // Step 2: Require.
+        let unsupported: Vec<&str> = req
+            .values(&HeaderName::Require)
+            .filter(|tag| {
+                !SUPPORTED_EXTENSIONS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(tag))
+            })
+            .collect();
+        if !unsupported.is_empty() {
+            return Reply::new(420).header("Unsupported", unsupported.join(", "));
+        }
+
+        // Step 3: authentication.
+        let user = match authenticate() {
+            Authentication::NotRequired => None,
+            Authentication::User(u) => Some(u),
+            Authentication::Reply(r) => return r,
+        };
+
+        // Step 5 comes before 4 here because step 4 needs the AOR: the To URI, canonical.
+        let Some(to) = req.to() else {
+            return Reply::with_reason(400, "Missing To");
+        };
+        let aor_uri = match Uri::parse(to.uri) {
+            Ok(Uri::Sip(u)) => u,
+            // An AOR is a SIP or SIPS URI (§10.2); RFC 4475 §3.3.4 expects 400.
+            _ => return Reply::with_reason(400, "To Is Not A SIP URI"),
+        };
+        if !self.identity.serves(aor_uri.host) {
+            return Reply::with_reason(404, "Not Found");
+        }
+        let aor = aor_uri.aor();
+
+        // Step 4: authorization.
+        if let Some(user) = &user {
+            if !authorize.may_register(user, &aor) {
+                return Reply::with_reason(403, "Forbidden");
+            }
+        }
+
+        // Step 6: Contact.
+        let contacts = match req.contacts() {
+            Ok(c) => c,
+            Err(e) => return Reply::with_reason(400, e.reason),
+        };
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let header_expires = req.expires();
+        let current: Vec<Binding> = self
+            .location
+            .bindings(&aor, now)
+            .into_iter()
+            .cloned()
+            .collect();
+
+        let new_list = match contacts {
+            Contacts::Star => {
+                // §10.3 step 6: `*` only with Expires: 0 and as the only Contact.
+                if header_expires != Some(0) {
+                    return Reply::with_reason(400, "Wildcard Contact Needs Expires 0");
+                }
+                if req.count(&HeaderName::Contact) != 1 {
+                    return Reply::with_reason(400, "Wildcard Contact Must Be Alone");
+                }
+                for b in &current {
+                    if b.call_id == call_id && cseq <= b.cseq {
+                        return Reply::with_reason(400, "CSeq Out Of Order");
+                    }
+                }
+                for b in &current {
+                    events.push(Event::Unregistered {
+                        aor: aor.clone(),
+                        contact: b.contact.clone(),
+                    });
+                }
+                Vec::new()
+            }
+            Contacts::List(list) if list.is_empty() => current.clone(),
+            Contacts::List(list) => {
+                let mut changes = Vec::with_capacity(list.len());
+                for c in &list {
+                    match self.contact_change(c, header_expires) {
+                        Ok(ch) => changes.push(ch),
+                        Err(r) => return r,
+                    }
+                }
+                let mut next = current.clone();
+                for ch in changes {
+                    let existing = next.iter().position(|b| same_contact(&b.contact, &ch.uri));
+                    if let Some(i) = existing {
+                        let b = &next[i];
+                        if b.call_id == call_id && cseq <= b.cseq {
+                            // §10.3 step 7: the update MUST be aborted and the request fails.
+                            return Reply::with_reason(400, "CSeq Out Of Order");
+                        }
+                    }
+                    match (existing, ch.expires) {
+                        (Some(i), 0) => {
+                            next.remove(i);
+                        }
+                        (None, 0) => {}
+                        (existing, expires) => {
+                            let binding = Binding {
+                                contact: ch.uri,
+                                params: ch.params,
+                                q: ch.q,
+                                expires_at: now + std::time::Duration::from_secs(u64::from(expires)),
+                                call_id: call_id.clone(),
+                                cseq,
+                                source,
+                                transport,
+                            };
+                            match existing {
+                                Some(i) => next[i] = binding,
+                                None => next.push(binding),
+                            }
+                        }
+                    }
+                }
+                if next.len() > self.config.bindings_per_aor_max {
+                    return Reply::with_reason(403, "Too Many Contacts");
+                }
+                if current.is_empty()
+                    && !next.is_empty()
+                    && !self.location.contains(&aor)
+                    && self.location.aor_count() >= self.config.aors_max
+                {
+                    return Reply::with_reason(503, "Location Service Full");
+                }
+                for b in &current {
+                    if !next.iter().any(|n| n.contact == b.contact) {
+                        events.push(Event::Unregistered {
+                            aor: aor.clone(),
+                            contact: b.contact.clone(),
+                        });
+                    }
+                }
+                for n in &next {
+                    let refreshed = current
+                        .iter()
+                        .any(|b| b.contact == n.contact && b.cseq == n.cseq && b.call_id == n.call_id);
+                    if !refreshed {
+                        events.push(Event::Registered {
+                            aor: aor.clone(),
+                            contact: n.contact.clone(),
+                            expires: n.remaining_secs(now),
+                        });
+                    }
+                }
+                next
+            }
+        };
+        self.location.set(&aor, new_list);
+
+        // Step 8: 200 OK listing every current binding.
+        let mut reply = Reply::new(200);
+        for b in self.location.bindings(&aor, now) {
+            reply = reply.header("Contact", b.contact_value(now));
+        }
+        reply
+    }
+
+    /// Checks one Contact of the request and works out its expiry (§10.3 step 7).
+    fn contact_change(&self, c: &NameAddr<'_>, header_expires: Option<u32>) -> Result<ContactChange, Reply> {
+        let uri = match Uri::parse(c.uri) {
+            Ok(u) => u,
+            Err(e) => return Err(Reply::with_reason(400, e.reason)),
+        };
+        if let Uri::Sip(sip) = &uri {
+            if self.identity.is_self(sip.host, sip.port) {
+                return Err(Reply::with_reason(403, "Contact Points At This Registrar"));
+            }
+        }
+        let mut q = None;
+        let mut expires_param = None;
+        let mut params = Vec::new();
+        for (name, value) in c.params.iter() {
+            if name.eq_ignore_ascii_case("q") {
+                match value.and_then(location::parse_q) {
+                    Some(v) => q = Some(v),
+                    None => return Err(Reply::with_reason(400, "Bad q-value")),
+                }
+            } else if name.eq_ignore_ascii_case("expires") {
+                match value.and_then(|v| v.parse::<u32>().ok()) {
+                    Some(v) => expires_param = Some(v),
+                    None => return Err(Reply::with_reason(400, "Bad Contact Expires")),
+                }
+            } else {
+                params.push((name.to_owned(), value.map(str::to_owned)));
+            }
+        }
+        let requested = expires_param
+            .or(header_expires)
+            .unwrap_or(self.config.default_expires);
+        if requested != 0 && requested < self.config.min_expires {
+            return Err(Reply::new(423).header("Min-Expires", self.config.min_expires.to_string()));
+        }
+        Ok(ContactChange {
+            uri: c.uri.to_owned(),
+            params,
+            q,
+            expires: requested.min(self.config.max_expires),
+        })
+    }
+}
+
+/// §10.3 step 7 compares Contact URIs with the rules of §19.1.4; non-SIP URIs (the
+/// `mailto:` of RFC 3665 §2.2) compare as strings.
+fn same_contact(a: &str, b: &str) -> bool {
+    match (Uri::parse(a), Uri::parse(b)) {
+        (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => x.equivalent(&y),
+        _ => a == b,
+    }
+}

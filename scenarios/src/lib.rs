@@ -1,0 +1,16 @@
+//! # trapezoid-scenarios: call flows as YAML
+//!
+//! A scenario names its hosts (scripted UAs and elements running the core), then lists steps:
+//! a UA sends a message rendered from a template, a UA expects a message and checks its
+//! headers, time passes. [`runner::run_file`] plays it in the simulator and returns the
+//! transcript that golden snapshots keep. The language is documented in `docs/scenarios.md`.
+
+pub mod error;
+pub mod ladder;
+pub mod matcher;
+pub mod model;
+pub mod runner;
+pub mod template;
+
+pub use error::ScenarioError;
+pub use runner::{run_file, run_text, Outcome, RunOptions};

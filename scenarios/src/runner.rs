@@ -1,0 +1,475 @@
+//! Plays a scenario in the simulator, step by step, and judges it.
+//!
+//! The runner is the director: it holds the [`World`] and advances it one tick at a time.
+//! A `send` step queues bytes on a UA's socket; an `expect` step ticks until the UA has
+//! received a message (or the step's timeout passes in virtual time) and checks it; a `wait`
+//! step ticks. After the last step the world runs on for a while so that a message nobody
+//! expected is caught, not lost.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use trapezoid_core::auth::{compute_response, Algorithm};
+use trapezoid_core::config::{Timers, User};
+use trapezoid_core::ids::Ids;
+use trapezoid_core::message::{HeaderName, Limits, Message};
+use trapezoid_core::Config;
+use trapezoid_sim::{Received, Ua, World, WorldConfig};
+
+use crate::error::ScenarioError;
+use crate::ladder::{self, Line};
+use crate::matcher::{self, MessageView};
+use crate::model::{self, ElementHost, ExpectStep, Host, RandomKind, Scenario, SendStep, Step, VarDef};
+use crate::template;
+
+/// How an expect step waits when the file does not say.
+pub const EXPECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+/// How long the world runs after the last step, to catch unexpected messages.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
+/// Options of one run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides the file's seed.
+    pub seed: Option<u64>,
+}
+
+/// Why a run failed, with everything needed to understand and replay it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// 1-based index of the failing step (0: after the last step).
+    pub step: usize,
+    /// Line of that step in the file.
+    pub line: usize,
+    /// What went wrong: a header-aware diff when a message arrived.
+    pub report: String,
+}
+
+/// The result of playing one scenario.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The scenario's `name`.
+    pub name: String,
+    /// The file it came from.
+    pub file: String,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// Messages on the wire.
+    pub messages: usize,
+    /// Sim time at the end.
+    pub sim_time: Duration,
+    /// Every message sent, in order.
+    pub lines: Vec<Line>,
+    /// `None` when every step passed.
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    /// Whether every step passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The ladder and every message in full: what golden snapshots keep.
+    pub fn transcript(&self) -> String {
+        ladder::transcript(&self.name, self.seed, &self.lines)
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!("trapezoid run {} --seed {}", self.file, self.seed)
+    }
+
+    /// The failure report: the ladder up to the failure, the diff, the file and line, the
+    /// seed and the replay command.
+    pub fn report(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        let step = if f.step == 0 {
+            "after the last step".to_owned()
+        } else {
+            format!("step {}", f.step)
+        };
+        Some(format!(
+            "{}:{}: {step} failed\n\nladder up to the failure:\n{}\n{}\nseed {} — replay with: {}\n",
+            self.file,
+            f.line,
+            ladder::ladder(&self.lines),
+            f.report.trim_end(),
+            self.seed,
+            self.replay_command()
+        ))
+    }
+}
+
+/// Parses and plays the scenario in `path`.
+pub fn run_file(path: &Path, options: &RunOptions) -> Result<Outcome, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    run_text(&file, &text, options)
+}
+
+/// Parses and plays a scenario given as text (`file` names it in messages).
+pub fn run_text(file: &str, text: &str, options: &RunOptions) -> Result<Outcome, ScenarioError> {
+    let scenario = model::parse_scenario(file, text)?;
+    Ok(play(file, &scenario, options))
+}
+
+/// A stable 64-bit mix (FNV-1a) so each element gets its own seed derived from the run's.
+fn mix(seed: u64, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
+    let mut c = Config::new(e.domains.first().map(String::as_str).unwrap_or("localhost"));
+    c.seed = mix(seed, name);
+    c.domains = e.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+    c.host_names = e.host_names.clone();
+    c.local_addrs = vec![e.address];
+    c.auth.realm = e.realm.clone();
+    c.auth.users = e
+        .users
+        .iter()
+        .map(|u| User {
+            name: u.name.clone(),
+            password: u.password.clone(),
+            aors: u.aors.clone(),
+        })
+        .collect();
+    if let Some(a) = &e.auth {
+        c.auth.register = a.register;
+        if !a.algorithms.is_empty() {
+            c.auth.algorithms = a.algorithms.iter().filter_map(|s| Algorithm::parse(s)).collect();
+        }
+        if let Some(s) = a.nonce_lifetime_s {
+            c.auth.nonce_lifetime = Duration::from_secs(s);
+        }
+    }
+    if let Some(r) = &e.registrar {
+        let d = &mut c.registrar;
+        d.default_expires = r.default_expires.unwrap_or(d.default_expires);
+        d.min_expires = r.min_expires.unwrap_or(d.min_expires);
+        d.max_expires = r.max_expires.unwrap_or(d.max_expires);
+        d.bindings_per_aor_max = r.bindings_per_aor_max.unwrap_or(d.bindings_per_aor_max);
+    }
+    if let Some(t) = &e.timers {
+        let d = Timers::default();
+        c.timers = Timers {
+            t1: t.t1_ms.map(Duration::from_millis).unwrap_or(d.t1),
+            t2: t.t2_ms.map(Duration::from_millis).unwrap_or(d.t2),
+            t4: t.t4_ms.map(Duration::from_millis).unwrap_or(d.t4),
+        };
+    }
+    c
+}
+
+/// A received message seen through the scenario language's [`MessageView`].
+struct View<'a> {
+    msg: &'a Message,
+}
+
+impl MessageView for View<'_> {
+    fn start_line(&self) -> String {
+        let text = String::from_utf8_lossy(self.msg.as_bytes());
+        text.lines().next().unwrap_or("").trim_end().to_owned()
+    }
+    fn status(&self) -> Option<u16> {
+        self.msg.status()
+    }
+    fn method(&self) -> Option<String> {
+        self.msg.method().map(|m| m.as_str().to_owned())
+    }
+    fn reason(&self) -> Option<String> {
+        self.msg.reason().map(str::to_owned)
+    }
+    fn header_values(&self, name: &str) -> Vec<String> {
+        self.msg
+            .values(&HeaderName::parse(name))
+            .map(str::to_owned)
+            .collect()
+    }
+    fn header_param(&self, value: &str, name: &str) -> Option<Option<String>> {
+        header_param(value, name)
+    }
+}
+
+/// A `;name=value` param of a header value: after the `>` of a name-addr, else after the
+/// first `;` (Via, addr-spec). For credentials and challenges (`Digest a=b, c="d"`) the
+/// comma-separated auth params.
+fn header_param(value: &str, name: &str) -> Option<Option<String>> {
+    let (params, sep) = if let Some(rest) = value.strip_prefix("Digest ") {
+        (rest, ',')
+    } else if let Some(i) = value.rfind('>') {
+        (&value[i + 1..], ';')
+    } else {
+        match value.find(';') {
+            Some(i) => (&value[i..], ';'),
+            None => return None,
+        }
+    };
+    for p in params.split(sep) {
+        let p = p.trim();
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"').to_owned())),
+            None => (p, None),
+        };
+        if k.eq_ignore_ascii_case(name) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+struct Run<'a> {
+    file: &'a str,
+    text: &'a str,
+    world: World,
+    uas: BTreeMap<String, Ua>,
+    addrs: BTreeMap<String, SocketAddr>,
+    vars: BTreeMap<String, String>,
+}
+
+impl Run<'_> {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.vars.get(name).cloned()
+    }
+
+    fn tick_for(&mut self, d: Duration) -> Result<(), String> {
+        let until = self.world.now() + d;
+        while self.world.now() < until {
+            self.world.step()?;
+        }
+        Ok(())
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        self.world
+            .trace()
+            .sent()
+            .into_iter()
+            .map(|e| Line {
+                at: e.at,
+                from: self.world.name_of(e.from),
+                to: self.world.name_of(e.to),
+                bytes: e.bytes,
+            })
+            .collect()
+    }
+
+    fn send(&mut self, s: &SendStep) -> Result<(), String> {
+        if let Some(a) = &s.auth {
+            let lookup = |n: &str| self.lookup(n);
+            let r = |t: &str| -> Result<String, String> {
+                template::render(t, &lookup)
+                    .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned())
+            };
+            let alg_name = a.algorithm.clone().unwrap_or_else(|| "MD5".to_owned());
+            let alg = Algorithm::parse(&alg_name).ok_or(format!("unknown algorithm {alg_name}"))?;
+            let method = s
+                .message
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let qop = a.qop.as_deref().map(r).transpose()?;
+            let nc = a.nc.as_deref().map(r).transpose()?;
+            let cnonce = a.cnonce.as_deref().map(r).transpose()?;
+            let response = compute_response(
+                alg,
+                &r(&a.username)?,
+                &r(&a.realm)?,
+                &r(&a.password)?,
+                &method,
+                &r(&a.uri)?,
+                &r(&a.nonce)?,
+                qop.as_deref(),
+                nc.as_deref(),
+                cnonce.as_deref(),
+            );
+            self.vars.insert("response".to_owned(), response);
+        }
+        let lookup = |n: &str| self.lookup(n);
+        let bytes = template::render(&s.message, &lookup)?;
+        let ua = self.uas.get(&s.from).ok_or(format!("{} is not a UA", s.from))?;
+        let to = *self.addrs.get(&s.to).ok_or(format!("unknown host {}", s.to))?;
+        ua.send(to, bytes);
+        // One tick puts it on the wire.
+        while !ua.idle() {
+            self.world.step()?;
+        }
+        Ok(())
+    }
+
+    fn expect(&mut self, e: &ExpectStep) -> Result<(), String> {
+        let ua = self.uas.get(&e.at).cloned().ok_or(format!("{} is not a UA", e.at))?;
+        let from = match &e.from {
+            Some(f) => Some(*self.addrs.get(f).ok_or(format!("unknown host {f}"))?),
+            None => None,
+        };
+        let timeout = e
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(EXPECT_TIMEOUT_DEFAULT);
+        let deadline = self.world.now() + timeout;
+        let got: Received = loop {
+            if let Some(r) = ua.take_where(|r| from.is_none_or(|f| f == r.from)) {
+                break r;
+            }
+            if self.world.now() >= deadline {
+                return Err(format!(
+                    "{}\nnothing arrived at {} within {} ms",
+                    describe(e),
+                    e.at,
+                    timeout.as_millis()
+                ));
+            }
+            self.world.step()?;
+        };
+        let msg = match Message::parse(&got.bytes, &Limits::default()) {
+            Ok(m) => m,
+            Err(err) => {
+                return Err(format!(
+                    "{}\nan unparsable message arrived ({}):\n{}",
+                    describe(e),
+                    err.reason,
+                    ladder::printable(&got.bytes)
+                ))
+            }
+        };
+        let lookup = |n: &str| self.lookup(n);
+        match matcher::check(e, &View { msg: &msg }, &lookup) {
+            Ok(captures) => {
+                for (k, v) in captures {
+                    self.vars.insert(k, v);
+                }
+                Ok(())
+            }
+            Err(mismatches) => Err(matcher::diff_report(
+                e,
+                &ladder::printable(msg.as_bytes()),
+                &mismatches,
+            )),
+        }
+    }
+}
+
+fn describe(e: &ExpectStep) -> String {
+    let what = match (&e.status, &e.method) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(m)) => m.clone(),
+        _ => "a message".to_owned(),
+    };
+    match &e.from {
+        Some(f) => format!("expected {what} from {f} at {}", e.at),
+        None => format!("expected {what} at {}", e.at),
+    }
+}
+
+fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
+    let seed = options.seed.or(scenario.seed).unwrap_or(1);
+    let world = World::new(&WorldConfig {
+        seed,
+        latency: Duration::from_millis(scenario.network.latency_ms),
+    });
+    let mut run = Run {
+        file,
+        text: "",
+        world,
+        uas: BTreeMap::new(),
+        addrs: BTreeMap::new(),
+        vars: BTreeMap::new(),
+    };
+    for (name, host) in &scenario.hosts {
+        match host {
+            Host::Ua(u) => {
+                run.addrs.insert(name.clone(), u.address);
+                let ua = run.world.add_ua(name, u.address);
+                run.uas.insert(name.clone(), ua);
+            }
+            Host::Element(e) => {
+                run.addrs.insert(name.clone(), e.address);
+                run.world.add_element(name, e.address, element_config(name, e, seed));
+            }
+        }
+    }
+    // Random variables come from their own stream, so adding one does not shift the IDs
+    // the elements draw.
+    let mut ids = Ids::new(mix(seed, "vars"));
+    for (name, def) in &scenario.vars {
+        let value = match def {
+            VarDef::Literal(s) => s.clone(),
+            VarDef::Random { random } => match random {
+                RandomKind::Branch => ids.branch(),
+                RandomKind::Tag => ids.tag(),
+                RandomKind::CallId => ids.call_id(),
+                RandomKind::Token => ids.token(16),
+            },
+        };
+        run.vars.insert(name.clone(), value);
+    }
+    let _ = run.text;
+    let mut failure = None;
+    for (i, step) in scenario.steps.iter().enumerate() {
+        let result = match &step.kind {
+            model::StepKind::Send(s) => run.send(s),
+            model::StepKind::Expect(e) => run.expect(e),
+            model::StepKind::WaitMs(ms) => run.tick_for(Duration::from_millis(*ms)),
+        };
+        if let Err(report) = result {
+            failure = Some(Failure {
+                step: i + 1,
+                line: step.line,
+                report,
+            });
+            break;
+        }
+    }
+    if failure.is_none() {
+        if let Err(report) = run.tick_for(SETTLE) {
+            failure = Some(Failure {
+                step: 0,
+                line: 0,
+                report,
+            });
+        }
+        let mut unexpected = String::new();
+        for (name, ua) in &run.uas {
+            for r in ua.pending() {
+                unexpected.push_str(&format!(
+                    "unexpected message at {name} from {}:\n{}",
+                    run.world.name_of(r.from),
+                    ladder::printable(&r.bytes)
+                ));
+            }
+        }
+        if failure.is_none() && !unexpected.is_empty() {
+            failure = Some(Failure {
+                step: 0,
+                line: 0,
+                report: unexpected,
+            });
+        }
+    }
+    let lines = run.lines();
+    Outcome {
+        name: scenario.name.clone(),
+        file: file.to_owned(),
+        seed,
+        messages: lines.len(),
+        sim_time: run.world.now(),
+        lines,
+        failure,
+    }
+}

@@ -1,0 +1,260 @@
+//! # trapezoid-sim: the simulated network
+//!
+//! A [`World`] is a turmoil simulation with a fixed seed, a fixed epoch, a 1 ms tick and a
+//! fixed per-link latency (goldens must not churn). Elements run the real core through the
+//! real run loop of `trapezoid-server` over turmoil sockets; scripted UAs are hosts whose
+//! sockets are driven from outside, one tick at a time, by whoever holds the [`World`]
+//! (the scenario runner). Every datagram sent or received is recorded in the [`Trace`].
+//!
+//! The simulator knows hosts and datagrams, not YAML.
+
+pub mod trace;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use trapezoid_core::time::Instant;
+use trapezoid_core::{Config, Event, Proxy};
+use trapezoid_server::{Direction, Network, Tap};
+
+pub use trace::{Trace, TraceEntry, TraceKind};
+
+/// The simulation's wall-clock origin: fixed, so nothing depends on when a run happens.
+/// (2003-12-01, the month RFC 3665 was published.)
+pub const EPOCH_SECS: u64 = 1_070_236_800;
+
+/// Longest a simulation may run in virtual time.
+pub const DURATION_MAX: Duration = Duration::from_secs(6 * 3600);
+
+/// A datagram a scripted UA received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Sim time of arrival.
+    pub at: Duration,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Bytes.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct UaState {
+    outbox: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
+    inbox: RefCell<VecDeque<Received>>,
+}
+
+/// A handle on a scripted UA's socket.
+#[derive(Clone)]
+pub struct Ua {
+    addr: SocketAddr,
+    state: Rc<UaState>,
+}
+
+impl Ua {
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Queues a datagram; the host sends it on the next tick.
+    pub fn send(&self, to: SocketAddr, bytes: Vec<u8>) {
+        self.state.outbox.borrow_mut().push_back((to, bytes));
+    }
+
+    /// Takes the oldest received datagram matching `pred`, leaving others in order.
+    pub fn take_where(&self, mut pred: impl FnMut(&Received) -> bool) -> Option<Received> {
+        let mut inbox = self.state.inbox.borrow_mut();
+        let i = inbox.iter().position(&mut pred)?;
+        inbox.remove(i)
+    }
+
+    /// Datagrams received and not yet taken.
+    pub fn pending(&self) -> Vec<Received> {
+        self.state.inbox.borrow().iter().cloned().collect()
+    }
+
+    /// Whether its outbox is empty (everything queued has gone out).
+    pub fn idle(&self) -> bool {
+        self.state.outbox.borrow().is_empty()
+    }
+}
+
+/// turmoil UDP as a [`Network`] for the run loop.
+pub struct SimNetwork {
+    socket: turmoil::net::UdpSocket,
+    local: SocketAddr,
+}
+
+impl Network for SimNetwork {
+    async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        self.socket.send_to(bytes, to).await.map(|_| ())
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buf).await
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// Sim time as the trace records it: one clock for every host, restarts included.
+fn sim_now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+struct SimTap {
+    trace: Trace,
+    events: Rc<RefCell<Vec<(Duration, Event)>>>,
+}
+
+impl Tap for SimTap {
+    fn datagram(&mut self, _: Instant, dir: Direction, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        let (kind, from, to) = match dir {
+            Direction::In => (TraceKind::Received, remote, local),
+            Direction::Out => (TraceKind::Sent, local, remote),
+        };
+        self.trace.record(sim_now(), kind, from, to, bytes);
+    }
+
+    fn event(&mut self, _: Instant, event: &Event) {
+        self.events.borrow_mut().push((sim_now(), event.clone()));
+    }
+}
+
+/// Settings of a world.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// turmoil's RNG seed.
+    pub seed: u64,
+    /// One-way latency of every link (fixed, so runs are identical for every seed).
+    pub latency: Duration,
+}
+
+/// A simulated network of elements and scripted UAs.
+pub struct World {
+    sim: turmoil::Sim<'static>,
+    trace: Trace,
+    events: Rc<RefCell<Vec<(Duration, Event)>>>,
+    names: BTreeMap<SocketAddr, String>,
+}
+
+impl World {
+    /// An empty world.
+    pub fn new(config: &WorldConfig) -> Self {
+        let sim = turmoil::Builder::new()
+            .rng_seed(config.seed)
+            .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+            .tick_duration(Duration::from_millis(1))
+            .simulation_duration(DURATION_MAX)
+            .min_message_latency(config.latency)
+            .max_message_latency(config.latency)
+            .udp_capacity(4096)
+            .build();
+        World {
+            sim,
+            trace: Trace::default(),
+            events: Rc::default(),
+            names: BTreeMap::new(),
+        }
+    }
+
+    /// Adds an element running the core with `config` on `addr`.
+    pub fn add_element(&mut self, name: &str, addr: SocketAddr, config: Config) {
+        self.names.insert(addr, name.to_owned());
+        let trace = self.trace.clone();
+        let events = self.events.clone();
+        self.sim.host(addr.ip(), move || {
+            let config = config.clone();
+            let mut tap = SimTap {
+                trace: trace.clone(),
+                events: events.clone(),
+            };
+            async move {
+                let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?;
+                let net = SimNetwork {
+                    socket,
+                    local: addr,
+                };
+                let mut proxy = Proxy::new(config);
+                trapezoid_server::run(&net, &mut proxy, &mut tap).await?;
+                Ok(())
+            }
+        });
+    }
+
+    /// Adds a scripted UA on `addr`.
+    pub fn add_ua(&mut self, name: &str, addr: SocketAddr) -> Ua {
+        self.names.insert(addr, name.to_owned());
+        let state = Rc::new(UaState::default());
+        let ua = Ua {
+            addr,
+            state: state.clone(),
+        };
+        let trace = self.trace.clone();
+        self.sim.client(addr.ip(), async move {
+            let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?;
+            let mut buf = vec![0u8; trapezoid_server::DATAGRAM_BYTES_MAX];
+            loop {
+                loop {
+                    // Pop first: the borrow must not live across the await.
+                    let next = state.outbox.borrow_mut().pop_front();
+                    let Some((to, bytes)) = next else { break };
+                    trace.record(sim_now(), TraceKind::Sent, addr, to, &bytes);
+                    socket.send_to(&bytes, to).await?;
+                }
+                // Wake every tick to look at the outbox; the director fills it between ticks.
+                if let Ok(Ok((n, from))) =
+                    tokio::time::timeout(Duration::from_millis(1), socket.recv_from(&mut buf)).await
+                {
+                    let bytes = buf[..n].to_vec();
+                    trace.record(sim_now(), TraceKind::Received, from, addr, &bytes);
+                    state.inbox.borrow_mut().push_back(Received {
+                        at: sim_now(),
+                        from,
+                        bytes,
+                    });
+                }
+            }
+        });
+        ua
+    }
+
+    /// Advances one tick (1 ms).
+    pub fn step(&mut self) -> Result<(), String> {
+        self.sim.step().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Sim time since the start.
+    pub fn now(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// The name of the host at `addr`, or the address itself.
+    pub fn name_of(&self, addr: SocketAddr) -> String {
+        self.names
+            .get(&addr)
+            .cloned()
+            .or_else(|| {
+                self.names
+                    .iter()
+                    .find(|(a, _)| a.ip() == addr.ip())
+                    .map(|(_, n)| n.clone())
+            })
+            .unwrap_or_else(|| addr.to_string())
+    }
+
+    /// Every datagram so far.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Every core event so far, with its sim time.
+    pub fn events(&self) -> Vec<(Duration, Event)> {
+        self.events.borrow().clone()
+    }
+}

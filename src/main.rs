@@ -1,0 +1,145 @@
+//! `trapezoid`: the command line. Thin: it parses arguments and calls the crates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use trapezoid_scenarios::{run_file, ladder, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "trapezoid", version, about = "SIP proxy/registrar with a deterministic simulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs every scenario under the given files or folders (default: rfc3665/) in the
+    /// simulator and prints one line each, then `N passed, M failed`.
+    Check {
+        /// Scenario files or folders of them.
+        paths: Vec<PathBuf>,
+        /// Overrides every file's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Runs one scenario and prints its ladder and every message.
+    Run {
+        /// The scenario file.
+        file: PathBuf,
+        /// Overrides the file's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { paths, seed } => check(paths, seed),
+        Command::Run { file, seed } => run(&file, seed),
+    }
+}
+
+/// Scenario files under `paths`, sorted so the output order is stable.
+fn collect(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("rfc3665")]
+    } else {
+        paths
+    };
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(&p, &mut found).map_err(|e| format!("{}: {e}", p.display()))?;
+            found.sort();
+            files.extend(found);
+        } else if p.is_file() {
+            files.push(p);
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
+    let files = match collect(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    let options = RunOptions { seed };
+    for file in files {
+        match run_file(&file, &options) {
+            Ok(outcome) => {
+                let verdict = if outcome.passed() { "pass" } else { "FAIL" };
+                println!(
+                    "{verdict}  {}  ({} messages, {} s sim)",
+                    file.display(),
+                    outcome.messages,
+                    ladder::seconds(outcome.sim_time)
+                );
+                if let Some(report) = outcome.report() {
+                    println!("{}", indent(&report));
+                    failed += 1;
+                } else {
+                    passed += 1;
+                }
+            }
+            Err(e) => {
+                println!("FAIL  {}  (not a valid scenario)\n    {e}", file.display());
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(file: &Path, seed: Option<u64>) -> ExitCode {
+    match run_file(file, &RunOptions { seed }) {
+        Ok(outcome) => {
+            print!("{}", outcome.transcript());
+            match outcome.report() {
+                Some(report) => {
+                    println!("\n{report}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
