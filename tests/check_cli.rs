@@ -1,0 +1,80 @@
+//! The `trapezoid` binary: `check` summarises and fails loudly, `run` is reproducible.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trapezoid"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_runs_the_rfc3665_folder_by_default_and_prints_the_summary() {
+    let out = bin().arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let n = std::fs::read_dir(root().join("rfc3665"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
+        .count();
+    assert_eq!(last, format!("{n} passed, 0 failed"));
+}
+
+#[test]
+fn run_with_a_seed_is_byte_identical_twice() {
+    let run = || {
+        bin()
+            .args(["run", "rfc3665/2_1_successful_new_registration.yaml", "--seed", "7"])
+            .output()
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.status.success());
+    assert!(!a.stdout.is_empty());
+    assert_eq!(a.stdout, b.stdout);
+}
+
+/// A copy of a flow with one expected header changed must fail with a readable diff, the
+/// file and line, and the seed with the replay command.
+#[test]
+fn a_changed_expectation_fails_with_a_diff_and_the_seed() {
+    let src = root().join("rfc3665/2_1_successful_new_registration.yaml");
+    let text = std::fs::read_to_string(&src).unwrap();
+    let broken = text.replacen(
+        "Contact: \"<sips:bob@client.biloxi.example.com>;expires=3600\"",
+        "Contact: \"<sips:bob@client.biloxi.example.com>;expires=1800\"",
+        1,
+    );
+    assert_ne!(text, broken);
+    let dir = std::env::temp_dir().join(format!("trapezoid-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("broken.yaml");
+    std::fs::write(&copy, broken).unwrap();
+    let out = bin().arg("check").arg(&copy).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
+    assert!(stdout.contains("- Contact: <sips:bob@client.biloxi.example.com>;expires=1800"), "{stdout}");
+    assert!(stdout.contains("+ Contact: <sips:bob@client.biloxi.example.com>;expires=3600"), "{stdout}");
+    assert!(stdout.contains("seed 1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("trapezoid run {} --seed 1", copy.display())),
+        "{stdout}"
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("# F4 200 OK"))
+        .map(|i| i + 2)
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("{}:{line}:", copy.display())),
+        "expected the step's line {line}: {stdout}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
