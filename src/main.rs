@@ -4,10 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use trapezoid_scenarios::{run_file, ladder, RunOptions};
+use trapezoid_scenarios::{ladder, run_file, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "trapezoid", version, about = "SIP proxy/registrar with a deterministic simulator")]
+#[command(
+    name = "trapezoid",
+    version,
+    about = "SIP proxy/registrar with a deterministic simulator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

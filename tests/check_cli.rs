@@ -21,7 +21,13 @@ fn check_runs_the_rfc3665_folder_by_default_and_prints_the_summary() {
     let last = stdout.lines().last().unwrap();
     let n = std::fs::read_dir(root().join("rfc3665"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yaml"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "yaml")
+        })
         .count();
     assert_eq!(last, format!("{n} passed, 0 failed"));
 }
@@ -30,7 +36,12 @@ fn check_runs_the_rfc3665_folder_by_default_and_prints_the_summary() {
 fn run_with_a_seed_is_byte_identical_twice() {
     let run = || {
         bin()
-            .args(["run", "rfc3665/2_1_successful_new_registration.yaml", "--seed", "7"])
+            .args([
+                "run",
+                "rfc3665/2_1_successful_new_registration.yaml",
+                "--seed",
+                "7",
+            ])
             .output()
             .unwrap()
     };
@@ -60,8 +71,14 @@ fn a_changed_expectation_fails_with_a_diff_and_the_seed() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
-    assert!(stdout.contains("- Contact: <sips:bob@client.biloxi.example.com>;expires=1800"), "{stdout}");
-    assert!(stdout.contains("+ Contact: <sips:bob@client.biloxi.example.com>;expires=3600"), "{stdout}");
+    assert!(
+        stdout.contains("- Contact: <sips:bob@client.biloxi.example.com>;expires=1800"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ Contact: <sips:bob@client.biloxi.example.com>;expires=3600"),
+        "{stdout}"
+    );
     assert!(stdout.contains("seed 1"), "{stdout}");
     assert!(
         stdout.contains(&format!("trapezoid run {} --seed 1", copy.display())),

@@ -34,7 +34,10 @@ fn another_seed_changes_random_ids_but_not_the_flow() {
     };
     assert_eq!(firsts(&a), firsts(&b), "the ladder is the same");
     // The registrar's To tags and nonces come from its seeded RNG.
-    assert_ne!(a.lines[1].bytes, b.lines[1].bytes, "the 401 differs (To tag, nonce)");
+    assert_ne!(
+        a.lines[1].bytes, b.lines[1].bytes,
+        "the 401 differs (To tag, nonce)"
+    );
     // Bob's requests are templates with fixed values except the digest response, which
     // depends on the nonce.
     assert_eq!(a.lines[0].bytes, b.lines[0].bytes);

@@ -9,7 +9,7 @@ use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
 use crate::config::Config;
 use crate::ids::Ids;
 use crate::message::{build, HeaderName, Message, Method, ParseError};
-use crate::registrar::{Authentication, Authorize, Identity, Registrar, Reply};
+use crate::registrar::{Authentication, Authorize, Flow, Identity, Registrar, Reply};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
 use crate::transaction::{NonInviteServer, TxKey};
@@ -53,7 +53,11 @@ impl Proxy {
             },
         );
         let identity = Identity {
-            domains: config.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            domains: config
+                .domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
             host_names: config
                 .host_names
                 .iter()
@@ -191,11 +195,15 @@ impl Proxy {
                 transport: d.transport,
             },
         );
-        let reply = match method {
-            Method::Register => self.handle_register(&msg, &d),
-            Method::Options => options_reply(),
+        let reply = if method == Method::Register {
+            self.handle_register(&msg, &d)
+        } else if let Some(reply) = uas_checks(&msg) {
+            reply
+        } else if method == Method::Options {
+            options_reply()
+        } else {
             // Transaction-stateful proxying of the other methods comes with the proxy core.
-            _ => Reply::new(501).header("Allow", ALLOW),
+            Reply::new(501).header("Allow", ALLOW)
         };
         self.respond(&key, &msg, &d, reply);
     }
@@ -218,30 +226,26 @@ impl Proxy {
                 algorithms,
                 qop_required: true,
             };
-            let ours = msg
-                .values(&HeaderName::Authorization)
-                .find(|v| {
-                    auth::parse_credentials(v)
-                        .map(|c| c.realm == realm)
-                        .unwrap_or(false)
-                });
-            let verdict = match ours {
-                Some(value) => verifier.verify(nonces, now, "REGISTER", value, |u| {
-                    users.iter().find(|x| x.name == u).map(|x| x.password.clone())
-                }),
-                None => Verdict::Challenge { stale: false },
-            };
+            let verdict = verifier.verify_any(
+                nonces,
+                now,
+                "REGISTER",
+                msg.values(&HeaderName::Authorization),
+                |u| {
+                    users
+                        .iter()
+                        .find(|x| x.name == u)
+                        .map(|x| x.password.clone())
+                },
+            );
             match verdict {
                 Verdict::Ok { username } => Authentication::User(username),
                 Verdict::BadRequest(why) => Authentication::Reply(Reply::with_reason(400, why)),
                 Verdict::Challenge { stale } => {
                     let nonce = nonces.issue(now, ids.rng());
                     let mut reply = Reply::new(401);
-                    for alg in algorithms {
-                        reply = reply.header(
-                            "WWW-Authenticate",
-                            auth::challenge(*alg, &realm, &nonce, None, stale),
-                        );
+                    for value in auth::challenges(algorithms, &realm, &nonce, None, stale) {
+                        reply = reply.header("WWW-Authenticate", value);
                     }
                     Authentication::Reply(reply)
                 }
@@ -254,8 +258,10 @@ impl Proxy {
         let reply = self.registrar.register(
             msg,
             now,
-            d.remote,
-            d.transport,
+            Flow {
+                remote: d.remote,
+                transport: d.transport,
+            },
             &mut authenticate,
             &authorize,
             &mut events,
@@ -282,9 +288,14 @@ impl Proxy {
         let tag = needs_tag.then(|| self.ids.tag());
         let via = msg.top_via();
         let rport_asked = via.as_ref().is_some_and(|v| v.rport() == Some(None));
-        let sent_by_is_source = via
-            .as_ref()
-            .is_some_and(|v| v.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok() == Some(d.remote.ip()));
+        let sent_by_is_source = via.as_ref().is_some_and(|v| {
+            v.host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+                == Some(d.remote.ip())
+        });
         let received = (rport_asked || !sent_by_is_source).then_some(d.remote.ip());
         let rport = rport_asked.then_some(d.remote.port());
         let headers: Vec<(&str, &str)> = reply
@@ -292,7 +303,16 @@ impl Proxy {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        build::response(msg, reply.status, &reply.reason, tag.as_deref(), received, rport, &headers, b"")
+        build::response(
+            msg,
+            reply.status,
+            &reply.reason,
+            tag.as_deref(),
+            received,
+            rport,
+            &headers,
+            b"",
+        )
     }
 
     fn respond(&mut self, key: &TxKey, msg: &Message, d: &Datagram<'_>, reply: Reply) {
@@ -319,12 +339,16 @@ impl Proxy {
             self.timers.insert((at, key.clone()));
         }
         if reply.status >= 200 {
-            self.queue.push_back(Output::Event(Event::TransactionCompleted {
-                method: msg.method().map(|m| m.as_str().to_owned()).unwrap_or_default(),
-                status: reply.status,
-                from: msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
-                to: msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
-            }));
+            self.queue
+                .push_back(Output::Event(Event::TransactionCompleted {
+                    method: msg
+                        .method()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_default(),
+                    status: reply.status,
+                    from: msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
+                    to: msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
+                }));
         }
     }
 
@@ -350,6 +374,24 @@ impl Proxy {
             bytes,
         }));
     }
+}
+
+/// RFC 3261 §8.2.2: what a UAS checks before looking at the method's own rules: the
+/// Request-URI scheme (§8.2.2.1, 416) and the extensions in Require (§8.2.2.3, 420). The
+/// registrar does the same as steps 1 and 2 of §10.3, in its own order.
+fn uas_checks(msg: &Message) -> Option<Reply> {
+    match msg.request_uri().map(crate::message::Uri::parse) {
+        Some(Ok(crate::message::Uri::Sip(_))) => {}
+        Some(Ok(crate::message::Uri::Other { .. })) => {
+            return Some(Reply::with_reason(416, "Unsupported URI Scheme"))
+        }
+        _ => return Some(Reply::with_reason(400, "Bad Request-URI")),
+    }
+    let unsupported: Vec<&str> = msg.values(&HeaderName::Require).collect();
+    if !unsupported.is_empty() && msg.method() != Some(&Method::Cancel) {
+        return Some(Reply::new(420).header("Unsupported", unsupported.join(", ")));
+    }
+    None
 }
 
 /// Methods the element answers today.

@@ -18,14 +18,11 @@ use trapezoid_core::message::{HeaderName, Limits, Message};
 use trapezoid_core::Config;
 use trapezoid_sim::{Received, Ua, World, WorldConfig};
 
-use crate::error::ScenarioError;
+use crate::error::{Position, ScenarioError};
 use crate::ladder::{self, Line};
 use crate::matcher::{self, MessageView};
-use crate::model::{self, ElementHost, ExpectStep, Host, RandomKind, Scenario, SendStep, Step, VarDef};
+use crate::model::{self, ElementHost, ExpectStep, Host, RandomKind, Scenario, SendStep, VarDef};
 use crate::template;
-
-/// How an expect step waits when the file does not say.
-pub const EXPECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
 /// How long the world runs after the last step, to catch unexpected messages.
 pub const SETTLE: Duration = Duration::from_millis(500);
@@ -107,12 +104,8 @@ impl Outcome {
 /// Parses and plays the scenario in `path`.
 pub fn run_file(path: &Path, options: &RunOptions) -> Result<Outcome, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        file: file.clone(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScenarioError::new(&file, Position::START, format!("cannot read: {e}")))?;
     run_text(&file, &text, options)
 }
 
@@ -151,7 +144,11 @@ fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
     if let Some(a) = &e.auth {
         c.auth.register = a.register;
         if !a.algorithms.is_empty() {
-            c.auth.algorithms = a.algorithms.iter().filter_map(|s| Algorithm::parse(s)).collect();
+            c.auth.algorithms = a
+                .algorithms
+                .iter()
+                .filter_map(|s| Algorithm::parse(s))
+                .collect();
         }
         if let Some(s) = a.nonce_lifetime_s {
             c.auth.nonce_lifetime = Duration::from_secs(s);
@@ -232,16 +229,14 @@ fn header_param(value: &str, name: &str) -> Option<Option<String>> {
     None
 }
 
-struct Run<'a> {
-    file: &'a str,
-    text: &'a str,
+struct Run {
     world: World,
     uas: BTreeMap<String, Ua>,
     addrs: BTreeMap<String, SocketAddr>,
     vars: BTreeMap<String, String>,
 }
 
-impl Run<'_> {
+impl Run {
     fn lookup(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()
     }
@@ -271,18 +266,10 @@ impl Run<'_> {
     fn send(&mut self, s: &SendStep) -> Result<(), String> {
         if let Some(a) = &s.auth {
             let lookup = |n: &str| self.lookup(n);
-            let r = |t: &str| -> Result<String, String> {
-                template::render(t, &lookup)
-                    .map(|b| String::from_utf8_lossy(&b).trim_end().to_owned())
-            };
-            let alg_name = a.algorithm.clone().unwrap_or_else(|| "MD5".to_owned());
-            let alg = Algorithm::parse(&alg_name).ok_or(format!("unknown algorithm {alg_name}"))?;
-            let method = s
-                .message
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_owned();
+            let r = |t: &str| template::substitute(t, &lookup);
+            let alg_name = a.algorithm_name();
+            let alg = Algorithm::parse(alg_name).ok_or(format!("unknown algorithm {alg_name}"))?;
+            let method = s.message.split_whitespace().next().unwrap_or("").to_owned();
             let qop = a.qop.as_deref().map(r).transpose()?;
             let nc = a.nc.as_deref().map(r).transpose()?;
             let cnonce = a.cnonce.as_deref().map(r).transpose()?;
@@ -302,8 +289,14 @@ impl Run<'_> {
         }
         let lookup = |n: &str| self.lookup(n);
         let bytes = template::render(&s.message, &lookup)?;
-        let ua = self.uas.get(&s.from).ok_or(format!("{} is not a UA", s.from))?;
-        let to = *self.addrs.get(&s.to).ok_or(format!("unknown host {}", s.to))?;
+        let ua = self
+            .uas
+            .get(&s.from)
+            .ok_or(format!("{} is not a UA", s.from))?;
+        let to = *self
+            .addrs
+            .get(&s.to)
+            .ok_or(format!("unknown host {}", s.to))?;
         ua.send(to, bytes);
         // One tick puts it on the wire.
         while !ua.idle() {
@@ -313,15 +306,16 @@ impl Run<'_> {
     }
 
     fn expect(&mut self, e: &ExpectStep) -> Result<(), String> {
-        let ua = self.uas.get(&e.at).cloned().ok_or(format!("{} is not a UA", e.at))?;
+        let ua = self
+            .uas
+            .get(&e.at)
+            .cloned()
+            .ok_or(format!("{} is not a UA", e.at))?;
         let from = match &e.from {
             Some(f) => Some(*self.addrs.get(f).ok_or(format!("unknown host {f}"))?),
             None => None,
         };
-        let timeout = e
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(EXPECT_TIMEOUT_DEFAULT);
+        let timeout = e.timeout();
         let deadline = self.world.now() + timeout;
         let got: Received = loop {
             if let Some(r) = ua.take_where(|r| from.is_none_or(|f| f == r.from)) {
@@ -330,7 +324,7 @@ impl Run<'_> {
             if self.world.now() >= deadline {
                 return Err(format!(
                     "{}\nnothing arrived at {} within {} ms",
-                    describe(e),
+                    matcher::expectation(e),
                     e.at,
                     timeout.as_millis()
                 ));
@@ -342,7 +336,7 @@ impl Run<'_> {
             Err(err) => {
                 return Err(format!(
                     "{}\nan unparsable message arrived ({}):\n{}",
-                    describe(e),
+                    matcher::expectation(e),
                     err.reason,
                     ladder::printable(&got.bytes)
                 ))
@@ -365,27 +359,13 @@ impl Run<'_> {
     }
 }
 
-fn describe(e: &ExpectStep) -> String {
-    let what = match (&e.status, &e.method) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(m)) => m.clone(),
-        _ => "a message".to_owned(),
-    };
-    match &e.from {
-        Some(f) => format!("expected {what} from {f} at {}", e.at),
-        None => format!("expected {what} at {}", e.at),
-    }
-}
-
 fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
-    let seed = options.seed.or(scenario.seed).unwrap_or(1);
+    let seed = options.seed.unwrap_or_else(|| scenario.seed());
     let world = World::new(&WorldConfig {
         seed,
-        latency: Duration::from_millis(scenario.network.latency_ms),
+        latency: scenario.network.latency(),
     });
     let mut run = Run {
-        file,
-        text: "",
         world,
         uas: BTreeMap::new(),
         addrs: BTreeMap::new(),
@@ -400,7 +380,8 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             }
             Host::Element(e) => {
                 run.addrs.insert(name.clone(), e.address);
-                run.world.add_element(name, e.address, element_config(name, e, seed));
+                run.world
+                    .add_element(name, e.address, element_config(name, e, seed));
             }
         }
     }
@@ -419,7 +400,6 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
         };
         run.vars.insert(name.clone(), value);
     }
-    let _ = run.text;
     let mut failure = None;
     for (i, step) in scenario.steps.iter().enumerate() {
         let result = match &step.kind {
@@ -436,11 +416,13 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             break;
         }
     }
+    // A failure after the last step points at the last step.
+    let last_line = scenario.steps.last().map_or(1, |s| s.line);
     if failure.is_none() {
         if let Err(report) = run.tick_for(SETTLE) {
             failure = Some(Failure {
                 step: 0,
-                line: 0,
+                line: last_line,
                 report,
             });
         }
@@ -457,7 +439,7 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
         if failure.is_none() && !unexpected.is_empty() {
             failure = Some(Failure {
                 step: 0,
-                line: 0,
+                line: last_line,
                 report: unexpected,
             });
         }

@@ -113,7 +113,14 @@ struct SimTap {
 }
 
 impl Tap for SimTap {
-    fn datagram(&mut self, _: Instant, dir: Direction, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+    fn datagram(
+        &mut self,
+        _: Instant,
+        dir: Direction,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
         let (kind, from, to) = match dir {
             Direction::In => (TraceKind::Received, remote, local),
             Direction::Out => (TraceKind::Sent, local, remote),

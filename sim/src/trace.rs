@@ -35,7 +35,14 @@ pub struct Trace(Rc<RefCell<Vec<TraceEntry>>>);
 
 impl Trace {
     /// Appends an entry.
-    pub fn record(&self, at: Duration, kind: TraceKind, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+    pub fn record(
+        &self,
+        at: Duration,
+        kind: TraceKind,
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: &[u8],
+    ) {
         self.0.borrow_mut().push(TraceEntry {
             at,
             kind,

@@ -203,18 +203,18 @@ struct Fields {
 
 impl Fields {
     /// Where a (lower-cased) parameter goes; `None` for parameters we ignore.
-    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<String>> {
         Some(match name {
-            "username" => &mut self.username,
-            "realm" => &mut self.realm,
-            "nonce" => &mut self.nonce,
-            "uri" => &mut self.uri,
-            "response" => &mut self.response,
-            "algorithm" => &mut self.algorithm,
-            "cnonce" => &mut self.cnonce,
-            "opaque" => &mut self.opaque,
-            "qop" => &mut self.qop,
-            "nc" => &mut self.nc,
+            b"username" => &mut self.username,
+            b"realm" => &mut self.realm,
+            b"nonce" => &mut self.nonce,
+            b"uri" => &mut self.uri,
+            b"response" => &mut self.response,
+            b"algorithm" => &mut self.algorithm,
+            b"cnonce" => &mut self.cnonce,
+            b"opaque" => &mut self.opaque,
+            b"qop" => &mut self.qop,
+            b"nc" => &mut self.nc,
             _ => return None,
         })
     }
@@ -464,7 +464,8 @@ mod tests {
 
     #[test]
     fn commas_and_equals_inside_quotes_are_data() {
-        let c = creds(r#"Digest username="x, y=z", realm="r", nonce="n", uri="sip:a,b", response="0""#);
+        let c =
+            creds(r#"Digest username="x, y=z", realm="r", nonce="n", uri="sip:a,b", response="0""#);
         assert_eq!(c.username, "x, y=z");
         assert_eq!(c.uri, "sip:a,b");
     }
@@ -503,7 +504,8 @@ mod tests {
 
     #[test]
     fn unquoted_uri_is_accepted() {
-        let c = creds("Digest username=bob, realm=r, nonce=n, uri=sip:bob@h;transport=tcp, response=0");
+        let c =
+            creds("Digest username=bob, realm=r, nonce=n, uri=sip:bob@h;transport=tcp, response=0");
         assert_eq!(c.uri, "sip:bob@h;transport=tcp");
     }
 
@@ -534,7 +536,8 @@ mod tests {
 
     #[test]
     fn non_ascii_in_quoted_strings_is_kept() {
-        let c = creds(r#"Digest username="jöhn", realm="r€", nonce="n", uri="sip:h", response="0""#);
+        let c =
+            creds(r#"Digest username="jöhn", realm="r€", nonce="n", uri="sip:h", response="0""#);
         assert_eq!(c.username, "jöhn");
         assert_eq!(c.realm, "r€");
     }
@@ -590,7 +593,10 @@ mod tests {
                 r#"Digest username="a", realm="r", nonce="n", response="0""#,
                 "uri",
             ),
-            (r#"Digest username="a", realm="r", nonce="n", uri="u""#, "response"),
+            (
+                r#"Digest username="a", realm="r", nonce="n", uri="u""#,
+                "response",
+            ),
             ("Digest", "username"),
             ("Digest   ", "username"),
         ];
@@ -624,7 +630,10 @@ mod tests {
             "Digest username=\u{e9}",
         ] {
             assert!(
-                matches!(parse_credentials(value), Err(CredentialsError::Malformed(_))),
+                matches!(
+                    parse_credentials(value),
+                    Err(CredentialsError::Malformed(_))
+                ),
                 "{value:?} gave {:?}",
                 parse_credentials(value)
             );
@@ -666,13 +675,7 @@ mod tests {
 
     #[test]
     fn challenges_follow_the_preference_order() {
-        let all = challenges(
-            &[Algorithm::Sha256, Algorithm::Md5],
-            "r",
-            "n",
-            None,
-            false,
-        );
+        let all = challenges(&[Algorithm::Sha256, Algorithm::Md5], "r", "n", None, false);
         assert_eq!(all.len(), 2);
         assert!(all[0].ends_with("algorithm=SHA-256"));
         assert!(all[1].ends_with("algorithm=MD5"));

@@ -26,7 +26,14 @@ pub struct Binding {
     /// CSeq of the REGISTER that last wrote it.
     pub cseq: u32,
     /// Where the REGISTER came from: the flow to reach the UA through NATs later.
-    pub source: SocketAddr,
+    pub flow: Flow,
+}
+
+/// The transport, remote address of a request as it arrived (RFC 5626 §3: a "flow").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The source address of the request.
+    pub remote: SocketAddr,
     /// The transport it came over.
     pub transport: Transport,
 }
@@ -187,8 +194,10 @@ mod tests {
             expires_at: Instant::from_millis(at_ms),
             call_id: "c".into(),
             cseq: 1,
-            source: "192.0.2.201:5060".parse().unwrap(),
-            transport: Transport::Udp,
+            flow: Flow {
+                remote: "192.0.2.201:5060".parse().unwrap(),
+                transport: Transport::Udp,
+            },
         }
     }
 
@@ -214,7 +223,10 @@ mod tests {
             "sip:bob@biloxi.example.com",
             vec![binding("sip:a@h", 2000), binding("sip:b@h", 1000)],
         );
-        loc.set("sip:carol@biloxi.example.com", vec![binding("sip:c@h", 1500)]);
+        loc.set(
+            "sip:carol@biloxi.example.com",
+            vec![binding("sip:c@h", 1500)],
+        );
         assert_eq!(loc.next_expiry(), Some(Instant::from_millis(1000)));
         let gone = loc.purge(Instant::from_millis(1500));
         assert_eq!(

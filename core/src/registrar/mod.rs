@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use crate::config::RegistrarConfig;
 use crate::message::{Contacts, HeaderName, Message, NameAddr, Uri};
 use crate::time::Instant;
-use crate::{Event, Transport};
+use crate::Event;
 
-pub use location::{Binding, Location};
+pub use location::{Binding, Flow, Location};
 
 /// The answer the registrar wants sent, before it becomes bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,8 +91,11 @@ impl Identity {
                 .iter()
                 .any(|a| a.ip() == ip && a.port() == port);
         }
-        let by_name = self.serves(host) || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host));
-        let port_ok = port.is_none() || self.local_addrs.is_empty() || self.local_addrs.iter().any(|a| Some(a.port()) == port);
+        let by_name =
+            self.serves(host) || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host));
+        let port_ok = port.is_none()
+            || self.local_addrs.is_empty()
+            || self.local_addrs.iter().any(|a| Some(a.port()) == port);
         by_name && port_ok
     }
 }
@@ -152,8 +155,7 @@ impl Registrar {
         &mut self,
         req: &Message,
         now: Instant,
-        source: SocketAddr,
-        transport: Transport,
+        flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
         events: &mut Vec<Event>,
@@ -278,11 +280,11 @@ impl Registrar {
                                 contact: ch.uri,
                                 params: ch.params,
                                 q: ch.q,
-                                expires_at: now + std::time::Duration::from_secs(u64::from(expires)),
+                                expires_at: now
+                                    + std::time::Duration::from_secs(u64::from(expires)),
                                 call_id: call_id.clone(),
                                 cseq,
-                                source,
-                                transport,
+                                flow,
                             };
                             match existing {
                                 Some(i) => next[i] = binding,
@@ -310,9 +312,9 @@ impl Registrar {
                     }
                 }
                 for n in &next {
-                    let refreshed = current
-                        .iter()
-                        .any(|b| b.contact == n.contact && b.cseq == n.cseq && b.call_id == n.call_id);
+                    let refreshed = current.iter().any(|b| {
+                        b.contact == n.contact && b.cseq == n.cseq && b.call_id == n.call_id
+                    });
                     if !refreshed {
                         events.push(Event::Registered {
                             aor: aor.clone(),
@@ -335,7 +337,11 @@ impl Registrar {
     }
 
     /// Checks one Contact of the request and works out its expiry (§10.3 step 7).
-    fn contact_change(&self, c: &NameAddr<'_>, header_expires: Option<u32>) -> Result<ContactChange, Reply> {
+    fn contact_change(
+        &self,
+        c: &NameAddr<'_>,
+        header_expires: Option<u32>,
+    ) -> Result<ContactChange, Reply> {
         let uri = match Uri::parse(c.uri) {
             Ok(u) => u,
             Err(e) => return Err(Reply::with_reason(400, e.reason)),

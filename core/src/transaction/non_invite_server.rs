@@ -150,13 +150,19 @@ mod tests {
     fn provisional_then_final_then_second_final_discarded() {
         let mut tx = NonInviteServer::new();
         tx.on_tu_response(100, b"100".to_vec(), Instant::ZERO, J);
-        assert_eq!(tx.on_request_retransmission(), Action::Send(b"100".to_vec()));
+        assert_eq!(
+            tx.on_request_retransmission(),
+            Action::Send(b"100".to_vec())
+        );
         tx.on_tu_response(404, b"404".to_vec(), Instant::ZERO, J);
         assert_eq!(
             tx.on_tu_response(500, b"500".to_vec(), Instant::ZERO, J),
             Action::None
         );
-        assert_eq!(tx.on_request_retransmission(), Action::Send(b"404".to_vec()));
+        assert_eq!(
+            tx.on_request_retransmission(),
+            Action::Send(b"404".to_vec())
+        );
     }
 
     #[test]

@@ -1,0 +1,289 @@
+//! Building responses to a parsed request (RFC 3261 §8.2.6, §18.2.1; RFC 3581 §4).
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use crate::message::{HeaderName, Message, NameAddr, Via};
+
+/// RFC 3261 §8.2.6.2: builds a response to `req`.
+///
+/// Copies every Via value in order, each on its own line and as written, except that the top
+/// one gets `received=` (§18.2.1) when `received` is `Some` (an existing `received` is
+/// replaced) and its valueless `rport` filled in (RFC 3581 §4) when `rport` is `Some`. Then
+/// From, To (with `;tag=TO_TAG` added when `to_tag` is `Some` and To has no tag), Call-ID,
+/// CSeq; then the `extra` headers in order, each `Name: value` on its own line; then
+/// Content-Length and the body. Headers missing from the request are left out (a request that
+/// failed [`Message::validate`] can still be answered). Header names are the canonical long
+/// forms. The status line uses `reason` as given ([`reason_phrase`] has the RFC's).
+#[allow(clippy::too_many_arguments)] // The lead's fixed signature: every argument is a §8.2.6 input.
+pub fn response(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    received: Option<IpAddr>,
+    rport: Option<u16>,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + req.as_bytes().len().min(2048) + body.len());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    for (i, via) in req.values(&HeaderName::Via).enumerate() {
+        out.extend_from_slice(b"Via: ");
+        if i == 0 {
+            top_via(&mut out, via, received, rport);
+        } else {
+            out.extend_from_slice(via.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(from) = req.value(&HeaderName::From) {
+        line(&mut out, "From", from);
+    }
+    if let Some(to) = req.value(&HeaderName::To) {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(to.as_bytes());
+        if let Some(tag) = to_tag {
+            // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
+            // wants one on every response but 100.
+            if NameAddr::parse(to).ok().is_none_or(|t| t.tag().is_none()) {
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(tag.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(call_id) = req.value(&HeaderName::CallId) {
+        line(&mut out, "Call-ID", call_id);
+    }
+    if let Some(cseq) = req.value(&HeaderName::CSeq) {
+        line(&mut out, "CSeq", cseq);
+    }
+    for (name, value) in extra {
+        line(&mut out, name, value);
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+fn line(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
+/// of its text as written.
+fn top_via(out: &mut Vec<u8>, raw: &str, received: Option<IpAddr>, rport: Option<u16>) {
+    let Ok(via) = Via::parse(raw) else {
+        // Nothing to edit safely: copy, and still say where the request came from.
+        out.extend_from_slice(raw.as_bytes());
+        if let Some(ip) = received {
+            let _ = write!(out, ";received={ip}");
+        }
+        return;
+    };
+    // The params text is the tail of `raw` after the first `;`.
+    let ptext = via.params.as_str();
+    let poff = raw.len().saturating_sub(ptext.len());
+    let mut copied = 0;
+    for p in via.params.spans() {
+        let (start, end) = (poff + p.start, poff + p.end);
+        if received.is_some() && p.name.eq_ignore_ascii_case("received") {
+            // Drop the old value with its `;` (the last `;` before the name) and the LWS
+            // before that.
+            let semi = raw
+                .get(..start)
+                .and_then(|s| s.rfind(';'))
+                .and_then(|i| raw.get(..i))
+                .map_or(start, |s| s.trim_end_matches([' ', '\t']).len());
+            out.extend_from_slice(raw.get(copied..semi).unwrap_or("").as_bytes());
+            copied = end;
+        } else if p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
+            if let Some(port) = rport {
+                let name_end = start + p.name.len();
+                out.extend_from_slice(raw.get(copied..name_end).unwrap_or("").as_bytes());
+                let _ = write!(out, "={port}");
+                copied = name_end;
+            }
+        }
+    }
+    out.extend_from_slice(raw.get(copied..).unwrap_or("").as_bytes());
+    if let Some(ip) = received {
+        // RFC 3261 §18.2.1 / RFC 5118 §4.5: an IPv6 `received` is written without brackets.
+        let _ = write!(out, ";received={ip}");
+    }
+}
+
+/// RFC 3261 §21 default reason phrases (and those of the extensions the core may send);
+/// `""` for a code without one.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        412 => "Conditional Request Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        417 => "Unknown Resource-Priority",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        429 => "Provide Referrer Identity",
+        430 => "Flow Failed",
+        433 => "Anonymity Disallowed",
+        439 => "First Hop Lacks Outbound Support",
+        440 => "Max-Breadth Exceeded",
+        470 => "Consent Needed",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        494 => "Security Agreement Required",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        580 => "Precondition Failure",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        607 => "Unwanted",
+        608 => "Rejected",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Limits;
+
+    fn msg(text: &str) -> Message {
+        Message::parse(text.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    const REGISTER: &str = "REGISTER sips:ss2.biloxi.example.com SIP/2.0\r\n\
+        v: SIP/2.0/TLS client.biloxi.example.com:5061;branch=z9hG4bKnashds7;rport, SIP/2.0/UDP [2001:db8::1]:5060 ;branch=z9hG4bK2\r\n\
+        Via: SIP/2.0/UDP p.example.com;received=10.0.0.1;branch=z9hG4bK3\r\n\
+        Max-Forwards: 70\r\n\
+        f: Bob <sips:bob@biloxi.example.com>;tag=a73kszlfl\r\n\
+        t: Bob <sips:bob@biloxi.example.com>\r\n\
+        i: 1j9FpLxk3uxtm8tn@biloxi.example.com\r\n\
+        CSeq: 1 REGISTER\r\n\
+        Contact: <sips:bob@client.biloxi.example.com>\r\n\
+        l: 0\r\n\r\n";
+
+    #[test]
+    fn response_exact_bytes() {
+        let req = msg(REGISTER);
+        let ip: IpAddr = "192.0.2.201".parse().unwrap();
+        let out = response(
+            &req,
+            401,
+            reason_phrase(401),
+            Some("1410948204"),
+            Some(ip),
+            Some(5061),
+            &[(
+                "WWW-Authenticate",
+                "Digest realm=\"atlanta.example.com\", qop=\"auth\"",
+            )],
+            b"",
+        );
+        let expected = "SIP/2.0 401 Unauthorized\r\n\
+            Via: SIP/2.0/TLS client.biloxi.example.com:5061;branch=z9hG4bKnashds7;rport=5061;received=192.0.2.201\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1]:5060 ;branch=z9hG4bK2\r\n\
+            Via: SIP/2.0/UDP p.example.com;received=10.0.0.1;branch=z9hG4bK3\r\n\
+            From: Bob <sips:bob@biloxi.example.com>;tag=a73kszlfl\r\n\
+            To: Bob <sips:bob@biloxi.example.com>;tag=1410948204\r\n\
+            Call-ID: 1j9FpLxk3uxtm8tn@biloxi.example.com\r\n\
+            CSeq: 1 REGISTER\r\n\
+            WWW-Authenticate: Digest realm=\"atlanta.example.com\", qop=\"auth\"\r\n\
+            Content-Length: 0\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+        // And it parses back as a valid response.
+        let back = Message::parse(&out, &Limits::default()).unwrap();
+        assert_eq!(back.validate(), Ok(()));
+        assert_eq!(back.status(), Some(401));
+        assert_eq!(back.to().and_then(|t| t.tag()), Some("1410948204"));
+    }
+
+    #[test]
+    fn existing_tag_and_received_are_not_duplicated() {
+        let req = msg("OPTIONS sip:x@example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1] ; received=1.2.3.4 ;branch=z9hG4bKq\r\n\
+            From: <sip:a@example.com>;tag=1\r\n\
+            To: <sip:x@example.com>;tag=2\r\n\
+            Call-ID: c\r\nCSeq: 7 OPTIONS\r\n\r\n");
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let out = response(&req, 200, "OK", Some("zzz"), Some(ip), Some(1), &[], b"hi");
+        let expected = "SIP/2.0 200 OK\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1] ;branch=z9hG4bKq;received=2001:db8::1\r\n\
+            From: <sip:a@example.com>;tag=1\r\n\
+            To: <sip:x@example.com>;tag=2\r\n\
+            Call-ID: c\r\n\
+            CSeq: 7 OPTIONS\r\n\
+            Content-Length: 2\r\n\r\nhi";
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    #[test]
+    fn without_edits_the_vias_are_copied_verbatim() {
+        let req = msg(REGISTER);
+        let out = response(&req, 100, "Trying", None, None, None, &[], b"");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with(
+            "SIP/2.0 100 Trying\r\nVia: SIP/2.0/TLS client.biloxi.example.com:5061;branch=z9hG4bKnashds7;rport\r\n"
+        ));
+        assert!(text.contains("To: Bob <sips:bob@biloxi.example.com>\r\n"));
+    }
+
+    #[test]
+    fn phrases() {
+        assert_eq!(reason_phrase(486), "Busy Here");
+        assert_eq!(reason_phrase(423), "Interval Too Brief");
+        assert_eq!(reason_phrase(408), "Request Timeout");
+        assert_eq!(reason_phrase(505), "Version Not Supported");
+        assert_eq!(reason_phrase(299), "");
+    }
+}

@@ -1,0 +1,339 @@
+//! SIP messages on the wire: a zero-copy parser, typed views of the headers the core needs,
+//! and the response builder (RFC 3261 §7, §8.2.6, §18, §19, §20, §25).
+//!
+//! [`Message::parse`] makes one pass over a datagram: it frames it (leading CRLFs skipped,
+//! Content-Length honoured, trailing octets dropped), unfolds continuation lines in place and
+//! records one [`Header`] of byte spans per header line. Nothing is split or decoded until an
+//! accessor asks: [`Message::values`] splits comma lists lazily, and the typed views
+//! ([`Via`], [`NameAddr`], [`CSeq`], [`Uri`]) borrow from the message.
+//!
+//! Parsing only checks what framing needs; [`Message::validate`] then applies the RFC 3261
+//! §8.1.1/§8.2 rules (mandatory headers, single-valued headers, scalar ranges, address and Via
+//! syntax, version), so that a syntactically broken request can still be answered with the
+//! right status. `tests/torture.rs` runs every RFC 4475 message through both.
+
+pub mod build;
+mod header;
+mod method;
+mod name_addr;
+mod params;
+mod parse;
+mod syntax;
+mod uri;
+mod validate;
+mod via;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::ops::Range;
+
+pub use build::{reason_phrase, response};
+pub use header::{Header, HeaderName, Values};
+pub use method::Method;
+pub use name_addr::{Contacts, NameAddr};
+pub use params::Params;
+pub use uri::{SipUri, Uri};
+pub use via::Via;
+
+/// Limits on what the parser accepts (TigerBeetle style: put a limit on everything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest datagram parsed; larger ones fail with 513 (RFC 3261 §21.5.11). The default is
+    /// the largest UDP payload of an IPv4 datagram, rounded.
+    pub message_bytes_max: usize,
+    /// Most header lines in one message.
+    pub headers_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_bytes_max: 65_535,
+            headers_max: 256,
+        }
+    }
+}
+
+/// What went wrong, for code that reacts to it (the status and reason are for the answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParseErrorKind {
+    /// Over [`Limits::message_bytes_max`].
+    TooLarge,
+    /// Over [`Limits::headers_max`].
+    TooManyHeaders,
+    /// Nothing but CRLFs.
+    Empty,
+    /// The Request-Line or Status-Line does not follow RFC 3261 §7.1/§7.2.
+    BadStartLine,
+    /// A header line without a colon, with a non-token name, or a stray continuation line.
+    BadHeader,
+    /// Content-Length is not `1*DIGIT` (RFC 4475 §3.1.2.3).
+    BadContentLength,
+    /// Fewer bytes than the start line or Content-Length need (RFC 4475 §3.1.2.2).
+    Truncated,
+    /// A mandatory header (§8.1.1) is missing.
+    MissingHeader,
+    /// A single-valued header appears more than once (RFC 4475 §3.3.8, §3.3.9).
+    DuplicateHeader,
+    /// A header value does not follow its grammar or range.
+    BadValue,
+    /// A SIP-Version other than SIP/2.0: 505 (RFC 3261 §21.5.6).
+    BadVersion,
+    /// A malformed Request-URI.
+    BadUri,
+    /// The start line or a header is not UTF-8 (§7.3.1: header values are UTF-8 text).
+    NotUtf8,
+}
+
+/// Why a message was refused, with the answer to give when it can be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParseError {
+    /// What went wrong.
+    pub kind: ParseErrorKind,
+    /// The status to answer with: 400, 505, 513...
+    pub status: u16,
+    /// A reason phrase naming the problem ("Missing Call-ID"), fit for the status line.
+    pub reason: &'static str,
+}
+
+impl ParseError {
+    pub(crate) const fn new(kind: ParseErrorKind, status: u16, reason: &'static str) -> Self {
+        ParseError {
+            kind,
+            status,
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The first line of a message (RFC 3261 §7.1, §7.2), as spans into the head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum StartLine {
+    Request {
+        method: Method,
+        uri: Range<usize>,
+        version: Range<usize>,
+    },
+    Response {
+        status: u16,
+        reason: Range<usize>,
+        version: Range<usize>,
+    },
+}
+
+/// A parsed SIP message: owns its bytes; headers are spans into them.
+///
+/// The bytes are the received ones with two differences: leading CRLFs and octets after the
+/// body are gone, and each fold of a header (§7.3.1: CRLF before SP/HTAB) has become two
+/// spaces (one for a bare LF), which the RFC makes equivalent and which keeps every offset.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message, body included.
+    bytes: Vec<u8>,
+    /// A copy of the start line and header section, checked UTF-8 once so that accessors can
+    /// hand out `&str` without re-checking (and without `unsafe`).
+    head: String,
+    start: StartLine,
+    headers: Vec<Header>,
+    body: Range<usize>,
+}
+
+impl fmt::Debug for Message {
+    /// The head as text and the body as a length: a byte dump of a datagram reads badly.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("head", &self.head)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// The CSeq header (RFC 3261 §20.16): `1*DIGIT LWS Method`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq<'a> {
+    /// The sequence number; up to 2^32-1 is accepted (§8.1.1.5 only bounds what a UAC
+    /// generates, at 2^31-1).
+    pub seq: u32,
+    /// The method token as written.
+    pub method: &'a str,
+}
+
+impl<'a> CSeq<'a> {
+    /// Parses a CSeq value; leading zeros are fine (RFC 4475 §3.1.1.1 `0009`).
+    pub fn parse(s: &'a str) -> Result<CSeq<'a>, ParseError> {
+        let bad = ParseError::new(ParseErrorKind::BadValue, 400, "Bad CSeq");
+        let s = syntax::trim_lws(s);
+        let digits_end = s.bytes().take_while(u8::is_ascii_digit).count();
+        let seq = syntax::parse_u32(s.get(..digits_end).unwrap_or("")).ok_or(bad)?;
+        let rest = s.get(digits_end..).unwrap_or("");
+        let method = syntax::trim_lws(rest);
+        if method.len() == rest.len() || !syntax::is_token(method) {
+            return Err(bad);
+        }
+        Ok(CSeq { seq, method })
+    }
+}
+
+impl Message {
+    /// The message bytes: leading CRLFs and trailing octets after the body excluded, folds
+    /// turned into spaces.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// A span of the head as text ("" for a span that is not one, which cannot happen for
+    /// spans the parser made).
+    pub(crate) fn head_str(&self, r: Range<usize>) -> &str {
+        self.head.get(r).unwrap_or("")
+    }
+
+    /// Whether this is a request (else a response).
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method; `None` for a response.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI as written; `None` for a response. [`Uri::parse`] types it.
+    pub fn request_uri(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(self.head_str(uri.clone())),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The SIP-Version of the start line as written (`SIP/2.0`).
+    pub fn version(&self) -> &str {
+        match &self.start {
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => {
+                self.head_str(version.clone())
+            }
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { status, .. } => Some(*status),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response, as written (UTF-8, possibly empty).
+    pub fn reason(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Response { reason, .. } => Some(self.head_str(reason.clone())),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The header lines in wire order, one per line after unfolding.
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// Every value of a header, in order, trimmed: the lines of that name, each split at its
+    /// commas when the header's grammar is a list ([`HeaderName::is_list`]: Via, Contact,
+    /// Route, Record-Route, Allow, Supported, Require, Proxy-Require, Unsupported, Accept...;
+    /// never the auth headers or Date). Commas inside quotes or `<>` do not split; empty list
+    /// elements are skipped.
+    pub fn values<'a>(&'a self, name: &HeaderName) -> Values<'a> {
+        Values::new(self, name)
+    }
+
+    /// The first value of a header.
+    pub fn value(&self, name: &HeaderName) -> Option<&str> {
+        self.values(name).next()
+    }
+
+    /// How many values a header has (see [`Message::values`]).
+    pub fn count(&self, name: &HeaderName) -> usize {
+        self.values(name).count()
+    }
+
+    /// The body: exactly Content-Length octets, or the rest of the datagram without one.
+    pub fn body(&self) -> &[u8] {
+        self.bytes.get(self.body.clone()).unwrap_or(&[])
+    }
+
+    /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses.
+    pub fn top_via(&self) -> Option<Via<'_>> {
+        self.value(&HeaderName::Via)
+            .and_then(|v| Via::parse(v).ok())
+    }
+
+    /// Every Via value that parses, top first. [`Message::validate`] ensures they all do.
+    pub fn vias(&self) -> Vec<Via<'_>> {
+        self.values(&HeaderName::Via)
+            .filter_map(|v| Via::parse(v).ok())
+            .collect()
+    }
+
+    /// The From header, when present and parsable.
+    pub fn from(&self) -> Option<NameAddr<'_>> {
+        self.value(&HeaderName::From)
+            .and_then(|v| NameAddr::parse(v).ok())
+    }
+
+    /// The To header, when present and parsable.
+    pub fn to(&self) -> Option<NameAddr<'_>> {
+        self.value(&HeaderName::To)
+            .and_then(|v| NameAddr::parse(v).ok())
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> Option<&str> {
+        self.value(&HeaderName::CallId)
+    }
+
+    /// The CSeq, when present and parsable.
+    pub fn cseq(&self) -> Option<CSeq<'_>> {
+        self.value(&HeaderName::CSeq)
+            .and_then(|v| CSeq::parse(v).ok())
+    }
+
+    /// Max-Forwards (§20.22), when present and a number (not range-checked: see validate).
+    pub fn max_forwards(&self) -> Option<u32> {
+        self.value(&HeaderName::MaxForwards)
+            .and_then(syntax::parse_u32)
+    }
+
+    /// The Expires header (§20.19) in delta-seconds; `None` when absent or not a number.
+    pub fn expires(&self) -> Option<u32> {
+        self.value(&HeaderName::Expires).and_then(syntax::parse_u32)
+    }
+
+    /// The Contact header of a request (§20.10): `*` anywhere gives [`Contacts::Star`] (the
+    /// registrar checks it is alone, §10.3 step 6); no Contact gives an empty list.
+    pub fn contacts(&self) -> Result<Contacts<'_>, ParseError> {
+        if self.values(&HeaderName::Contact).any(|v| v == "*") {
+            return Ok(Contacts::Star);
+        }
+        self.values(&HeaderName::Contact)
+            .map(NameAddr::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Contacts::List)
+    }
+
+    /// Content-Length (§20.14), when present.
+    pub fn content_length(&self) -> Option<usize> {
+        self.value(&HeaderName::ContentLength)
+            .and_then(|v| syntax::parse_usize(v.as_bytes()))
+    }
+}

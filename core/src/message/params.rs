@@ -1,0 +1,192 @@
+//! `;name=value` parameters: header params (RFC 3261 §25.1 `generic-param`, Via `via-params`,
+//! `contact-params`, `from-param`/`to-param`) and SIP URI params (§19.1.1 `uri-parameters`).
+
+use crate::message::syntax::{
+    find_unquoted, is_escaped_text, is_quoted_string, is_token, is_token_char, is_unreserved,
+    trim_lws,
+};
+
+/// The parameters after the first `;` of a value, parsed lazily and without copying.
+///
+/// Values keep their quotes (`+sip.instance="<urn:uuid:...>"` gives `"\"<urn:uuid:...>\""`)
+/// so that they can be written back as received. Empty parameters (`;;`) are skipped here;
+/// `Message::validate` rejects them (RFC 4475 §3.1.2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Params<'a>(&'a str);
+
+/// One parameter and where it sits in the text [`Params`] was made from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Param<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) value: Option<&'a str>,
+    /// Byte range of the whole trimmed `name[=value]` in the params text.
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl<'a> Params<'a> {
+    /// Params from the text after the first `;` (`branch=z9hG4bK1;rport`).
+    pub fn new(text: &'a str) -> Params<'a> {
+        Params(text)
+    }
+
+    /// The text the params were made from.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether there is no parameter at all.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The value of the first parameter named `name` (case-insensitive, RFC 3261 §7.3.1):
+    /// `None` when absent, `Some(None)` when present without a value (`;lr`, `;rport`).
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every parameter in order, as `(name, value)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        self.spans()
+            .filter(|p| !p.name.is_empty())
+            .map(|p| (p.name, p.value))
+    }
+
+    /// Every `;`-separated element with its position, empty ones included.
+    pub(crate) fn spans(&self) -> ParamSpans<'a> {
+        ParamSpans {
+            text: self.0,
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// RFC 3261 §25.1 `generic-param` syntax for header params: a token name, and a value that
+    /// is a token, a host (IPv6 in or out of brackets for `received`/`maddr`) or a quoted-string.
+    /// `;;` and `;name=` fail.
+    pub(crate) fn check_header_params(&self) -> bool {
+        self.spans().all(|p| {
+            is_token(p.name)
+                && p.value.is_none_or(|v| {
+                    if v.starts_with('"') {
+                        is_quoted_string(v)
+                    } else {
+                        !v.is_empty()
+                            && v.bytes()
+                                .all(|b| is_token_char(b) || matches!(b, b':' | b'[' | b']'))
+                    }
+                })
+        })
+    }
+
+    /// RFC 3261 §19.1.1/§25.1 `uri-parameter` syntax: `pname["=" pvalue]` with both made of
+    /// `paramchar` (unreserved, escaped, `[ ] / : & + $`).
+    pub(crate) fn check_uri_params(&self) -> bool {
+        let paramchar =
+            |b: u8| is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$');
+        // No LWS at all inside a URI (the span iterator would trim it).
+        !self.0.contains([' ', '\t'])
+            && self.spans().all(|p| {
+                !p.name.is_empty()
+                    && is_escaped_text(p.name, paramchar)
+                    && p.value
+                        .is_none_or(|v| !v.is_empty() && is_escaped_text(v, paramchar))
+            })
+    }
+}
+
+/// Iterator over the `;`-separated elements of a params text.
+pub(crate) struct ParamSpans<'a> {
+    text: &'a str,
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for ParamSpans<'a> {
+    type Item = Param<'a>;
+
+    fn next(&mut self) -> Option<Param<'a>> {
+        if self.done {
+            return None;
+        }
+        let rest = self.text.get(self.pos..)?;
+        let (elem, next) = match find_unquoted(rest, b';', false) {
+            Some(i) => (rest.get(..i).unwrap_or(""), Some(self.pos + i + 1)),
+            None => (rest, None),
+        };
+        let elem_start = self.pos;
+        match next {
+            Some(n) => self.pos = n,
+            None => self.done = true,
+        }
+        // Empty text has no params at all, not one empty param.
+        if next.is_none() && elem_start == 0 && trim_lws(elem).is_empty() {
+            return None;
+        }
+        let lead = elem.len() - elem.trim_start_matches([' ', '\t']).len();
+        let trimmed = trim_lws(elem);
+        let start = elem_start + lead;
+        let (name, value) = match find_unquoted(trimmed, b'=', false) {
+            Some(i) => (
+                trim_lws(trimmed.get(..i).unwrap_or("")),
+                Some(trim_lws(trimmed.get(i + 1..).unwrap_or(""))),
+            ),
+            None => (trimmed, None),
+        };
+        Some(Param {
+            name,
+            value,
+            start,
+            end: start + trimmed.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_and_without_equals() {
+        let p = Params::new("branch=z9hG4bK1;rport;received=192.0.2.1;LR");
+        assert_eq!(p.get("BRANCH"), Some(Some("z9hG4bK1")));
+        assert_eq!(p.get("rport"), Some(None));
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("maddr"), None);
+        assert_eq!(p.iter().count(), 4);
+        assert!(p.check_header_params());
+    }
+
+    #[test]
+    fn lws_around_separators_and_quoted_values() {
+        let p = Params::new("    tag = 98asjd8 ;  x=\"a;b=c\"  ");
+        assert_eq!(p.get("tag"), Some(Some("98asjd8")));
+        assert_eq!(p.get("x"), Some(Some("\"a;b=c\"")));
+        assert!(p.check_header_params());
+        let spans: Vec<_> = p.spans().collect();
+        assert_eq!(&p.as_str()[spans[0].start..spans[0].end], "tag = 98asjd8");
+    }
+
+    #[test]
+    fn empty_params_are_skipped_but_fail_the_check() {
+        let p = Params::new(";;");
+        assert!(p.is_empty());
+        assert!(!p.check_header_params());
+        assert!(!Params::new("a=").check_header_params());
+        assert!(Params::new("").check_header_params());
+        assert!(Params::new("received=2001:db8::9").check_header_params());
+        assert!(!Params::new("x=\"open").check_header_params());
+    }
+
+    #[test]
+    fn uri_params() {
+        assert!(Params::new("%6C%72;n%61me=v%61lue%25%34%31").check_uri_params());
+        assert!(Params::new("lr;maddr=[2001:db8::1]").check_uri_params());
+        assert!(!Params::new("lr;;x").check_uri_params());
+        assert!(!Params::new(" lr").check_uri_params());
+        assert!(!Params::new("a=%4").check_uri_params());
+    }
+}

@@ -1,0 +1,519 @@
+//! URIs: RFC 3261 §19.1 SIP and SIPS URIs, and every other scheme as an opaque absoluteURI
+//! (§25.1) so that it can be answered with 416 (§8.2.2.1) instead of being dropped as garbage.
+
+use crate::message::params::Params;
+use crate::message::syntax::{hex_value, is_escaped_text, is_unreserved, parse_port};
+use crate::message::{ParseError, ParseErrorKind};
+
+/// A URI as found in a Request-URI, a name-addr or an addr-spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Uri<'a> {
+    /// `sip:` or `sips:` (RFC 3261 §19.1).
+    Sip(SipUri<'a>),
+    /// Any other scheme (`tel:`, `mailto:`, `nobodyKnowsThisScheme:`), kept opaque.
+    Other {
+        /// The scheme as written.
+        scheme: &'a str,
+        /// Everything after the `:`.
+        rest: &'a str,
+    },
+}
+
+/// A SIP or SIPS URI (RFC 3261 §19.1.1), borrowed from the text it was parsed from. Escapes
+/// are kept as written; [`SipUri::aor`] and [`SipUri::equivalent`] apply the §19.1.4 rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    /// `sips:`.
+    pub secure: bool,
+    /// The user part, escapes kept. It may contain `;` and `?` (RFC 4475 §3.1.1.9).
+    pub user: Option<&'a str>,
+    /// The password (deprecated by §19.1.1 but still grammar).
+    pub password: Option<&'a str>,
+    /// The host; an IPv6 reference keeps its brackets (`[2001:db8::1]`).
+    pub host: &'a str,
+    /// The port, when written.
+    pub port: Option<u16>,
+    /// The `uri-parameters`.
+    pub params: Params<'a>,
+    /// The `headers` component after `?`, raw.
+    pub headers: Option<&'a str>,
+}
+
+fn bad_uri(reason: &'static str) -> ParseError {
+    ParseError::new(ParseErrorKind::BadUri, 400, reason)
+}
+
+/// RFC 3261 §25.1 `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`.
+fn is_scheme(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a URI. `sip:`/`sips:` (case-insensitive scheme) must follow RFC 3261 §19.1.1;
+    /// other schemes only need a scheme and printable, unbracketed text.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
+        let Some((scheme, rest)) = s.split_once(':') else {
+            return Err(bad_uri("Bad URI: No Scheme"));
+        };
+        if !is_scheme(scheme) {
+            // Catches `<sip:...>` used where an addr-spec belongs (RFC 4475 §3.1.2.7).
+            return Err(bad_uri("Bad URI Scheme"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            return SipUri::parse(rest, false).map(Uri::Sip);
+        }
+        if scheme.eq_ignore_ascii_case("sips") {
+            return SipUri::parse(rest, true).map(Uri::Sip);
+        }
+        // §25.1 absoluteURI: uric characters, never white space, controls or `<>"`.
+        let opaque_ok = !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b > 0x20 && b < 0x7f && !matches!(b, b'<' | b'>' | b'"'));
+        if !opaque_ok {
+            return Err(bad_uri("Bad URI"));
+        }
+        Ok(Uri::Other { scheme, rest })
+    }
+
+    /// The scheme: `sip`/`sips` in lower case, any other as written.
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+}
+
+/// §25.1 `user` characters besides unreserved and escaped: `user-unreserved`.
+fn is_user_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+/// §25.1 `password` characters besides unreserved and escaped.
+fn is_password_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+/// §25.1 `hnv-unreserved` plus unreserved: the characters of `hname` and `hvalue`.
+fn is_header_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+/// §25.1 `hostname` / `IPv4address` characters. `_` is not in the grammar but is common in
+/// the wild (container host names) and harmless, so it is accepted.
+fn is_host_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+/// Splits `host[:port]` where host may be an RFC 3261 §25.1 `IPv6reference`. Shared with the
+/// Via sent-by (§20.42), which has the same shape.
+pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if s.starts_with('[') {
+        let close = s.find(']')?;
+        let host = s.get(..=close)?;
+        let inner = host.get(1..host.len() - 1)?;
+        let v6_ok = inner.contains(':')
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !v6_ok {
+            return None;
+        }
+        match s.get(close + 1..)? {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if !host.starts_with('[') && (host.is_empty() || !host.bytes().all(is_host_char)) {
+        return None;
+    }
+    match port {
+        None => Some((host, None)),
+        Some(p) => parse_port(p).map(|p| (host, Some(p))),
+    }
+}
+
+impl<'a> SipUri<'a> {
+    /// Parses what follows `sip:`/`sips:` (RFC 3261 §19.1.1 and §25.1 `SIP-URI`).
+    fn parse(rest: &'a str, secure: bool) -> Result<SipUri<'a>, ParseError> {
+        // No white space inside a URI (RFC 4475 §3.1.2.8, §3.1.2.14) and no raw non-ASCII:
+        // anything else must be escaped.
+        if rest.bytes().any(|b| b <= 0x20 || b >= 0x7f) {
+            return Err(bad_uri("Bad SIP URI: Unescaped Characters"));
+        }
+        // At most one `@`: neither host, params nor headers may contain one unescaped, so the
+        // first `@` ends the userinfo even when the user holds `;` or `?` (RFC 4475 §3.1.1.9).
+        let (userinfo, hostpart) = match rest.split_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        if hostpart.contains('@') {
+            return Err(bad_uri("Bad SIP URI: Two @"));
+        }
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let (user, password) = match u.split_once(':') {
+                    Some((user, pw)) => (user, Some(pw)),
+                    None => (u, None),
+                };
+                if user.is_empty() || !is_escaped_text(user, is_user_char) {
+                    return Err(bad_uri("Bad SIP URI User"));
+                }
+                if password.is_some_and(|pw| !is_escaped_text(pw, is_password_char)) {
+                    return Err(bad_uri("Bad SIP URI Password"));
+                }
+                (Some(user), password)
+            }
+        };
+        let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let hostport = hostpart.get(..hp_end).unwrap_or("");
+        let Some((host, port)) = split_hostport(hostport) else {
+            return Err(bad_uri("Bad SIP URI Host"));
+        };
+        let after = hostpart.get(hp_end..).unwrap_or("");
+        let (params_text, headers) = match after.split_once('?') {
+            Some((p, h)) => (p, Some(h)),
+            None => (after, None),
+        };
+        let params = Params::new(params_text.strip_prefix(';').unwrap_or(params_text));
+        if !params.check_uri_params() {
+            return Err(bad_uri("Bad SIP URI Parameter"));
+        }
+        if let Some(h) = headers {
+            let ok = h.split('&').all(|hdr| match hdr.split_once('=') {
+                Some((n, v)) => {
+                    !n.is_empty()
+                        && is_escaped_text(n, is_header_char)
+                        && is_escaped_text(v, is_header_char)
+                }
+                None => false,
+            });
+            if !ok {
+                return Err(bad_uri("Bad SIP URI Headers"));
+            }
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
+    }
+
+    /// RFC 3261 §10.3 step 5 / §19.1.4: the canonical address-of-record `sip:user@host`: scheme
+    /// in lower case (`sips` kept), host in lower case, escapes of unreserved characters in the
+    /// user decoded (other escapes kept, hex upper-cased), the port only when written, and no
+    /// password, parameters or headers.
+    pub fn aor(&self) -> String {
+        let mut s =
+            String::with_capacity(5 + self.user.map_or(0, str::len) + 1 + self.host.len() + 6);
+        s.push_str(if self.secure { "sips:" } else { "sip:" });
+        if let Some(user) = self.user {
+            for unit in Units::new(user) {
+                match unit {
+                    Unit::Plain(b) => s.push(char::from(b)),
+                    Unit::Escaped(b) => {
+                        s.push('%');
+                        s.push(char::from(
+                            HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+                        ));
+                        s.push(char::from(
+                            HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+                        ));
+                    }
+                }
+            }
+            s.push('@');
+        }
+        s.push_str(&self.host.to_ascii_lowercase());
+        if let Some(port) = self.port {
+            s.push(':');
+            s.push_str(&port.to_string());
+        }
+        s
+    }
+
+    /// RFC 3261 §19.1.4 URI comparison: same scheme; userinfo equal case-sensitively; host,
+    /// parameters and headers case-insensitively; escapes of characters outside the `reserved`
+    /// set equal to the characters; a port only equals the same explicit port (no default
+    /// filled in); `user`, `ttl`, `method`, `maddr` and `transport` must be in both or neither, any other
+    /// parameter only has to match when in both; headers must all match.
+    pub fn equivalent(&self, other: &SipUri) -> bool {
+        self.secure == other.secure
+            && opt_eq(self.user, other.user, false)
+            && opt_eq(self.password, other.password, false)
+            && self.host.eq_ignore_ascii_case(other.host)
+            && self.port == other.port
+            && params_match(&self.params, &other.params)
+            && params_match(&other.params, &self.params)
+            && headers_match(self.headers, other.headers)
+    }
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// The URI parameters that must be in both URIs or in neither (§19.1.4: `user`, `ttl`,
+/// `method` and `maddr` in the parameter rules, `transport` as a component with a default
+/// value, which the RFC's `sip:bob@biloxi.com;transport=udp` example confirms).
+const PARAMS_IN_BOTH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
+
+fn params_match(a: &Params<'_>, b: &Params<'_>) -> bool {
+    a.iter().all(|(name, value)| match b.get(name) {
+        Some(other) => opt_eq(value, other, true),
+        None => !PARAMS_IN_BOTH.iter().any(|p| p.eq_ignore_ascii_case(name)),
+    })
+}
+
+fn headers_match(a: Option<&str>, b: Option<&str>) -> bool {
+    fn contained(a: &str, b: &str) -> bool {
+        a.split('&').all(|ha| {
+            let (na, va) = ha.split_once('=').unwrap_or((ha, ""));
+            b.split('&').any(|hb| {
+                let (nb, vb) = hb.split_once('=').unwrap_or((hb, ""));
+                escaped_eq(na, nb, true) && escaped_eq(va, vb, true)
+            })
+        })
+    }
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => contained(a, b) && contained(b, a),
+        _ => false,
+    }
+}
+
+fn opt_eq(a: Option<&str>, b: Option<&str>, ignore_case: bool) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => escaped_eq(a, b, ignore_case),
+        _ => false,
+    }
+}
+
+/// Compares URI components with escapes normalised (§19.1.4), without allocating.
+fn escaped_eq(a: &str, b: &str, ignore_case: bool) -> bool {
+    let fold = |u: Unit| match u {
+        Unit::Plain(c) if ignore_case => Unit::Plain(c.to_ascii_lowercase()),
+        u => u,
+    };
+    Units::new(a).map(fold).eq(Units::new(b).map(fold))
+}
+
+/// One character of a URI component after §19.1.4 normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    /// A character as written, or the decoding of an escaped unreserved character.
+    Plain(u8),
+    /// An escape that must stay one (a reserved or otherwise special octet).
+    Escaped(u8),
+}
+
+/// Walks a URI component yielding [`Unit`]s. A `%` not followed by two hex digits (which
+/// parsing rejects anyway) is taken literally.
+struct Units<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Units<'a> {
+    fn new(s: &'a str) -> Units<'a> {
+        Units {
+            b: s.as_bytes(),
+            i: 0,
+        }
+    }
+}
+
+impl Iterator for Units<'_> {
+    type Item = Unit;
+
+    fn next(&mut self) -> Option<Unit> {
+        let c = *self.b.get(self.i)?;
+        if c == b'%' {
+            let hi = self.b.get(self.i + 1).copied().and_then(hex_value);
+            let lo = self.b.get(self.i + 2).copied().and_then(hex_value);
+            if let (Some(hi), Some(lo)) = (hi, lo) {
+                self.i += 3;
+                let v = hi << 4 | lo;
+                return Some(if is_unreserved(v) {
+                    Unit::Plain(v)
+                } else {
+                    Unit::Escaped(v)
+                });
+            }
+        }
+        self.i += 1;
+        Some(Unit::Plain(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s) {
+            Ok(Uri::Sip(u)) => u,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parts() {
+        let u = sip(
+            "sips:alice:secret@Atlanta.Example.com:5061;transport=tcp;lr?subject=x&priority=urgent",
+        );
+        assert!(u.secure);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("secret"));
+        assert_eq!(u.host, "Atlanta.Example.com");
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.params.get("transport"), Some(Some("tcp")));
+        assert_eq!(u.params.get("lr"), Some(None));
+        assert_eq!(u.headers, Some("subject=x&priority=urgent"));
+        assert_eq!(u.aor(), "sips:alice@atlanta.example.com:5061");
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let u = sip("sip:bob@[2001:db8::1]:5060;maddr=[2001:db8::2]");
+        assert_eq!(u.host, "[2001:db8::1]");
+        assert_eq!(u.port, Some(5060));
+        assert_eq!(u.params.get("maddr"), Some(Some("[2001:db8::2]")));
+        let u = sip("sip:[2001:DB8::1]");
+        assert_eq!(u.port, None);
+        assert_eq!(u.aor(), "sip:[2001:db8::1]");
+        assert!(Uri::parse("sip:[2001:db8::1").is_err());
+        assert!(Uri::parse("sip:[zz]").is_err());
+        assert!(Uri::parse("sip:[::1]x").is_err());
+    }
+
+    #[test]
+    fn user_may_hold_semicolons_and_question_marks() {
+        // RFC 4475 §3.1.1.9 and §3.1.1.2.
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user, Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        assert!(u.params.is_empty());
+        let u = sip("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com");
+        assert_eq!(
+            u.user,
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password,
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
+    }
+
+    #[test]
+    fn other_schemes_are_opaque() {
+        assert_eq!(
+            Uri::parse("nobodyKnowsThisScheme:totallyopaquecontent"),
+            Ok(Uri::Other {
+                scheme: "nobodyKnowsThisScheme",
+                rest: "totallyopaquecontent"
+            })
+        );
+        let u = Uri::parse("soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(u.scheme(), "soap.beep");
+        assert_eq!(Uri::parse("SIP:a@b").unwrap().scheme(), "sip");
+        assert!(Uri::parse("<sip:user@example.com>").is_err());
+        assert!(Uri::parse("tel:").is_err());
+        assert!(Uri::parse("no-colon").is_err());
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in [
+            "sip:",
+            "sip:@host",
+            "sip:a@b@c",
+            "sip:user@host:99999",
+            "sip:user@host:",
+            "sip:user@ho st",
+            "sip:user@example.com; lr",
+            "sip:user@host;;lr",
+            "sip:user@host?Route",
+            "sip:us%4@host",
+            "sip:user@host;a=<b>",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn aor_decodes_unreserved_escapes_only() {
+        assert_eq!(
+            sip("sip:%75se%72@Example.COM").aor(),
+            "sip:user@example.com"
+        );
+        assert_eq!(
+            sip("sip:null-%00-null@example.com").aor(),
+            "sip:null-%00-null@example.com"
+        );
+        assert_eq!(sip("sip:a%3bb@x;transport=udp").aor(), "sip:a%3Bb@x");
+        assert_eq!(sip("sip:example.com").aor(), "sip:example.com");
+        assert_eq!(sip("SIPS:u:pw@h:5061?x=y").aor(), "sips:u@h:5061");
+    }
+
+    #[test]
+    fn equivalence_follows_19_1_4() {
+        let eq = |a: &str, b: &str| sip(a).equivalent(&sip(b));
+        // The RFC's own examples of equivalent URIs.
+        assert!(eq(
+            "sip:%61lice@atlanta.com;transport=TCP",
+            "sip:alice@AtLanTa.CoM;Transport=tcp"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:carol@chicago.com;security=on",
+            "sip:carol@chicago.com;newparam=5"
+        ));
+        assert!(eq(
+            "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+            "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"
+        ));
+        assert!(eq(
+            "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+            "sip:alice@atlanta.com?priority=urgent&subject=project%20x"
+        ));
+        // And the non-equivalent ones.
+        assert!(!eq(
+            "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+            "sip:alice@AtLanTa.CoM;Transport=UDP"
+        ));
+        assert!(!eq("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"));
+        assert!(!eq(
+            "sip:bob@biloxi.com",
+            "sip:bob@biloxi.com;transport=udp"
+        ));
+        assert!(!eq(
+            "sip:bob@biloxi.com:6000;transport=tcp",
+            "sip:bob@biloxi.com"
+        ));
+        assert!(!eq(
+            "sip:carol@chicago.com",
+            "sip:carol@chicago.com?Subject=next%20meeting"
+        ));
+        assert!(!eq("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"));
+        assert!(!eq("sip:a@h;maddr=x", "sip:a@h"));
+        assert!(!eq("sips:a@h", "sip:a@h"));
+        assert!(!eq("sip:a%3bb@h", "sip:a;b@h"));
+    }
+}
