@@ -96,8 +96,9 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
             Ok(outcome) => {
                 let verdict = if outcome.passed() { "pass" } else { "FAIL" };
                 println!(
-                    "{verdict}  {}  ({} messages, {} s sim)",
+                    "{verdict}  {}  {}  ({} messages, {} s sim)",
                     file.display(),
+                    outcome.name,
                     outcome.messages,
                     ladder::seconds(outcome.sim_time)
                 );

@@ -48,6 +48,9 @@ pub mod registrar;
 pub mod time;
 pub mod transaction;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::net::SocketAddr;
 

@@ -90,7 +90,7 @@ impl Outcome {
             format!("step {}", f.step)
         };
         Some(format!(
-            "{}:{}: {step} failed\n\nladder up to the failure:\n{}\n{}\nseed {} — replay with: {}\n",
+            "{}:{}: {step} failed\n\nladder up to the failure:\n{}\n{}\n\nseed {} — replay with: {}\n",
             self.file,
             f.line,
             ladder::ladder(&self.lines),

@@ -1,0 +1,6 @@
+//! Protocol tests through the public contract: literal SIP text in, bytes and events out,
+//! time moved by hand. One behaviour per test, named for it.
+
+mod registrar;
+mod transactions;
+mod util;
