@@ -3,8 +3,10 @@
 //! outcome the RFC asks for (the table in the README next to the RFC's archive):
 //!
 //! - §3.1.1 (valid): parse and validate, plus checks that the tricky part was understood;
-//! - §3.1.2 (invalid): fail with the RFC's status, at parse time when the framing or start line
-//!   is broken (the datagram is dropped) or at validate time when it can still be answered;
+//! - §3.1.2 (invalid): fail with the RFC's status at validate time whenever the header section
+//!   is readable, so that the element can answer (a datagram framing or Request-Line defect is
+//!   recorded by the parser and reported by `validate`); only a response whose Status-Line is
+//!   broken fails to parse, and is dropped;
 //! - §3.2-§3.4 (transaction, application, compatibility): parse, and what the registrar or
 //!   proxy needs to answer them (416, 420, 483...) is reachable through the API.
 
@@ -268,6 +270,43 @@ fn noreason(m: &Message) {
     assert_eq!(m.reason(), Some(""));
 }
 
+// §3.1.2.2: the datagram ends 9999 - 150 octets early; the body is what there is.
+fn clerr(m: &Message) {
+    assert_eq!(m.content_length(), Some(9999));
+    assert!(m.body().starts_with(b"v=0\r\n"));
+    assert!(read("clerr").ends_with(m.body()));
+    assert_eq!(m.call_id(), Some("clerr.0ha0isndaksdjweiafasdk3"));
+}
+
+// §3.1.2.3: `-999` is no length ("the result must not be used as a counter or array index").
+fn ncl(m: &Message) {
+    assert_eq!(m.content_length(), None);
+    assert!(read("ncl").ends_with(m.body()));
+    assert!(m.top_via().is_some());
+}
+
+// §3.1.2.8: what lies between the method and the version, embedded LWS included.
+fn lwsruri(m: &Message) {
+    assert_eq!(m.method(), Some(&Method::Invite));
+    assert_eq!(m.request_uri(), Some("sip:user@example.com; lr"));
+    assert_eq!(m.version(), "SIP/2.0");
+}
+
+// §3.1.2.9: the runs of SP are skipped.
+fn lwsstart(m: &Message) {
+    assert_eq!(m.method(), Some(&Method::Invite));
+    assert_eq!(m.request_uri(), Some("sip:user@example.com"));
+    assert_eq!(m.version(), "SIP/2.0");
+    assert_eq!(m.body().len(), 150);
+}
+
+// §3.1.2.10: the version without the trailing SP.
+fn trws(m: &Message) {
+    assert_eq!(m.method(), Some(&Method::Options));
+    assert_eq!(m.request_uri(), Some("sip:remote-target@example.com"));
+    assert_eq!(m.version(), "SIP/2.0");
+}
+
 // §3.2.1: a branch that is only the magic cookie: the transaction layer's call.
 fn badbranch(m: &Message) {
     assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK"));
@@ -414,15 +453,17 @@ fn inv2543(m: &Message) {
 #[case::noreason("noreason", Valid, noreason)]
 // §3.1.2: invalid messages.
 #[case::badinv01("badinv01", Invalid(400, "Bad Via"), none)]
-#[case::clerr("clerr", Unparsable(ParseErrorKind::Truncated), none)]
-#[case::ncl("ncl", Unparsable(ParseErrorKind::BadContentLength), none)]
+// RFC 3261 §18.3: on a datagram a framing error leaves the request answerable with 400.
+#[case::clerr("clerr", Invalid(400, "Content-Length Larger Than Message"), clerr)]
+#[case::ncl("ncl", Invalid(400, "Bad Content-Length"), ncl)]
 #[case::scalar02("scalar02", Invalid(400, "Bad CSeq"), none)]
 #[case::scalarlg("scalarlg", Invalid(400, "Bad CSeq"), none)]
 #[case::quotbal("quotbal", Invalid(400, "Bad To"), none)]
 #[case::ltgtruri("ltgtruri", Invalid(400, "Bad Request-URI"), none)]
-#[case::lwsruri("lwsruri", Unparsable(ParseErrorKind::BadStartLine), none)]
-#[case::lwsstart("lwsstart", Unparsable(ParseErrorKind::BadStartLine), none)]
-#[case::trws("trws", Unparsable(ParseErrorKind::BadStartLine), none)]
+// The Request-Line is read leniently so that these are answered with 400, never forwarded.
+#[case::lwsruri("lwsruri", Invalid(400, "LWS In Request-URI"), lwsruri)]
+#[case::lwsstart("lwsstart", Invalid(400, "Bad Request-Line"), lwsstart)]
+#[case::trws("trws", Invalid(400, "Bad Request-Line"), trws)]
 // The RFC allows rejecting or ignoring the escaped headers; a proxy would otherwise have to
 // strip them before forwarding, so they are rejected.
 #[case::escruri("escruri", Invalid(400, "Headers In Request-URI"), none)]
@@ -482,6 +523,39 @@ fn rfc4475(#[case] file: &str, #[case] outcome: Outcome, #[case] check: Check) {
 fn unclassified_test_dat_fails_cleanly() {
     let e = Message::parse(&read("test"), &Default::default()).unwrap_err();
     assert_eq!(e.kind, ParseErrorKind::BadStartLine);
+}
+
+/// Over a stream (RFC 3261 §18.3: "The Content-Length header field MUST be used with stream
+/// oriented transports") the framing defects that a datagram survives are fatal or mean "wait":
+/// RFC 4475 §3.1.2.2 clerr waits for more data, §3.1.2.3 ncl and §3.3.9 mcl01 cannot be
+/// framed ("the connection should be closed"), and §3.4.1 inv2543 has no Content-Length.
+#[rstest]
+#[case::clerr("clerr", ParseErrorKind::Truncated)]
+#[case::ncl("ncl", ParseErrorKind::BadContentLength)]
+#[case::mcl01("mcl01", ParseErrorKind::BadContentLength)]
+#[case::inv2543("inv2543", ParseErrorKind::BadContentLength)]
+fn stream_framing_is_strict(#[case] file: &str, #[case] kind: ParseErrorKind) {
+    let e = Message::parse_stream(&read(file), &Default::default()).unwrap_err();
+    assert_eq!(e.kind, kind, "{file}");
+}
+
+/// dblreq over a stream: Content-Length 0 ends the REGISTER, and the octets after it are the
+/// next message (after a CRLF, skipped as §7.5 allows), framed by its own Content-Length.
+#[test]
+fn stream_takes_one_message_at_a_time() {
+    let bytes = read("dblreq");
+    let (m, used) = Message::parse_stream(&bytes, &Default::default()).unwrap();
+    assert_eq!(m.method(), Some(&Method::Register));
+    assert_eq!(used, bytes.len() - 450);
+    let rest = &bytes[used..];
+    assert!(rest.starts_with(b"\r\nINVITE sip:joe@example.com SIP/2.0\r\n"));
+    let (invite, used) = Message::parse_stream(rest, &Default::default()).unwrap();
+    assert_eq!(invite.method(), Some(&Method::Invite));
+    assert_eq!(invite.body().len(), 150);
+    assert!(used <= rest.len());
+    // The same message cut short: wait for the rest.
+    let e = Message::parse_stream(&rest[..used - 1], &Default::default()).unwrap_err();
+    assert_eq!(e.kind, ParseErrorKind::Truncated);
 }
 
 /// Every file of the archive has a case above (or is `test.dat`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
 use crate::config::Config;
 use crate::ids::Ids;
-use crate::message::{build, HeaderName, Message, Method, ParseError};
+use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind};
 use crate::registrar::{Authentication, Authorize, Flow, Identity, Registrar, Reply};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
@@ -357,6 +357,17 @@ impl Proxy {
     fn reject(&mut self, msg: &Message, d: &Datagram<'_>, e: ParseError) {
         if msg.top_via().is_none() || msg.method() == Some(&Method::Ack) {
             return self.drop_datagram(d.remote, format!("invalid, cannot answer: {}", e.reason));
+        }
+        // RFC 4475 §3.1.2.18: for an unknown method whose CSeq names another, "Any element
+        // receiving this [request] should respond with a 501 Not Implemented. A 400 Bad
+        // Request is also acceptable, but choosing a 501 (particularly at proxies) has
+        // better future-proof characteristics." It matches RFC 3261 §8.2, which inspects the
+        // method (§8.2.1) before the header fields. A known method keeps the 400 of RFC 4475
+        // §3.1.2.17, so that it does not change once the proxy core handles that method.
+        if e.kind == ParseErrorKind::MethodMismatch
+            && matches!(msg.method(), Some(Method::Extension(_)))
+        {
+            return self.send_stateless(msg, d, Reply::new(501).header("Allow", ALLOW));
         }
         let mut reply = Reply::with_reason(e.status, e.reason);
         if e.status == 505 {

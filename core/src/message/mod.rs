@@ -7,10 +7,22 @@
 //! accessor asks: [`Message::values`] splits comma lists lazily, and the typed views
 //! ([`Via`], [`NameAddr`], [`CSeq`], [`Uri`]) borrow from the message.
 //!
+//! [`Message::parse_stream`] does the same for the next message of a byte stream. The two
+//! framings differ as RFC 3261 §18.3 says they must. A datagram bounds its message, so a
+//! Content-Length that is missing, unreadable or larger than the datagram loses nothing: the
+//! rest of the datagram is the body and, where that is an error, the request is still
+//! answerable with 400 (RFC 4475 §3.1.2.2, §3.1.2.3). On a stream Content-Length is the only
+//! boundary, so it is required and must be readable; otherwise parsing fails and the
+//! connection cannot be resynchronised.
+//!
 //! Parsing only checks what framing needs; [`Message::validate`] then applies the RFC 3261
 //! §8.1.1/§8.2 rules (mandatory headers, single-valued headers, scalar ranges, address and Via
 //! syntax, version), so that a syntactically broken request can still be answered with the
-//! right status. `tests/torture.rs` runs every RFC 4475 message through both.
+//! right status. Defects the parser reads past (a Request-Line with extra white space, a
+//! Content-Length that does not frame the datagram) are recorded and reported by `validate`
+//! too: parsing fails only when there is no header section to answer from.
+//! `tests/torture.rs` runs every RFC 4475 message through both, and `tests/torture_core.rs`
+//! through the element.
 
 pub mod build;
 mod header;
@@ -69,9 +81,11 @@ pub enum ParseErrorKind {
     BadStartLine,
     /// A header line without a colon, with a non-token name, or a stray continuation line.
     BadHeader,
-    /// Content-Length is not `1*DIGIT` (RFC 4475 §3.1.2.3).
+    /// Content-Length is not `1*DIGIT` (RFC 4475 §3.1.2.3); on a stream also a missing or
+    /// conflicting one, which leaves the stream unframed.
     BadContentLength,
-    /// Fewer bytes than the start line or Content-Length need (RFC 4475 §3.1.2.2).
+    /// Fewer bytes than the start line or Content-Length need (RFC 4475 §3.1.2.2). From
+    /// [`Message::parse_stream`] it means "wait for more bytes".
     Truncated,
     /// A mandatory header (§8.1.1) is missing.
     MissingHeader,
@@ -79,6 +93,10 @@ pub enum ParseErrorKind {
     DuplicateHeader,
     /// A header value does not follow its grammar or range.
     BadValue,
+    /// The CSeq method is not the request's (§8.1.1.5 "MUST match"; RFC 4475 §3.1.2.17-18).
+    /// Kept apart from [`ParseErrorKind::BadValue`] because an element that does not know the
+    /// method answers 501 rather than 400 (RFC 4475 §3.1.2.18).
+    MethodMismatch,
     /// A SIP-Version other than SIP/2.0: 505 (RFC 3261 §21.5.6).
     BadVersion,
     /// A malformed Request-URI.
@@ -146,6 +164,11 @@ pub struct Message {
     start: StartLine,
     headers: Vec<Header>,
     body: Range<usize>,
+    /// A Request-Line that was readable but not well formed (RFC 4475 §3.1.2.8-10), kept for
+    /// [`Message::validate`] to report: the parser reads past it so that it can be answered.
+    start_defect: Option<ParseError>,
+    /// A Content-Length that did not frame the datagram (RFC 4475 §3.1.2.2-3), likewise.
+    framing_defect: Option<ParseError>,
 }
 
 impl fmt::Debug for Message {
@@ -267,7 +290,8 @@ impl Message {
         self.values(name).count()
     }
 
-    /// The body: exactly Content-Length octets, or the rest of the datagram without one.
+    /// The body: exactly Content-Length octets, or the rest of the datagram when there is no
+    /// Content-Length or it did not frame the datagram (then [`Message::validate`] fails).
     pub fn body(&self) -> &[u8] {
         self.bytes.get(self.body.clone()).unwrap_or(&[])
     }
@@ -331,7 +355,7 @@ impl Message {
             .map(Contacts::List)
     }
 
-    /// Content-Length (§20.14), when present.
+    /// Content-Length (§20.14), when present and a number.
     pub fn content_length(&self) -> Option<usize> {
         self.value(&HeaderName::ContentLength)
             .and_then(|v| syntax::parse_usize(v.as_bytes()))

@@ -289,18 +289,6 @@ fn framing() {
     let e = parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nSubject: \xff\r\n\r\n");
     assert_eq!((e.kind, e.status), (ParseErrorKind::NotUtf8, 400));
     assert_eq!(
-        parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nl: 10\r\n\r\nshort").kind,
-        ParseErrorKind::Truncated
-    );
-    assert_eq!(
-        parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").kind,
-        ParseErrorKind::BadContentLength
-    );
-    assert_eq!(
-        parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1 2\r\n\r\n").kind,
-        ParseErrorKind::BadContentLength
-    );
-    assert_eq!(
         parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nNoColon\r\n\r\n").kind,
         ParseErrorKind::BadHeader
     );
@@ -330,6 +318,119 @@ fn framing() {
     );
 }
 
+/// §18.3 on a datagram: a Content-Length that does not frame the message keeps the rest of
+/// the datagram as the body, and `validate` reports it (after the start line and URI checks).
+#[test]
+fn datagram_framing_defects_are_answerable() {
+    let defect = |text: &str| {
+        let m = parse(&format!("{}{text}", valid_base()));
+        (m.body().to_vec(), m.validate().unwrap_err())
+    };
+    let (body, e) = defect("l: 10\r\n\r\nshort");
+    assert_eq!(body, b"short");
+    assert_eq!(
+        (e.kind, e.status, e.reason),
+        (
+            ParseErrorKind::Truncated,
+            400,
+            "Content-Length Larger Than Message"
+        )
+    );
+    for bad in [
+        "l: -1",
+        "l: 1 2",
+        "Content-Length: five",
+        "l: 99999999999999999999999",
+    ] {
+        let (body, e) = defect(&format!("{bad}\r\n\r\nabc"));
+        assert_eq!(body, b"abc", "{bad}");
+        assert_eq!(
+            (e.kind, e.status, e.reason),
+            (ParseErrorKind::BadContentLength, 400, "Bad Content-Length"),
+            "{bad}"
+        );
+    }
+    // An unreadable value is reported even when a readable one disagrees with it.
+    let (_, e) = defect("l: 3\r\nContent-Length: x\r\n\r\nabc");
+    assert_eq!(e.kind, ParseErrorKind::BadContentLength);
+    // A broken Request-URI is reported first; a missing header after the framing defect.
+    let m = parse("OPTIONS <sip:a@b> SIP/2.0\r\nl: 9\r\n\r\n");
+    assert_eq!(m.validate().unwrap_err().reason, "Bad Request-URI");
+    let m = parse("OPTIONS sip:a@b SIP/2.0\r\nl: 9\r\n\r\n");
+    assert_eq!(m.validate().unwrap_err().kind, ParseErrorKind::Truncated);
+}
+
+/// §18.3 on a stream: Content-Length is the only boundary.
+#[test]
+fn stream_framing() {
+    let limits = Limits::default();
+    let msg = format!("{}l: 2\r\n\r\nok", valid_base());
+    // Two messages and keep-alive CRLFs in one buffer: one at a time.
+    let buf = format!("\r\n\r\n{msg}{msg}\r\n");
+    let (m, used) = Message::parse_stream(buf.as_bytes(), &limits).unwrap();
+    assert_eq!(used, 4 + msg.len());
+    assert_eq!(m.body(), b"ok");
+    assert_eq!(m.validate(), Ok(()));
+    let rest = &buf.as_bytes()[used..];
+    let (m, used) = Message::parse_stream(rest, &limits).unwrap();
+    assert_eq!((m.body(), used), (&b"ok"[..], msg.len()));
+    assert_eq!(
+        Message::parse_stream(&rest[used..], &limits)
+            .unwrap_err()
+            .kind,
+        ParseErrorKind::Empty
+    );
+    // Every prefix of a message is "wait for more", never a message or another error.
+    for cut in 0..msg.len() {
+        let e = Message::parse_stream(&msg.as_bytes()[..cut], &limits).unwrap_err();
+        let wanted = if cut == 0 {
+            ParseErrorKind::Empty
+        } else {
+            ParseErrorKind::Truncated
+        };
+        assert_eq!(e.kind, wanted, "cut at {cut}");
+    }
+    // Unframeable: the stream cannot be resynchronised.
+    for (extra, reason) in [
+        ("", "Missing Content-Length"),
+        ("l: -1\r\n", "Bad Content-Length"),
+        ("l: 1\r\nl: 2\r\n", "Conflicting Content-Length"),
+    ] {
+        let text = format!("{}{extra}\r\nab", valid_base());
+        let e = Message::parse_stream(text.as_bytes(), &limits).unwrap_err();
+        assert_eq!(
+            (e.kind, e.reason),
+            (ParseErrorKind::BadContentLength, reason),
+            "{extra}"
+        );
+    }
+    // The limit bounds the message, not the buffer.
+    let small = Limits {
+        message_bytes_max: msg.len(),
+        headers_max: 256,
+    };
+    let two = format!("{msg}{msg}");
+    assert!(Message::parse_stream(two.as_bytes(), &small).is_ok());
+    let tiny = Limits {
+        message_bytes_max: msg.len() - 1,
+        headers_max: 256,
+    };
+    let e = Message::parse_stream(two.as_bytes(), &tiny).unwrap_err();
+    assert_eq!((e.kind, e.status), (ParseErrorKind::TooLarge, 513));
+    let big_body = format!("{}l: 100000\r\n\r\n", valid_base());
+    assert_eq!(
+        Message::parse_stream(big_body.as_bytes(), &limits)
+            .unwrap_err()
+            .kind,
+        ParseErrorKind::TooLarge
+    );
+    // Request-Line defects do not touch framing: the message parses and validate says 400.
+    let lws = msg.replacen("OPTIONS ", "OPTIONS  ", 1);
+    let (m, used) = Message::parse_stream(lws.as_bytes(), &limits).unwrap();
+    assert_eq!(used, lws.len());
+    assert_eq!(m.validate().unwrap_err().reason, "Bad Request-Line");
+}
+
 #[test]
 fn limits() {
     let small = Limits {
@@ -356,16 +457,15 @@ fn limits() {
 }
 
 #[test]
-fn request_line_is_strict() {
+fn request_line_is_read_leniently_and_validated_strictly() {
+    // Not recognisably a SIP request: nothing to answer.
     for bad in [
-        "INVITE  sip:a@b SIP/2.0\r\n\r\n",
-        "INVITE sip:a@b  SIP/2.0\r\n\r\n",
-        "INVITE sip:a@b SIP/2.0 \r\n\r\n",
-        "INVITE sip:a@b; lr SIP/2.0\r\n\r\n",
         "INVITE sip:a@b\r\n\r\n",
+        "INVITE  SIP/2.0\r\n\r\n",
         "INVITE sip:a@b HTTP/1.1\r\n\r\n",
+        "INVITE sip:a@b SIP/2.0 x\r\n\r\n",
         "IN<VITE sip:a@b SIP/2.0\r\n\r\n",
-        "INVITE\tsip:a@b SIP/2.0\r\n\r\n",
+        " \r\n\r\n",
     ] {
         assert_eq!(
             parse_err(bad.as_bytes()).kind,
@@ -373,6 +473,34 @@ fn request_line_is_strict() {
             "{bad}"
         );
     }
+    // Readable but malformed (RFC 4475 §3.1.2.8-10): parsed, then refused by validate.
+    for (bad, uri, reason) in [
+        ("INVITE  sip:a@b SIP/2.0", "sip:a@b", "Bad Request-Line"),
+        ("INVITE sip:a@b  SIP/2.0", "sip:a@b", "Bad Request-Line"),
+        ("INVITE sip:a@b SIP/2.0 ", "sip:a@b", "Bad Request-Line"),
+        (" INVITE sip:a@b SIP/2.0", "sip:a@b", "Bad Request-Line"),
+        ("INVITE\tsip:a@b SIP/2.0", "sip:a@b", "Bad Request-Line"),
+        (
+            "INVITE sip:a@b; lr SIP/2.0",
+            "sip:a@b; lr",
+            "LWS In Request-URI",
+        ),
+        (
+            "INVITE  sip:a@b;\t lr  SIP/3.0 ",
+            "sip:a@b;\t lr",
+            "LWS In Request-URI",
+        ),
+    ] {
+        let m = parse(&valid_base().replacen("OPTIONS sip:a@example.com SIP/2.0", bad, 1));
+        assert_eq!(m.method(), Some(&Method::Invite), "{bad}");
+        assert_eq!(m.request_uri(), Some(uri), "{bad}");
+        let e = m.validate().unwrap_err();
+        assert_eq!((e.status, e.reason), (400, reason), "{bad}");
+    }
+    assert_eq!(
+        parse(&valid_base().replacen(" SIP/2.0", " SIP/2.0  ", 1)).version(),
+        "SIP/2.0"
+    );
     // Unknown methods and versions parse; validate answers the version with 505.
     let m = parse("FOO sip:a@b SIP/3.0\r\n\r\n");
     assert_eq!(m.method(), Some(&Method::Extension("FOO".into())));
@@ -447,6 +575,12 @@ mod no_panic {
     /// Calls everything a caller could call; only panics matter.
     fn exercise(bytes: &[u8]) {
         let limits = Limits::default();
+        if let Ok((m, used)) = Message::parse_stream(bytes, &limits) {
+            // What a stream frames, a datagram of exactly those bytes frames the same way.
+            let d = Message::parse(&bytes[..used], &limits).unwrap();
+            assert_eq!(d.as_bytes(), m.as_bytes());
+            assert_eq!(d.validate(), m.validate());
+        }
         let Ok(m) = Message::parse(bytes, &limits) else {
             return;
         };

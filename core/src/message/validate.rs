@@ -57,27 +57,41 @@ impl Message {
     /// Semantic checks done after framing, for requests and responses; returns the first
     /// problem found, with the status to answer:
     ///
-    /// 1. SIP-Version is SIP/2.0, else 505 (§21.5.6; RFC 4475 §3.1.2.16 badvers).
-    /// 2. The Request-URI is a URI (§25.1), not `<sip:...>` (RFC 4475 §3.1.2.7 ltgtruri), and a
+    /// 1. The Request-Line is exactly `Method SP Request-URI SP SIP-Version` (§7.1). The
+    ///    parser reads past extra SP (RFC 4475 §3.1.2.9 lwsstart, §3.1.2.10 trws) and white
+    ///    space inside the Request-URI (§3.1.2.8 lwsruri: "should respond with a 400") so
+    ///    that they are answered here: "Bad Request-Line", "LWS In Request-URI".
+    /// 2. SIP-Version is SIP/2.0, else 505 (§21.5.6; RFC 4475 §3.1.2.16 badvers).
+    /// 3. The Request-URI is a URI (§25.1), not `<sip:...>` (RFC 4475 §3.1.2.7 ltgtruri), and a
     ///    SIP Request-URI has no `?headers` (§19.1.1 table: not allowed in a Request-URI;
     ///    RFC 4475 §3.1.2.11 escruri lets us reject rather than strip them on forwarding).
-    /// 3. To, From, Call-ID, CSeq and Via are present (§8.1.1; RFC 4475 §3.3.1 insuf).
-    /// 4. Single-valued headers appear once (§7.3.1; RFC 4475 multi01, mcl01).
-    /// 5. CSeq is `1*DIGIT LWS Method` with a number up to 2^32-1 (§8.1.1.5 bounds generating
+    /// 4. Content-Length framed the datagram. §18.3: "If the transport packet ends before the
+    ///    end of the message body, this is considered an error" (RFC 4475 §3.1.2.2 clerr:
+    ///    "Content-Length Larger Than Message"); so is a value that is not `1*DIGIT`
+    ///    (§3.1.2.3 ncl: "Bad Content-Length"). Several that disagree are step 6's "Duplicate
+    ///    Content-Length" (§3.3.9 mcl01).
+    /// 5. To, From, Call-ID, CSeq and Via are present (§8.1.1; RFC 4475 §3.3.1 insuf).
+    /// 6. Single-valued headers appear once (§7.3.1; RFC 4475 multi01, mcl01).
+    /// 7. CSeq is `1*DIGIT LWS Method` with a number up to 2^32-1 (§8.1.1.5 bounds generating
     ///    at 2^31-1; RFC 4475 §3.1.2.4/§3.1.2.5 scalar02/scalarlg) and, in a request, names
-    ///    the request's method (§8.1.1.5 "MUST match"; RFC 4475 §3.1.2.17-18 mismatch01/02).
-    /// 6. Call-ID is `word ["@" word]`; Max-Forwards is 0..=255 (§20.22); Expires is
+    ///    the request's method (§8.1.1.5 "MUST match"; RFC 4475 §3.1.2.17-18 mismatch01/02;
+    ///    [`ParseErrorKind::MethodMismatch`]).
+    /// 8. Call-ID is `word ["@" word]`; Max-Forwards is 0..=255 (§20.22); Expires is
     ///    delta-seconds up to 2^32-1 (§20.19).
-    /// 7. Every Via value parses, with well-formed params and no empty list element (§20.42;
+    /// 9. Every Via value parses, with well-formed params and no empty list element (§20.42;
     ///    RFC 4475 §3.1.2.1 badinv01).
-    /// 8. From, To, each Contact (unless `*`), Route and Record-Route are a name-addr or
-    ///    addr-spec with well-formed params and URI (§20.10, §20.20, §20.39; RFC 4475 quotbal,
-    ///    badaspec, baddn, regbadct, badinv01). Steps 7 and 8 go in wire order.
+    /// 10. From, To, each Contact (unless `*`), Route and Record-Route are a name-addr or
+    ///     addr-spec with well-formed params and URI (§20.10, §20.20, §20.39; RFC 4475
+    ///     quotbal, badaspec, baddn, regbadct, badinv01). Steps 9 and 10 go in wire order.
     ///
     /// The Date header is not checked (RFC 4475 §3.1.2.12 baddate: an element that does not
     /// use Date may ignore it), nor are the scalars the core does not read (Retry-After,
     /// Warning in scalarlg).
     pub fn validate(&self) -> Result<(), ParseError> {
+        // A broken Request-Line comes first: the version read from it may not be one.
+        if let Some(e) = self.start_defect {
+            return Err(e);
+        }
         if !self.version().eq_ignore_ascii_case("SIP/2.0") {
             return Err(ParseError::new(
                 ParseErrorKind::BadVersion,
@@ -94,6 +108,9 @@ impl Message {
                 }
                 Ok(_) => {}
             }
+        }
+        if let Some(e) = self.framing_defect {
+            return Err(e);
         }
         // One pass counts the lines of every name checked here.
         let mut lines = [0usize; SINGLE.len()];
@@ -129,7 +146,7 @@ impl Message {
         let cseq = self.value(&HeaderName::CSeq).map(CSeq::parse).transpose()?;
         if let (Some(cseq), Some(method)) = (cseq, method) {
             if cseq.method != method.as_str() {
-                return Err(bad(ParseErrorKind::BadValue, "CSeq Method Mismatch"));
+                return Err(bad(ParseErrorKind::MethodMismatch, "CSeq Method Mismatch"));
             }
         }
         if !self.call_id().is_some_and(is_call_id) {

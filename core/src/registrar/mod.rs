@@ -7,7 +7,7 @@ pub mod location;
 use std::net::SocketAddr;
 
 use crate::config::RegistrarConfig;
-use crate::message::{Contacts, HeaderName, Message, NameAddr, Uri};
+use crate::message::{Contacts, HeaderName, Message, NameAddr, SipUri, Uri};
 use crate::time::Instant;
 use crate::Event;
 
@@ -78,6 +78,21 @@ impl Identity {
     /// Whether `host` is one of the served domains.
     pub fn serves(&self, host: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether binding `contact` to `aor` would send every request for the AOR straight back
+    /// here: the Contact is the AOR itself, or names this element by one of its own names
+    /// or addresses. A Contact for another AOR of a served domain is call forwarding, and one
+    /// carrying escaped headers (RFC 4475 §3.3.14: `?Route=...`) is routed elsewhere first;
+    /// both are accepted.
+    pub fn loops_back(&self, contact: &SipUri<'_>, aor: &str) -> bool {
+        if contact.headers.is_some() {
+            return false;
+        }
+        if contact.aor() == aor {
+            return true;
+        }
+        !self.serves(contact.host) && self.is_self(contact.host, contact.port)
     }
 
     /// Whether `host[:port]` designates this element (a served domain, one of its names or
@@ -255,7 +270,7 @@ impl Registrar {
             Contacts::List(list) => {
                 let mut changes = Vec::with_capacity(list.len());
                 for c in &list {
-                    match self.contact_change(c, header_expires) {
+                    match self.contact_change(c, &aor, header_expires) {
                         Ok(ch) => changes.push(ch),
                         Err(r) => return r,
                     }
@@ -340,6 +355,7 @@ impl Registrar {
     fn contact_change(
         &self,
         c: &NameAddr<'_>,
+        aor: &str,
         header_expires: Option<u32>,
     ) -> Result<ContactChange, Reply> {
         let uri = match Uri::parse(c.uri) {
@@ -347,7 +363,7 @@ impl Registrar {
             Err(e) => return Err(Reply::with_reason(400, e.reason)),
         };
         if let Uri::Sip(sip) = &uri {
-            if self.identity.is_self(sip.host, sip.port) {
+            if self.identity.loops_back(sip, aor) {
                 return Err(Reply::with_reason(403, "Contact Points At This Registrar"));
             }
         }
