@@ -28,6 +28,38 @@ pub struct Config {
     pub timers: Timers,
     /// Message and state limits.
     pub limits: CoreLimits,
+    /// Proxy behaviour (RFC 3261 §16).
+    pub proxy: ProxyConfig,
+    /// Static name → address table, standing in for DNS (RFC 3263 comes later): host names
+    /// of next hops and contacts, and domains routed to their proxy.
+    pub hosts: Vec<(String, SocketAddr)>,
+}
+
+/// Proxy behaviour (RFC 3261 §16).
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Proxy requests that are not for the element itself; off: answer them 405.
+    pub enabled: bool,
+    /// Add Record-Route to dialog-creating requests (§16.6 step 4).
+    pub record_route: bool,
+    /// Challenge initial INVITEs with 407 (§22.3), as Proxy 1 does in RFC 3665 §3.2.
+    pub authenticate_invite: bool,
+    /// Timer C (§16.8): more than 3 minutes.
+    pub timer_c: Duration,
+    /// Branches one request may fork to.
+    pub branches_max: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            enabled: true,
+            record_route: true,
+            authenticate_invite: false,
+            timer_c: Duration::from_secs(185),
+            branches_max: 16,
+        }
+    }
 }
 
 impl Config {
@@ -42,6 +74,8 @@ impl Config {
             registrar: RegistrarConfig::default(),
             timers: Timers::default(),
             limits: CoreLimits::default(),
+            proxy: ProxyConfig::default(),
+            hosts: Vec::new(),
         }
     }
 }

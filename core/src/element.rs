@@ -8,37 +8,91 @@ use std::time::Duration;
 use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
 use crate::config::Config;
 use crate::ids::Ids;
-use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind};
+use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind, Uri};
+use crate::proxy::{ContextId, Locator, ResponseContext};
 use crate::registrar::{Authentication, Authorize, Flow, Identity, Registrar, Reply};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
-use crate::transaction::{NonInviteServer, TxKey};
+use crate::transaction::{
+    Effect, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
+};
 use crate::{Datagram, Event, Input, InputKind, Output, Transmit, Transport};
+
+/// The two server machines behind one table.
+#[derive(Debug)]
+pub(crate) enum ServerMachine {
+    NonInvite(NonInviteServer),
+    Invite(InviteServer),
+}
 
 /// A server transaction with where its responses go.
 #[derive(Debug)]
-struct ServerTx {
-    state: NonInviteServer,
-    local: SocketAddr,
-    target: SocketAddr,
-    transport: Transport,
+pub(crate) struct ServerTx {
+    pub(crate) machine: ServerMachine,
+    pub(crate) local: SocketAddr,
+    /// The request's source address (for `received`/`rport` in responses built here).
+    pub(crate) remote: SocketAddr,
+    /// Where responses go (§18.2.2).
+    pub(crate) target: SocketAddr,
+    pub(crate) transport: Transport,
+    /// The response context when the request was proxied.
+    pub(crate) context: Option<ContextId>,
 }
 
-/// The SIP element (registrar today; proxy and redirect server build on it).
+/// The two client machines behind one table.
+#[derive(Debug)]
+pub(crate) enum ClientMachine {
+    Invite(InviteClient),
+    NonInvite(NonInviteClient),
+}
+
+/// A client transaction (§17.1) and the branch it serves.
+#[derive(Debug)]
+pub(crate) struct ClientTx {
+    pub(crate) machine: ClientMachine,
+    /// The request it sent, parsed back (CANCEL and ACK are built from it).
+    pub(crate) request: Message,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) transport: Transport,
+    /// Context and branch index; `None` for a CANCEL the proxy sent on its own.
+    pub(crate) branch_of: Option<(ContextId, usize)>,
+}
+
+/// §17.1.3: a response matches the client transaction with its top Via branch and CSeq method.
+pub(crate) type ClientKey = (String, String);
+
+/// What a deadline in the timer index belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerRef {
+    Server(TxKey),
+    Client(ClientKey),
+    /// Timer C of a branch (§16.8).
+    TimerC(ContextId, usize),
+}
+
+/// The SIP element: registrar, location service and transaction-stateful proxy.
 ///
 /// Methods come in three groups, as in quinn-proto's `Connection`: getters borrow,
 /// [`Proxy::handle_input`] mutates, [`Proxy::poll_output`] drains.
 #[derive(Debug)]
 pub struct Proxy {
-    config: Config,
-    ids: Ids,
-    nonces: NonceManager,
-    registrar: Registrar,
-    transactions: BTreeMap<TxKey, ServerTx>,
-    /// (deadline, key): Timer J of every Completed transaction.
-    timers: BTreeSet<(Instant, TxKey)>,
-    queue: VecDeque<Output>,
-    now: Instant,
+    pub(crate) config: Config,
+    pub(crate) ids: Ids,
+    pub(crate) nonces: NonceManager,
+    pub(crate) registrar: Registrar,
+    pub(crate) locator: Locator,
+    /// Salt of the loop-detection hash (§16.6 step 8), from the seed.
+    pub(crate) loop_salt: u64,
+    pub(crate) servers: BTreeMap<TxKey, ServerTx>,
+    pub(crate) clients: BTreeMap<ClientKey, ClientTx>,
+    pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
+    pub(crate) next_context: ContextId,
+    /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
+    /// only makes the owner look at the clock, which is harmless when nothing is due.
+    pub(crate) timers: BTreeSet<(Instant, TimerRef)>,
+    pub(crate) queue: VecDeque<Output>,
+    pub(crate) now: Instant,
 }
 
 impl Proxy {
@@ -65,12 +119,26 @@ impl Proxy {
                 .collect(),
             local_addrs: config.local_addrs.clone(),
         };
+        let locator = Locator {
+            domains: identity.domains.clone(),
+            host_names: identity.host_names.clone(),
+            local_addrs: identity.local_addrs.clone(),
+            hosts: config.hosts.clone(),
+        };
+        // Derived from the seed without drawing from the RNG, so the IDs an element puts
+        // on the wire do not depend on whether it ever proxies.
+        let loop_salt = config.seed.rotate_left(17) ^ 0x5bd1_e995_1f12_3bb5;
         Proxy {
             registrar: Registrar::new(config.registrar.clone(), identity),
+            locator,
+            loop_salt,
             config,
             ids,
             nonces,
-            transactions: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            next_context: 0,
             timers: BTreeSet::new(),
             queue: VecDeque::new(),
             now: Instant::ZERO,
@@ -87,9 +155,15 @@ impl Proxy {
         &self.registrar
     }
 
-    /// Live server transactions (for leak checks: zero once the network is quiet).
+    /// Live transactions, server and client (for leak checks: zero once the network is
+    /// quiet).
     pub fn transaction_count(&self) -> usize {
-        self.transactions.len()
+        self.servers.len() + self.clients.len()
+    }
+
+    /// Live response contexts (§16.7): zero once every proxied request is answered.
+    pub fn context_count(&self) -> usize {
+        self.contexts.len()
     }
 
     /// Feeds one input. Never fails: bad network input becomes an answer or an event.
@@ -118,16 +192,15 @@ impl Proxy {
     }
 
     fn handle_timers(&mut self) {
-        while let Some((at, key)) = self.timers.first().cloned() {
+        while let Some((at, what)) = self.timers.first().cloned() {
             if at > self.now {
                 break;
             }
             self.timers.pop_first();
-            if let Some(tx) = self.transactions.get_mut(&key) {
-                tx.state.on_timeout(self.now);
-                if tx.state.is_terminated() {
-                    self.transactions.remove(&key);
-                }
+            match what {
+                TimerRef::Server(key) => self.server_timeout(&key),
+                TimerRef::Client(key) => self.client_timeout(&key),
+                TimerRef::TimerC(ctx, i) => self.timer_c(ctx, i),
             }
         }
         for e in self.registrar.purge(self.now) {
@@ -135,7 +208,55 @@ impl Proxy {
         }
     }
 
-    fn drop_datagram(&mut self, remote: SocketAddr, reason: impl Into<String>) {
+    pub(crate) fn schedule(&mut self, at: Option<Instant>, what: TimerRef) {
+        if let Some(at) = at {
+            self.timers.insert((at, what));
+        }
+    }
+
+    fn server_timeout(&mut self, key: &TxKey) {
+        let now = self.now;
+        let Some(tx) = self.servers.get_mut(key) else {
+            return;
+        };
+        let effects = match &mut tx.machine {
+            ServerMachine::NonInvite(m) => m.on_timeout(now),
+            ServerMachine::Invite(m) => m.on_timeout(now),
+        };
+        self.server_effects(key, effects);
+    }
+
+    /// Carries out what a server transaction asked for.
+    pub(crate) fn server_effects(&mut self, key: &TxKey, effects: Vec<Effect>) {
+        let Some(tx) = self.servers.get(key) else {
+            return;
+        };
+        let (transport, local, target) = (tx.transport, tx.local, tx.target);
+        let mut terminated = false;
+        for e in effects {
+            match e {
+                Effect::Send(bytes) => self.queue.push_back(Output::Transmit(Transmit {
+                    transport,
+                    local,
+                    remote: target,
+                    bytes,
+                })),
+                Effect::Terminated => terminated = true,
+                _ => {}
+            }
+        }
+        if terminated {
+            self.servers.remove(key);
+        } else if let Some(tx) = self.servers.get(key) {
+            let at = match &tx.machine {
+                ServerMachine::NonInvite(m) => m.deadline(),
+                ServerMachine::Invite(m) => m.deadline(),
+            };
+            self.schedule(at, TimerRef::Server(key.clone()));
+        }
+    }
+
+    pub(crate) fn drop_datagram(&mut self, remote: SocketAddr, reason: impl Into<String>) {
         self.queue.push_back(Output::Event(Event::Dropped {
             remote,
             reason: reason.into(),
@@ -152,8 +273,10 @@ impl Proxy {
             Err(e) => return self.drop_datagram(d.remote, format!("unparsable: {}", e.reason)),
         };
         if !msg.is_request() {
-            // No client transactions yet: a stray response has nowhere to go (§18.1.2).
-            return self.drop_datagram(d.remote, "response matches no client transaction");
+            if let Err(e) = msg.validate() {
+                return self.drop_datagram(d.remote, format!("invalid response: {}", e.reason));
+            }
+            return self.handle_response(msg, &d);
         }
         if let Err(e) = msg.validate() {
             return self.reject(&msg, &d, e);
@@ -161,99 +284,136 @@ impl Proxy {
         let Some(method) = msg.method().cloned() else {
             return self.drop_datagram(d.remote, "request without a method");
         };
-        if method == Method::Ack {
-            // §17.2.1: an ACK for a non-2xx belongs to an INVITE server transaction; there are
-            // none yet, so nothing waits for it.
-            return self.drop_datagram(d.remote, "ACK matches no transaction");
-        }
         let Some(key) = TxKey::of_request(&msg) else {
             return self.drop_datagram(d.remote, "request without a usable Via");
         };
-        if let Some(tx) = self.transactions.get(&key) {
-            // §17.2.2: a retransmission; the transaction answers with what it stored.
-            if let Action::Send(bytes) = tx.state.on_request_retransmission() {
-                let t = Transmit {
-                    transport: tx.transport,
-                    local: tx.local,
-                    remote: tx.target,
-                    bytes,
-                };
-                self.queue.push_back(Output::Transmit(t));
-            }
-            return;
+        if method == Method::Ack {
+            return self.handle_ack(msg, &d, &key);
         }
-        if self.transactions.len() >= self.config.limits.transactions_max {
+        if self.servers.contains_key(&key) {
+            return self.retransmission(&key);
+        }
+        if self.servers.len() + self.clients.len() >= self.config.limits.transactions_max {
             let reply = Reply::with_reason(503, "Too Many Transactions");
             return self.send_stateless(&msg, &d, reply);
         }
-        self.transactions.insert(
+        let machine = if method == Method::Invite {
+            ServerMachine::Invite(InviteServer::new(
+                self.config.timers,
+                d.transport.is_reliable(),
+            ))
+        } else {
+            ServerMachine::NonInvite(NonInviteServer::new())
+        };
+        self.servers.insert(
             key.clone(),
             ServerTx {
-                state: NonInviteServer::new(),
+                machine,
                 local: d.local,
+                remote: d.remote,
                 target: response_target(&msg, d.remote, d.transport),
                 transport: d.transport,
+                context: None,
             },
         );
-        let reply = if method == Method::Register {
-            self.handle_register(&msg, &d)
-        } else if let Some(reply) = uas_checks(&msg) {
-            reply
-        } else if method == Method::Options {
-            options_reply()
-        } else {
-            // Transaction-stateful proxying of the other methods comes with the proxy core.
-            Reply::new(501).header("Allow", ALLOW)
+        if method == Method::Cancel {
+            return self.handle_cancel(&msg, &key);
+        }
+        // Requests for this element as a UAS: REGISTER for a served domain, and requests
+        // whose Request-URI names the element or a served domain without a user (OPTIONS
+        // pings, §11). Everything else is proxied (§16).
+        let for_me = match msg.request_uri().map(Uri::parse) {
+            Some(Ok(Uri::Sip(u))) => {
+                let ours = self.locator.serves(u.host) || self.locator.is_me(&u);
+                ours && (method == Method::Register || u.user.is_none())
+            }
+            _ => !self.config.proxy.enabled,
         };
-        self.respond(&key, &msg, &d, reply);
+        if for_me || !self.config.proxy.enabled {
+            let reply = if method == Method::Register {
+                self.handle_register(&msg, &d)
+            } else if let Some(reply) = uas_checks(&msg) {
+                reply
+            } else if method == Method::Options {
+                options_reply()
+            } else {
+                Reply::new(405).header("Allow", ALLOW)
+            };
+            return self.respond(&key, &msg, reply);
+        }
+        self.proxy_request(msg, &d, key);
+    }
+
+    /// §17.2.1, §17.2.2: a retransmitted request; its transaction answers with what it sent.
+    fn retransmission(&mut self, key: &TxKey) {
+        let Some(tx) = self.servers.get(key) else {
+            return;
+        };
+        let effects = match &tx.machine {
+            ServerMachine::NonInvite(m) => match m.on_request_retransmission() {
+                Action::Send(b) => vec![Effect::Send(b)],
+                Action::None => vec![],
+            },
+            ServerMachine::Invite(m) => m.on_request_retransmission(),
+        };
+        self.server_effects(key, effects);
+    }
+
+    /// RFC 3261 §17.2.1 / §16: an ACK. For a non-2xx final it matches the INVITE server
+    /// transaction, which absorbs it; an ACK for a 2xx is a request of its own that the proxy
+    /// forwards statelessly along the route set (§16.11 does not apply: ACK never gets a
+    /// response).
+    fn handle_ack(&mut self, msg: Message, d: &Datagram<'_>, key: &TxKey) {
+        let now = self.now;
+        if let Some(tx) = self.servers.get_mut(key) {
+            if let ServerMachine::Invite(m) = &mut tx.machine {
+                let effects = m.on_ack(now);
+                let absorbed = effects.contains(&Effect::Absorb);
+                self.server_effects(key, effects);
+                if absorbed {
+                    return;
+                }
+            }
+        }
+        if self.config.proxy.enabled {
+            self.forward_ack(msg, d);
+        } else {
+            self.drop_datagram(d.remote, "ACK matches no transaction");
+        }
+    }
+
+    /// §22.3: checks the request's credentials (Proxy-Authorization when `proxy`).
+    /// `Ok(user)`: valid; `Err(reply)`: the 401/407 challenge, or a 400 for malformed
+    /// credentials, to send.
+    pub(crate) fn authenticate(&mut self, msg: &Message, proxy: bool) -> Result<String, Reply> {
+        authenticate(
+            &self.config,
+            &mut self.nonces,
+            &mut self.ids,
+            self.now,
+            msg,
+            proxy,
+        )
     }
 
     fn handle_register(&mut self, msg: &Message, d: &Datagram<'_>) -> Reply {
         let now = self.now;
         let mut events = Vec::new();
-        let realm = self.realm();
-        let users = &self.config.auth.users;
-        let auth_on = self.config.auth.register;
-        let algorithms = &self.config.auth.algorithms;
-        let nonces = &mut self.nonces;
-        let ids = &mut self.ids;
+        let (config, nonces, ids) = (&self.config, &mut self.nonces, &mut self.ids);
+        // Called by the registrar at §10.3 step 3, after the domain and Require checks, so a
+        // request it refuses anyway is not challenged.
         let mut authenticate = || {
-            if !auth_on {
+            if !config.auth.register {
                 return Authentication::NotRequired;
             }
-            let verifier = DigestVerifier {
-                realm: &realm,
-                algorithms,
-                qop_required: true,
-            };
-            let verdict = verifier.verify_any(
-                nonces,
-                now,
-                "REGISTER",
-                msg.values(&HeaderName::Authorization),
-                |u| {
-                    users
-                        .iter()
-                        .find(|x| x.name == u)
-                        .map(|x| x.password.clone())
-                },
-            );
-            match verdict {
-                Verdict::Ok { username } => Authentication::User(username),
-                Verdict::BadRequest(why) => Authentication::Reply(Reply::with_reason(400, why)),
-                Verdict::Challenge { stale } => {
-                    let nonce = nonces.issue(now, ids.rng());
-                    let mut reply = Reply::new(401);
-                    for value in auth::challenges(algorithms, &realm, &nonce, None, stale) {
-                        reply = reply.header("WWW-Authenticate", value);
-                    }
-                    Authentication::Reply(reply)
-                }
+            match authenticate(config, nonces, ids, now, msg, false) {
+                Ok(user) => Authentication::User(user),
+                Err(reply) => Authentication::Reply(reply),
             }
         };
         let authorize = UserTable {
-            users,
-            domains: &self.config.domains,
+            users: &config.auth.users,
+            domains: &config.domains,
         };
         let reply = self.registrar.register(
             msg,
@@ -272,32 +432,12 @@ impl Proxy {
         reply
     }
 
-    fn realm(&self) -> String {
-        self.config
-            .auth
-            .realm
-            .clone()
-            .or_else(|| self.config.domains.first().cloned())
-            .unwrap_or_default()
-    }
-
     /// Builds the response bytes for `reply` (§8.2.6): To tag, `received`/`rport` on the top
-    /// Via (§18.2.1, RFC 3581 §4).
-    fn build(&mut self, msg: &Message, d: &Datagram<'_>, reply: &Reply) -> Vec<u8> {
+    /// Via (§18.2.1, RFC 3581 §4) for a request that came from `remote`.
+    pub(crate) fn build(&mut self, msg: &Message, remote: SocketAddr, reply: &Reply) -> Vec<u8> {
         let needs_tag = reply.status != 100 && msg.to().is_some_and(|t| t.tag().is_none());
         let tag = needs_tag.then(|| self.ids.tag());
-        let via = msg.top_via();
-        let rport_asked = via.as_ref().is_some_and(|v| v.rport() == Some(None));
-        let sent_by_is_source = via.as_ref().is_some_and(|v| {
-            v.host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .ok()
-                == Some(d.remote.ip())
-        });
-        let received = (rport_asked || !sent_by_is_source).then_some(d.remote.ip());
-        let rport = rport_asked.then_some(d.remote.port());
+        let (received, rport) = via_params(msg, remote);
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
@@ -315,37 +455,51 @@ impl Proxy {
         )
     }
 
-    fn respond(&mut self, key: &TxKey, msg: &Message, d: &Datagram<'_>, reply: Reply) {
-        let bytes = self.build(msg, d, &reply);
-        let timer_j = if d.transport.is_reliable() {
-            Duration::ZERO
-        } else {
-            self.config.timers.t1 * 64
-        };
-        let now = self.now;
-        let Some(tx) = self.transactions.get_mut(key) else {
+    /// The TU's response to the request of server transaction `key`, built here.
+    pub(crate) fn respond(&mut self, key: &TxKey, msg: &Message, reply: Reply) {
+        let Some(remote) = self.servers.get(key).map(|t| t.remote) else {
             return;
         };
-        if let Action::Send(bytes) = tx.state.on_tu_response(reply.status, bytes, now, timer_j) {
-            let t = Transmit {
-                transport: tx.transport,
-                local: tx.local,
-                remote: tx.target,
-                bytes,
-            };
-            self.queue.push_back(Output::Transmit(t));
-        }
-        if let Some(at) = tx.state.deadline() {
-            self.timers.insert((at, key.clone()));
-        }
-        if reply.status >= 200 {
+        let bytes = self.build(msg, remote, &reply);
+        self.send_response(key, msg, reply.status, bytes);
+    }
+
+    /// Hands response bytes to server transaction `key` (§17.2.1, §17.2.2), which sends
+    /// and stores them.
+    pub(crate) fn send_response(
+        &mut self,
+        key: &TxKey,
+        msg: &Message,
+        status: u16,
+        bytes: Vec<u8>,
+    ) {
+        let now = self.now;
+        let Some(tx) = self.servers.get_mut(key) else {
+            return;
+        };
+        let effects = match &mut tx.machine {
+            ServerMachine::NonInvite(m) => {
+                let timer_j = if tx.transport.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    self.config.timers.t1 * 64
+                };
+                match m.on_tu_response(status, bytes, now, timer_j) {
+                    Action::Send(b) => vec![Effect::Send(b)],
+                    Action::None => vec![],
+                }
+            }
+            ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
+        };
+        self.server_effects(key, effects);
+        if status >= 200 {
             self.queue
                 .push_back(Output::Event(Event::TransactionCompleted {
                     method: msg
                         .method()
                         .map(|m| m.as_str().to_owned())
                         .unwrap_or_default(),
-                    status: reply.status,
+                    status,
                     from: msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
                     to: msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
                 }));
@@ -377,13 +531,69 @@ impl Proxy {
     }
 
     fn send_stateless(&mut self, msg: &Message, d: &Datagram<'_>, reply: Reply) {
-        let bytes = self.build(msg, d, &reply);
+        let bytes = self.build(msg, d.remote, &reply);
         self.queue.push_back(Output::Transmit(Transmit {
             transport: d.transport,
             local: d.local,
             remote: response_target(msg, d.remote, d.transport),
             bytes,
         }));
+    }
+}
+
+/// The realm of the element's challenges: configured, else the first served domain (§22.1).
+fn realm(config: &Config) -> String {
+    config
+        .auth
+        .realm
+        .clone()
+        .or_else(|| config.domains.first().cloned())
+        .unwrap_or_default()
+}
+
+/// §22.3 over the element's users and nonces; see [`Proxy::authenticate`].
+fn authenticate(
+    config: &Config,
+    nonces: &mut NonceManager,
+    ids: &mut Ids,
+    now: Instant,
+    msg: &Message,
+    proxy: bool,
+) -> Result<String, Reply> {
+    let realm = realm(config);
+    let users = &config.auth.users;
+    let algorithms = &config.auth.algorithms;
+    let verifier = DigestVerifier {
+        realm: &realm,
+        algorithms,
+        qop_required: true,
+    };
+    let (credentials, status, challenge_header) = if proxy {
+        (HeaderName::ProxyAuthorization, 407, "Proxy-Authenticate")
+    } else {
+        (HeaderName::Authorization, 401, "WWW-Authenticate")
+    };
+    let method = msg
+        .method()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let verdict = verifier.verify_any(nonces, now, &method, msg.values(&credentials), |u| {
+        users
+            .iter()
+            .find(|x| x.name == u)
+            .map(|x| x.password.clone())
+    });
+    match verdict {
+        Verdict::Ok { username } => Ok(username),
+        Verdict::BadRequest(why) => Err(Reply::with_reason(400, why)),
+        Verdict::Challenge { stale } => {
+            let nonce = nonces.issue(now, ids.rng());
+            let mut reply = Reply::new(status);
+            for value in auth::challenges(algorithms, &realm, &nonce, None, stale) {
+                reply = reply.header(challenge_header, value);
+            }
+            Err(reply)
+        }
     }
 }
 
@@ -405,8 +615,26 @@ fn uas_checks(msg: &Message) -> Option<Reply> {
     None
 }
 
+/// §18.2.1 and RFC 3581 §4: the `received` and `rport` a server transport notes on the top
+/// Via of a request from `remote`: `received` when the sent-by is not the source address or
+/// the client asked for rport; `rport` when asked.
+pub(crate) fn via_params(msg: &Message, remote: SocketAddr) -> (Option<IpAddr>, Option<u16>) {
+    let via = msg.top_via();
+    let rport_asked = via.as_ref().is_some_and(|v| v.rport() == Some(None));
+    let sent_by_is_source = via.as_ref().is_some_and(|v| {
+        v.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+            == Some(remote.ip())
+    });
+    let received = (rport_asked || !sent_by_is_source).then_some(remote.ip());
+    (received, rport_asked.then_some(remote.port()))
+}
+
 /// Methods the element answers today.
-const ALLOW: &str = "REGISTER, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS";
 
 /// §11.2: OPTIONS addressed to the element itself.
 fn options_reply() -> Reply {

@@ -44,6 +44,7 @@ pub mod config;
 mod element;
 pub mod ids;
 pub mod message;
+pub mod proxy;
 pub mod registrar;
 pub mod time;
 pub mod transaction;

@@ -25,6 +25,7 @@
 //! through the element.
 
 pub mod build;
+pub mod edit;
 mod header;
 mod method;
 mod name_addr;

@@ -84,25 +84,54 @@ fn options_to_the_element_is_answered_with_allow() {
         )
         .response();
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"));
-    assert_eq!(header_lines(&r, "Allow"), ["REGISTER, OPTIONS"]);
+    assert_eq!(
+        header_lines(&r, "Allow"),
+        ["INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS"]
+    );
 }
 
 #[test]
-fn unknown_methods_are_answered_not_dropped() {
+fn unknown_methods_are_proxied_like_any_other() {
     let mut h = Harness::open();
-    let r = h
-        .receive(
-            "FROBNICATE sip:bob@biloxi.example.com SIP/2.0\n\
-             Via: SIP/2.0/UDP 192.0.2.201:5060;branch=z9hG4bKf1\n\
-             Max-Forwards: 70\n\
-             From: <sip:alice@atlanta.example.com>;tag=1\n\
-             To: <sip:bob@biloxi.example.com>\n\
-             Call-ID: f1\n\
-             CSeq: 1 FROBNICATE\n\
-             Content-Length: 0\n\n",
-        )
-        .response();
-    assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
+    h.receive(&register(
+        "z9hG4bK1",
+        1,
+        "Contact: <sip:bob@192.0.2.201:5070>\n",
+    ));
+    let out = h.receive(
+        "FROBNICATE sip:bob@biloxi.example.com SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bKf1\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@atlanta.example.com>;tag=1\n\
+         To: <sip:bob@biloxi.example.com>\n\
+         Call-ID: f1\n\
+         CSeq: 1 FROBNICATE\n\
+         Content-Length: 0\n\n",
+    );
+    assert_eq!(out.transmits.len(), 1);
+    assert_eq!(out.transmits[0].remote, "192.0.2.201:5070".parse().unwrap());
+    let fwd = String::from_utf8(out.transmits[0].bytes.clone()).unwrap();
+    assert!(
+        fwd.starts_with("FROBNICATE sip:bob@192.0.2.201:5070 SIP/2.0\r\n"),
+        "{fwd}"
+    );
+    assert!(fwd.contains("\r\nMax-Forwards: 69\r\n"));
+}
+
+#[test]
+fn a_request_for_an_unknown_user_gets_404() {
+    let mut h = Harness::open();
+    let out = h.receive(
+        "MESSAGE sip:nobody@biloxi.example.com SIP/2.0\n\
+         Via: SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bKm1\n\
+         Max-Forwards: 70\n\
+         From: <sip:alice@atlanta.example.com>;tag=1\n\
+         To: <sip:nobody@biloxi.example.com>\n\
+         Call-ID: m1\n\
+         CSeq: 1 MESSAGE\n\
+         Content-Length: 0\n\n",
+    );
+    assert_eq!(out.status(), 404);
 }
 
 #[test]

@@ -17,9 +17,15 @@
 //! The transaction keeps the bytes of its last response: a retransmitted request gets those
 //! bytes again, not a freshly built answer (Kamailio's `retr_buf`), so the To tag and every
 //! other byte stay the same.
+//!
+//! Its API predates the other three machines and is kept for `element.rs`: inputs return an
+//! [`Action`] instead of [`Effect`]s, and Timer J's duration comes with the final response
+//! ([`super::Timing::timer_j`] computes it). `on_timeout`, `on_transport_error` and
+//! `state_name` have the common shape.
 
 use std::time::Duration;
 
+use super::Effect;
 use crate::time::Instant;
 
 /// States of Figure 8, with what each one holds.
@@ -102,18 +108,44 @@ impl NonInviteServer {
         }
     }
 
-    /// Time passed; Timer J moves Completed to Terminated.
-    pub fn on_timeout(&mut self, now: Instant) {
+    /// Time passed; Timer J moves Completed to Terminated: `[Terminated]`, else `[]`.
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
         if let NonInviteServer::Completed { timer_j, .. } = self {
             if now >= *timer_j {
                 *self = NonInviteServer::Terminated;
+                return vec![Effect::Terminated];
             }
+        }
+        Vec::new()
+    }
+
+    /// The layer failed to send a response (§17.2.4): from Proceeding or Completed the TU is
+    /// told and the transaction ends (Figure 8; RFC 6026 changed this for INVITE only).
+    /// Nothing was sent in Trying, so there an error is not this transaction's: `[]`.
+    #[must_use = "effects must be carried out"]
+    pub fn on_transport_error(&mut self) -> Vec<Effect> {
+        match self {
+            NonInviteServer::Proceeding { .. } | NonInviteServer::Completed { .. } => {
+                *self = NonInviteServer::Terminated;
+                vec![Effect::TransportError, Effect::Terminated]
+            }
+            NonInviteServer::Trying | NonInviteServer::Terminated => Vec::new(),
         }
     }
 
     /// Whether the layer may forget it.
     pub fn is_terminated(&self) -> bool {
         matches!(self, NonInviteServer::Terminated)
+    }
+
+    /// The state's name in Figure 8, for logs and tests.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            NonInviteServer::Trying => "Trying",
+            NonInviteServer::Proceeding { .. } => "Proceeding",
+            NonInviteServer::Completed { .. } => "Completed",
+            NonInviteServer::Terminated => "Terminated",
+        }
     }
 }
 
@@ -175,5 +207,43 @@ mod tests {
         tx.on_timeout(Instant::from_millis(33_000));
         assert!(tx.is_terminated());
         assert_eq!(tx.on_request_retransmission(), Action::None);
+    }
+
+    #[test]
+    fn timer_j_firing_reports_terminated_once() {
+        let mut tx = NonInviteServer::new();
+        tx.on_tu_response(404, b"404".to_vec(), Instant::ZERO, Duration::ZERO);
+        assert_eq!(tx.state_name(), "Completed");
+        assert_eq!(tx.on_timeout(Instant::ZERO), [Effect::Terminated]);
+        assert_eq!(tx.state_name(), "Terminated");
+        assert_eq!(tx.on_timeout(Instant::from_millis(1)), []);
+    }
+
+    #[test]
+    fn states_are_named_as_in_figure_8() {
+        let mut tx = NonInviteServer::new();
+        assert_eq!(tx.state_name(), "Trying");
+        tx.on_tu_response(100, b"100".to_vec(), Instant::ZERO, J);
+        assert_eq!(tx.state_name(), "Proceeding");
+    }
+
+    #[test]
+    fn transport_error_after_sending_informs_the_tu_and_terminates() {
+        let mut trying = NonInviteServer::new();
+        assert_eq!(trying.on_transport_error(), []);
+        assert_eq!(trying.state_name(), "Trying");
+        let mut proceeding = NonInviteServer::new();
+        proceeding.on_tu_response(100, b"100".to_vec(), Instant::ZERO, J);
+        assert_eq!(
+            proceeding.on_transport_error(),
+            [Effect::TransportError, Effect::Terminated]
+        );
+        let mut completed = NonInviteServer::new();
+        completed.on_tu_response(200, b"200".to_vec(), Instant::ZERO, J);
+        assert_eq!(
+            completed.on_transport_error(),
+            [Effect::TransportError, Effect::Terminated]
+        );
+        assert!(completed.is_terminated());
     }
 }

@@ -1,0 +1,377 @@
+//! Forwarding by splicing, never by re-serialising (Kamailio's lumps): a proxy describes
+//! its changes to a received message as edits over byte ranges, and one copy pass writes
+//! the new message. Untouched bytes stay exactly as they arrived.
+//!
+//! Also here: the requests a proxy or UAC builds from one it sent: CANCEL (RFC 3261 §9.1)
+//! and the ACK for a non-2xx final response (§17.1.1.3).
+
+use std::ops::Range;
+
+use super::{HeaderName, Message};
+
+/// The changes RFC 3261 §16.6 makes to a request it forwards.
+#[derive(Clone, Debug, Default)]
+pub struct RequestEdits<'a> {
+    /// Step 2: the new Request-URI.
+    pub request_uri: Option<&'a str>,
+    /// Step 3: the new Max-Forwards value (the header is added when absent).
+    pub max_forwards: Option<u32>,
+    /// Step 4: a Record-Route value inserted before any existing one.
+    pub record_route: Option<&'a str>,
+    /// §16.4 / §16.12: remove the first Route value (it named this proxy).
+    pub pop_route: bool,
+    /// §16.4: remove the last Route value. When the previous hop was a strict router, the
+    /// Request-URI names this proxy and the real one travels as the last Route value; the
+    /// proxy moves it back into the Request-URI and removes it from Route.
+    pub pop_last_route: bool,
+    /// Step 8: the Via value pushed on top.
+    pub via: Option<&'a str>,
+    /// §18.2.1 and RFC 3581 §4: params the server transport adds to the received top Via
+    /// (`;received=192.0.2.101`, `;rport=5060`), appended to that value.
+    pub top_via_params: Option<&'a str>,
+}
+
+/// A splice: replace `range` of the original with `with`.
+struct Splice {
+    range: Range<usize>,
+    with: Vec<u8>,
+}
+
+fn apply(original: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
+    // Stable sort keeps insertions at one point in the order they were pushed.
+    splices.sort_by_key(|s| s.range.start);
+    let extra: usize = splices.iter().map(|s| s.with.len()).sum();
+    let mut out = Vec::with_capacity(original.len() + extra);
+    let mut at = 0;
+    for s in splices {
+        if s.range.start < at {
+            // Overlapping edits cannot be produced by this module; skip rather than panic.
+            continue;
+        }
+        out.extend_from_slice(original.get(at..s.range.start).unwrap_or(&[]));
+        out.extend_from_slice(&s.with);
+        at = s.range.end;
+    }
+    out.extend_from_slice(original.get(at..).unwrap_or(&[]));
+    out
+}
+
+impl Message {
+    /// Offset of `s`, a slice of this message's head, in [`Message::as_bytes`].
+    fn offset_of(&self, s: &str) -> Option<usize> {
+        let base = self.head.as_ptr() as usize;
+        let p = s.as_ptr() as usize;
+        (p >= base && p + s.len() <= base + self.head.len()).then(|| p - base)
+    }
+
+    /// The range to delete to remove the first (or last) value of header `name`: the whole
+    /// line when it holds one value, else that value and its comma.
+    fn value_removal(&self, name: &HeaderName, last: bool) -> Option<Range<usize>> {
+        let lines: Vec<_> = self.headers().iter().filter(|h| h.name == *name).collect();
+        let line = if last { lines.last()? } else { lines.first()? };
+        let text = line.value(self);
+        let mut values = Vec::new();
+        let mut rest = Some(text);
+        while let Some(r) = rest {
+            let (v, next) = super::header::split_list(r);
+            if !v.is_empty() {
+                values.push(v);
+            }
+            rest = next;
+        }
+        if values.len() <= 1 {
+            return Some(line.line_range());
+        }
+        if last {
+            // From the end of the previous value (its comma included) to the end of this one.
+            let prev = values.get(values.len() - 2)?;
+            let v = values.last()?;
+            let start = self.offset_of(prev)? + prev.len();
+            let end = self.offset_of(v)? + v.len();
+            Some(start..end)
+        } else {
+            let v = values.first()?;
+            let next = values.get(1)?;
+            Some(self.offset_of(v)?..self.offset_of(next)?)
+        }
+    }
+
+    /// Where a new header line goes so that it comes before every line of `name`; the first
+    /// header line when there is none.
+    fn before_first(&self, name: &HeaderName) -> usize {
+        let headers = self.headers();
+        headers
+            .iter()
+            .find(|h| h.name == *name)
+            .or(headers.first())
+            .map(|h| h.line_range().start)
+            .unwrap_or(self.body.start)
+    }
+
+    /// RFC 3261 §16.6: the request as this proxy forwards it.
+    pub fn forward_request(&self, e: &RequestEdits<'_>) -> Vec<u8> {
+        let mut splices = Vec::new();
+        if let (Some(uri), Some(range)) = (e.request_uri, self.request_uri_range()) {
+            splices.push(Splice {
+                range,
+                with: uri.as_bytes().to_vec(),
+            });
+        }
+        if let Some(via) = e.via {
+            let at = self.before_first(&HeaderName::Via);
+            splices.push(Splice {
+                range: at..at,
+                with: format!("Via: {via}\r\n").into_bytes(),
+            });
+        }
+        if let Some(params) = e.top_via_params {
+            if let Some(v) = self.values(&HeaderName::Via).next() {
+                if let Some(at) = self.offset_of(v).map(|o| o + v.len()) {
+                    splices.push(Splice {
+                        range: at..at,
+                        with: params.as_bytes().to_vec(),
+                    });
+                }
+            }
+        }
+        if let Some(rr) = e.record_route {
+            let at = match self
+                .headers()
+                .iter()
+                .find(|h| h.name == HeaderName::RecordRoute)
+            {
+                Some(h) => h.line_range().start,
+                None => self.before_first(&HeaderName::Via),
+            };
+            splices.push(Splice {
+                range: at..at,
+                with: format!("Record-Route: {rr}\r\n").into_bytes(),
+            });
+        }
+        if let Some(mf) = e.max_forwards {
+            match self
+                .headers()
+                .iter()
+                .find(|h| h.name == HeaderName::MaxForwards)
+            {
+                Some(h) => splices.push(Splice {
+                    range: h.value_range(),
+                    with: mf.to_string().into_bytes(),
+                }),
+                None => {
+                    let at = self.before_first(&HeaderName::Via);
+                    splices.push(Splice {
+                        range: at..at,
+                        with: format!("Max-Forwards: {mf}\r\n").into_bytes(),
+                    });
+                }
+            }
+        }
+        if e.pop_route {
+            if let Some(r) = self.value_removal(&HeaderName::Route, false) {
+                splices.push(Splice {
+                    range: r,
+                    with: Vec::new(),
+                });
+            }
+        }
+        if e.pop_last_route {
+            if let Some(r) = self.value_removal(&HeaderName::Route, true) {
+                splices.push(Splice {
+                    range: r,
+                    with: Vec::new(),
+                });
+            }
+        }
+        apply(self.as_bytes(), splices)
+    }
+
+    /// RFC 3261 §16.7 step 3: the response without its top Via value (this proxy's).
+    pub fn without_top_via(&self) -> Vec<u8> {
+        match self.value_removal(&HeaderName::Via, false) {
+            Some(r) => apply(
+                self.as_bytes(),
+                vec![Splice {
+                    range: r,
+                    with: Vec::new(),
+                }],
+            ),
+            None => self.as_bytes().to_vec(),
+        }
+    }
+
+    fn request_uri_range(&self) -> Option<Range<usize>> {
+        match &self.start {
+            super::StartLine::Request { uri, .. } => Some(uri.clone()),
+            super::StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The header lines of `name`, as written, each ending in CRLF.
+    fn lines_of(&self, name: &HeaderName) -> String {
+        let mut out = String::new();
+        for h in self.headers().iter().filter(|h| h.name == *name) {
+            out.push_str(name.as_str());
+            out.push_str(": ");
+            out.push_str(h.value(self));
+            out.push_str("\r\n");
+        }
+        out
+    }
+
+    /// RFC 3261 §9.1: the CANCEL for this (INVITE) request: same Request-URI, Call-ID, To,
+    /// From and CSeq number, a single Via equal to the request's top Via, the same Route.
+    pub fn cancel(&self) -> Option<Vec<u8>> {
+        self.derived_request("CANCEL", None)
+    }
+
+    /// RFC 3261 §17.1.1.3: the ACK for a non-2xx final `response` to this INVITE: like the
+    /// CANCEL, but the To comes from the response (it carries the tag).
+    pub fn ack_for(&self, response: &Message) -> Option<Vec<u8>> {
+        let to = response.value(&HeaderName::To)?;
+        self.derived_request("ACK", Some(to))
+    }
+
+    fn derived_request(&self, method: &str, to: Option<&str>) -> Option<Vec<u8>> {
+        let uri = self.request_uri()?;
+        let via = self.values(&HeaderName::Via).next()?;
+        let from = self.value(&HeaderName::From)?;
+        let to = match to {
+            Some(t) => t,
+            None => self.value(&HeaderName::To)?,
+        };
+        let call_id = self.call_id()?;
+        let seq = self.cseq()?.seq;
+        let text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n{routes}From: {from}\r\n\
+             To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n",
+            routes = self.lines_of(&HeaderName::Route),
+        );
+        Some(text.into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Limits;
+
+    fn msg(text: &str) -> Message {
+        let bytes = text.replace('\n', "\r\n");
+        Message::parse(bytes.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    fn text(b: Vec<u8>) -> String {
+        String::from_utf8(b).unwrap().replace("\r\n", "\n")
+    }
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\n\
+Max-Forwards: 70\n\
+Route: <sip:ss1.atlanta.example.com;lr>, <sip:ss9.example.com;lr>\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
+To: Bob <sip:bob@biloxi.example.com>\n\
+Call-ID: 3848276298220188511@atlanta.example.com\n\
+CSeq: 1 INVITE\n\
+Content-Type: application/sdp\n\
+Content-Length: 5\n\
+\n\
+v=0\n";
+
+    #[test]
+    fn forwarding_splices_each_edit_and_keeps_every_other_byte() {
+        let m = msg(INVITE);
+        let out = m.forward_request(&RequestEdits {
+            request_uri: Some("sip:bob@192.0.2.4"),
+            max_forwards: Some(69),
+            record_route: Some("<sip:ss1.atlanta.example.com;lr>"),
+            pop_route: true,
+            via: Some("SIP/2.0/UDP ss1.atlanta.example.com:5060;branch=z9hG4bK2d4790.1"),
+            top_via_params: Some(";received=192.0.2.101"),
+            ..Default::default()
+        });
+        assert_eq!(
+            text(out),
+            "INVITE sip:bob@192.0.2.4 SIP/2.0\n\
+Via: SIP/2.0/UDP ss1.atlanta.example.com:5060;branch=z9hG4bK2d4790.1\n\
+Record-Route: <sip:ss1.atlanta.example.com;lr>\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;received=192.0.2.101\n\
+Max-Forwards: 69\n\
+Route: <sip:ss9.example.com;lr>\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
+To: Bob <sip:bob@biloxi.example.com>\n\
+Call-ID: 3848276298220188511@atlanta.example.com\n\
+CSeq: 1 INVITE\n\
+Content-Type: application/sdp\n\
+Content-Length: 5\n\
+\n\
+v=0\n"
+        );
+    }
+
+    #[test]
+    fn popping_the_only_route_value_removes_the_line_and_max_forwards_is_added_when_absent() {
+        let m = msg("OPTIONS sip:b@h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:p;lr>\nCall-ID: x\n\n");
+        let out = m.forward_request(&RequestEdits {
+            pop_route: true,
+            max_forwards: Some(70),
+            ..Default::default()
+        });
+        assert_eq!(
+            text(out),
+            "OPTIONS sip:b@h SIP/2.0\nMax-Forwards: 70\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCall-ID: x\n\n"
+        );
+    }
+
+    #[test]
+    fn the_last_route_value_can_be_popped_for_strict_routing() {
+        let m = msg("INVITE sip:p SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:x>, <sip:bob@h>\nCall-ID: x\n\n");
+        let out = m.forward_request(&RequestEdits {
+            request_uri: Some("sip:bob@h"),
+            pop_last_route: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            text(out),
+            "INVITE sip:bob@h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:x>\nCall-ID: x\n\n"
+        );
+    }
+
+    #[test]
+    fn a_response_loses_only_its_top_via_value() {
+        let one_line = msg("SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP p1;branch=z9hG4bK2, SIP/2.0/UDP a;branch=z9hG4bK1\nCall-ID: x\n\n");
+        assert_eq!(
+            text(one_line.without_top_via()),
+            "SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCall-ID: x\n\n"
+        );
+        let two_lines = msg("SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP p1;branch=z9hG4bK2\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCall-ID: x\n\n");
+        assert_eq!(
+            text(two_lines.without_top_via()),
+            "SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nCall-ID: x\n\n"
+        );
+    }
+
+    #[test]
+    fn cancel_and_ack_follow_rfc3261_9_1_and_17_1_1_3() {
+        let m = msg(INVITE);
+        assert_eq!(
+            text(m.cancel().unwrap()),
+            "CANCEL sip:bob@biloxi.example.com SIP/2.0\n\
+Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\n\
+Max-Forwards: 70\n\
+Route: <sip:ss1.atlanta.example.com;lr>, <sip:ss9.example.com;lr>\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
+To: Bob <sip:bob@biloxi.example.com>\n\
+Call-ID: 3848276298220188511@atlanta.example.com\n\
+CSeq: 1 CANCEL\n\
+Content-Length: 0\n\n"
+        );
+        let busy = msg("SIP/2.0 486 Busy Here\nVia: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\nTo: Bob <sip:bob@biloxi.example.com>;tag=314159\n\
+Call-ID: 3848276298220188511@atlanta.example.com\nCSeq: 1 INVITE\nContent-Length: 0\n\n");
+        let ack = text(m.ack_for(&busy).unwrap());
+        assert!(ack.starts_with("ACK sip:bob@biloxi.example.com SIP/2.0\n"));
+        assert!(ack.contains("\nTo: Bob <sip:bob@biloxi.example.com>;tag=314159\n"));
+        assert!(ack.contains("\nCSeq: 1 ACK\n"));
+    }
+}

@@ -1,0 +1,504 @@
+//! RFC 3261 §16.3-§16.6 and §16.10: what the proxy does with a request.
+
+use std::net::SocketAddr;
+
+use super::route::strip_brackets;
+use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
+use crate::element::{ClientMachine, ClientTx, TimerRef};
+use crate::message::edit::RequestEdits;
+use crate::message::{HeaderName, Message, Method, Uri};
+use crate::registrar::Reply;
+use crate::transaction::{Effect, InviteClient, NonInviteClient, TxKey};
+use crate::{Datagram, Output, Proxy, Transmit, Transport};
+
+/// Option tags this proxy understands in Proxy-Require (§16.3 step 5): none yet.
+const PROXY_EXTENSIONS: &[&str] = &[];
+
+/// Max-Forwards given to a request that has none (§16.6 step 3).
+const MAX_FORWARDS_DEFAULT: u32 = 70;
+
+/// The outcome of route preprocessing and target determination for one request.
+struct Routing {
+    /// Edits from §16.4 (Route popped, Request-URI restored).
+    pop_route: bool,
+    pop_last_route: bool,
+    /// The Request-URI after §16.4.
+    request_uri: String,
+    /// The first Route left after §16.4, if any (the next hop of a loose route).
+    next_route: Option<String>,
+}
+
+impl Proxy {
+    /// The host:port this element writes in its Via sent-by and Record-Route.
+    pub(crate) fn advertised(&self, local: SocketAddr) -> String {
+        let host = self
+            .config
+            .host_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| match local.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            });
+        if local.port() == 5060 {
+            host
+        } else {
+            format!("{host}:{}", local.port())
+        }
+    }
+
+    /// §16.4: drops a Route value naming this proxy; undoes a strict router's rewrite.
+    fn route_preprocess(&self, msg: &Message) -> Routing {
+        let mut routes: Vec<&str> = msg.values(&HeaderName::Route).collect();
+        let mut request_uri = msg.request_uri().unwrap_or("").to_owned();
+        let mut pop_last_route = false;
+        // A strict router before us put our Record-Route URI into the Request-URI and the
+        // real target at the end of Route.
+        if let Ok(Uri::Sip(u)) = Uri::parse(&request_uri) {
+            if self.locator.is_me(&u) && u.user.is_none() {
+                if let Some(last) = routes.pop() {
+                    request_uri = strip_brackets(last).to_owned();
+                    pop_last_route = true;
+                }
+            }
+        }
+        let mut pop_route = false;
+        if let Some(first) = routes.first() {
+            if let Ok(Uri::Sip(u)) = Uri::parse(strip_brackets(first)) {
+                if self.locator.is_me(&u) {
+                    pop_route = true;
+                    routes.remove(0);
+                }
+            }
+        }
+        Routing {
+            pop_route,
+            pop_last_route,
+            request_uri,
+            next_route: routes.first().map(|r| strip_brackets(r).to_owned()),
+        }
+    }
+
+    /// §16.5: the target set. `Err` is the response when there is none.
+    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, Reply> {
+        if let Some(route) = &routing.next_route {
+            let next_hop = self
+                .locator
+                .resolve_text(route)
+                .ok_or_else(|| Reply::with_reason(503, "Next Hop Not Resolvable"))?;
+            return Ok(vec![Target {
+                uri: routing.request_uri.clone(),
+                next_hop,
+                q: 1000,
+            }]);
+        }
+        let uri = match Uri::parse(&routing.request_uri) {
+            Ok(Uri::Sip(u)) => u,
+            Ok(Uri::Other { .. }) => return Err(Reply::with_reason(416, "Unsupported URI Scheme")),
+            Err(_) => return Err(Reply::with_reason(400, "Bad Request-URI")),
+        };
+        if self.locator.serves(uri.host) {
+            // §16.5: a domain we are responsible for: the location service decides.
+            let aor = uri.aor();
+            let bindings = self.registrar.location().bindings(&aor, self.now);
+            let mut targets: Vec<Target> = bindings
+                .iter()
+                .filter_map(|b| {
+                    let next_hop = match Uri::parse(&b.contact) {
+                        Ok(Uri::Sip(c)) => self.locator.resolve(&c).unwrap_or(b.flow.remote),
+                        _ => return None,
+                    };
+                    Some(Target {
+                        uri: b.contact.clone(),
+                        next_hop,
+                        q: b.q.unwrap_or(1000),
+                    })
+                })
+                .collect();
+            if targets.is_empty() {
+                let known =
+                    self.config.auth.users.iter().any(|u| {
+                        uri.user == Some(u.name.as_str()) || u.aors.iter().any(|a| *a == aor)
+                    });
+                return Err(if known {
+                    Reply::new(480)
+                } else {
+                    Reply::new(404)
+                });
+            }
+            targets.truncate(self.config.proxy.branches_max);
+            return Ok(targets);
+        }
+        // Another domain: where it lives (RFC 3263 comes later; the static table for now).
+        let next_hop = self
+            .locator
+            .resolve(&uri)
+            .ok_or_else(|| Reply::with_reason(404, "Domain Not Found"))?;
+        Ok(vec![Target {
+            uri: routing.request_uri.clone(),
+            next_hop,
+            q: 1000,
+        }])
+    }
+
+    /// §16.3-§16.6 for a request with a fresh server transaction `key`.
+    pub(crate) fn proxy_request(&mut self, msg: Message, d: &Datagram<'_>, key: TxKey) {
+        let invite = msg.method() == Some(&Method::Invite);
+        // §16.3 step 3: Max-Forwards.
+        if msg.max_forwards() == Some(0) {
+            return self.respond(&key, &msg, Reply::new(483));
+        }
+        // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
+        // hash of what a loop leaves unchanged (§16.6 step 8).
+        let hash = loop_hash(&msg, self.loop_salt);
+        let me = self.advertised(d.local);
+        let looped = msg
+            .vias()
+            .iter()
+            .skip(1)
+            .chain(msg.vias().first())
+            .any(|v| {
+                let sent_by = match v.port {
+                    Some(p) if p != 5060 => format!("{}:{p}", v.host),
+                    _ => v.host.to_string(),
+                };
+                sent_by.eq_ignore_ascii_case(&me)
+                    && v.branch()
+                        .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
+            });
+        if looped {
+            return self.respond(&key, &msg, Reply::new(482));
+        }
+        // §16.3 step 5: Proxy-Require.
+        let unsupported: Vec<&str> = msg
+            .values(&HeaderName::ProxyRequire)
+            .filter(|t| !PROXY_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unsupported.is_empty() {
+            let reply = Reply::new(420).header("Unsupported", unsupported.join(", "));
+            return self.respond(&key, &msg, reply);
+        }
+        // §16.3 step 6 / §22.3: Proxy-Authorization, for initial INVITEs when configured.
+        let initial = msg.to().is_some_and(|t| t.tag().is_none());
+        if invite && initial && self.config.proxy.authenticate_invite {
+            if let Err(reply) = self.authenticate(&msg, true) {
+                return self.respond(&key, &msg, reply);
+            }
+        }
+        // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
+        // stops retransmitting (§17.2.1: within 200 ms).
+        if invite {
+            self.respond(&key, &msg, Reply::new(100));
+        }
+        let routing = self.route_preprocess(&msg);
+        let targets = match self.targets(&routing) {
+            Ok(t) => t,
+            Err(reply) => return self.respond(&key, &msg, reply),
+        };
+        // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
+        // sequence when all of the group fail.
+        let mut groups: Vec<Vec<Target>> = Vec::new();
+        let mut sorted = targets;
+        sorted.sort_by(|a, b| b.q.cmp(&a.q));
+        for t in sorted {
+            match groups.last_mut() {
+                Some(g) if g[0].q == t.q => g.push(t),
+                _ => groups.push(vec![t]),
+            }
+        }
+        let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
+        let first = groups.pop_front().unwrap_or_default();
+        let id: ContextId = self.next_context;
+        self.next_context += 1;
+        let record_route = self.config.proxy.record_route
+            && initial
+            && matches!(
+                msg.method(),
+                Some(Method::Invite | Method::Subscribe | Method::Refer)
+            );
+        self.contexts.insert(
+            id,
+            ResponseContext {
+                request: msg,
+                upstream: key.clone(),
+                invite,
+                branches: Vec::new(),
+                later: groups,
+                candidates: Vec::new(),
+                final_sent: false,
+                cancelled: false,
+                created: self.now,
+                hash,
+                routing_pop: (routing.pop_route, routing.pop_last_route),
+                record_route,
+                local: d.local,
+                remote: d.remote,
+            },
+        );
+        if let Some(tx) = self.servers.get_mut(&key) {
+            tx.context = Some(id);
+        }
+        for t in first {
+            self.fork(id, t);
+        }
+    }
+
+    /// §16.6: one copy of the context's request to `target`, through a new client
+    /// transaction.
+    pub(crate) fn fork(&mut self, id: ContextId, target: Target) {
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        let index = ctx.branches.len();
+        let branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
+        let me = self.advertised(ctx.local);
+        let via = format!("SIP/2.0/UDP {me};branch={branch}");
+        let rr = format!("<sip:{me};lr>");
+        let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
+        let mut top_params = String::new();
+        if let Some(r) = rport {
+            top_params.push_str(&format!(";rport={r}"));
+        }
+        if let Some(ip) = received {
+            top_params.push_str(&format!(";received={ip}"));
+        }
+        let max_forwards = ctx
+            .request
+            .max_forwards()
+            .map_or(MAX_FORWARDS_DEFAULT, |m| m.saturating_sub(1));
+        let new_uri =
+            (target.uri != ctx.request.request_uri().unwrap_or("")).then_some(target.uri.as_str());
+        let bytes = ctx.request.forward_request(&RequestEdits {
+            request_uri: new_uri,
+            max_forwards: Some(max_forwards),
+            record_route: ctx.record_route.then_some(rr.as_str()),
+            pop_route: ctx.routing_pop.0,
+            pop_last_route: ctx.routing_pop.1,
+            via: Some(&via),
+            top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+        });
+        let invite = ctx.invite;
+        let local = ctx.local;
+        let method = ctx
+            .request
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let Ok(request) = Message::parse(&bytes, &self.config.limits.message) else {
+            return;
+        };
+        let now = self.now;
+        let timer_c = invite.then(|| now + self.config.proxy.timer_c);
+        if let Some(ctx) = self.contexts.get_mut(&id) {
+            ctx.branches.push(Branch {
+                branch: branch.clone(),
+                target: target.uri.clone(),
+                state: BranchState::Trying,
+                timer_c,
+                cancelled: false,
+            });
+        }
+        self.schedule(timer_c, TimerRef::TimerC(id, index));
+        let (machine, effects) = if invite {
+            let (m, e) = InviteClient::new(bytes, self.config.timers, false, now);
+            (ClientMachine::Invite(m), e)
+        } else {
+            let (m, e) = NonInviteClient::new(bytes, self.config.timers, false, now);
+            (ClientMachine::NonInvite(m), e)
+        };
+        let key = (branch, method);
+        self.clients.insert(
+            key.clone(),
+            ClientTx {
+                machine,
+                request,
+                local,
+                remote: target.next_hop,
+                transport: Transport::Udp,
+                branch_of: Some((id, index)),
+            },
+        );
+        self.client_effects(&key, effects, None);
+    }
+
+    /// §16.10: a CANCEL. It gets its own 200 (the CANCEL's server transaction), then every
+    /// pending branch of the INVITE it names is cancelled; the INVITE's final response (a
+    /// 487 from downstream) comes back through the response context.
+    pub(crate) fn handle_cancel(&mut self, msg: &Message, key: &TxKey) {
+        let invite_key = match key {
+            TxKey::Rfc3261 {
+                branch, sent_by, ..
+            } => TxKey::Rfc3261 {
+                branch: branch.clone(),
+                sent_by: sent_by.clone(),
+                method: "INVITE".to_owned(),
+            },
+            TxKey::Rfc2543 { .. } => key.clone(),
+        };
+        let context = self.servers.get(&invite_key).and_then(|t| t.context);
+        let Some(id) = context else {
+            // §16.10 would forward it statelessly; with no INVITE transaction here there is
+            // nothing it could cancel, and §9.2's answer for that is 481.
+            return self.respond(key, msg, Reply::new(481));
+        };
+        self.respond(key, msg, Reply::new(200));
+        let pending: Vec<usize> = match self.contexts.get_mut(&id) {
+            Some(ctx) => {
+                ctx.cancelled = true;
+                ctx.later.clear();
+                (0..ctx.branches.len())
+                    .filter(|i| !ctx.branches[*i].is_done())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for i in pending {
+            self.cancel_branch(id, i);
+        }
+        self.finish_if_done(id);
+    }
+
+    /// §9.1 / §16.10: CANCEL one branch: now if it has had a provisional response, else as
+    /// soon as it has one.
+    pub(crate) fn cancel_branch(&mut self, id: ContextId, index: usize) {
+        let Some(branch) = self
+            .contexts
+            .get_mut(&id)
+            .and_then(|c| c.branches.get_mut(index))
+        else {
+            return;
+        };
+        let first_time = !branch.cancelled;
+        branch.cancelled = true;
+        let key = (branch.branch.clone(), "INVITE".to_owned());
+        let Some(tx) = self.clients.get(&key) else {
+            return;
+        };
+        let allowed = matches!(&tx.machine, ClientMachine::Invite(m) if m.cancel_allowed());
+        if !allowed
+            || !first_time
+                && self
+                    .clients
+                    .contains_key(&(key.0.clone(), "CANCEL".to_owned()))
+        {
+            return;
+        }
+        let Some(cancel) = tx.request.cancel() else {
+            return;
+        };
+        let (local, remote) = (tx.local, tx.remote);
+        let Ok(request) = Message::parse(&cancel, &self.config.limits.message) else {
+            return;
+        };
+        let (m, effects) = NonInviteClient::new(cancel, self.config.timers, false, self.now);
+        let ckey = (key.0, "CANCEL".to_owned());
+        self.clients.insert(
+            ckey.clone(),
+            ClientTx {
+                machine: ClientMachine::NonInvite(m),
+                request,
+                local,
+                remote,
+                transport: Transport::Udp,
+                branch_of: None,
+            },
+        );
+        self.client_effects(&ckey, effects, None);
+    }
+
+    /// An ACK for a 2xx (or one that matches nothing): forwarded statelessly along its route
+    /// (§16.4-§16.6 without a transaction; an ACK gets no response).
+    pub(crate) fn forward_ack(&mut self, msg: Message, d: &Datagram<'_>) {
+        if msg.max_forwards() == Some(0) {
+            return self.drop_ack(d, "ACK with Max-Forwards 0");
+        }
+        let routing = self.route_preprocess(&msg);
+        let target = match self.targets(&routing) {
+            Ok(mut t) if !t.is_empty() => t.remove(0),
+            _ => return self.drop_ack(d, "ACK with no target"),
+        };
+        let hash = loop_hash(&msg, self.loop_salt);
+        let me = self.advertised(d.local);
+        let via = format!("SIP/2.0/UDP {me};branch=z9hG4bK{hash}.0");
+        let (received, rport) = crate::element::via_params(&msg, d.remote);
+        let mut top_params = String::new();
+        if let Some(r) = rport {
+            top_params.push_str(&format!(";rport={r}"));
+        }
+        if let Some(ip) = received {
+            top_params.push_str(&format!(";received={ip}"));
+        }
+        let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
+        let new_uri =
+            (target.uri != msg.request_uri().unwrap_or("")).then_some(target.uri.as_str());
+        let bytes = msg.forward_request(&RequestEdits {
+            request_uri: new_uri,
+            max_forwards: Some(max_forwards),
+            record_route: None,
+            pop_route: routing.pop_route,
+            pop_last_route: routing.pop_last_route,
+            via: Some(&via),
+            top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+        });
+        self.queue.push_back(Output::Transmit(Transmit {
+            transport: Transport::Udp,
+            local: d.local,
+            remote: target.next_hop,
+            bytes,
+        }));
+    }
+
+    fn drop_ack(&mut self, d: &Datagram<'_>, why: &str) {
+        self.queue.push_back(Output::Event(crate::Event::Dropped {
+            remote: d.remote,
+            reason: why.to_owned(),
+        }));
+    }
+
+    /// Carries out what a client transaction asked for. `response` is the message that
+    /// produced the effects (for [`Effect::PassToTu`]).
+    pub(crate) fn client_effects(
+        &mut self,
+        key: &crate::element::ClientKey,
+        effects: Vec<Effect>,
+        response: Option<&Message>,
+    ) {
+        let Some(tx) = self.clients.get(key) else {
+            return;
+        };
+        let (transport, local, remote, branch_of) =
+            (tx.transport, tx.local, tx.remote, tx.branch_of);
+        let mut terminated = false;
+        for e in effects {
+            match e {
+                Effect::Send(bytes) => self.queue.push_back(Output::Transmit(Transmit {
+                    transport,
+                    local,
+                    remote,
+                    bytes,
+                })),
+                Effect::PassToTu => {
+                    if let (Some((id, i)), Some(r)) = (branch_of, response) {
+                        self.branch_response(id, i, r);
+                    }
+                }
+                Effect::TimedOut | Effect::TransportError => {
+                    if let Some((id, i)) = branch_of {
+                        self.branch_failed(id, i);
+                    }
+                }
+                Effect::Terminated => terminated = true,
+                Effect::Absorb | Effect::NoAck => {}
+            }
+        }
+        if terminated {
+            self.clients.remove(key);
+        } else if let Some(tx) = self.clients.get(key) {
+            let at = match &tx.machine {
+                ClientMachine::Invite(m) => m.deadline(),
+                ClientMachine::NonInvite(m) => m.deadline(),
+            };
+            self.schedule(at, TimerRef::Client(key.clone()));
+        }
+    }
+}

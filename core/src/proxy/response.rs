@@ -1,0 +1,305 @@
+//! RFC 3261 §16.7 (response processing), §16.8 (Timer C) and the end of a response context.
+
+use super::{best, BranchState, Candidate, ContextId};
+use crate::element::{ClientKey, ClientMachine};
+use crate::message::{HeaderName, Message, Method};
+use crate::registrar::Reply;
+use crate::{Datagram, Output, Proxy, Transmit};
+
+impl Proxy {
+    /// §17.1.3 then §16.7: a response arrives; its client transaction takes it first.
+    pub(crate) fn handle_response(&mut self, msg: Message, d: &Datagram<'_>) {
+        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let method = msg.cseq().map(|c| c.method.to_owned());
+        let (Some(branch), Some(method)) = (branch, method) else {
+            return self.drop_datagram(d.remote, "response without branch or CSeq");
+        };
+        let key: ClientKey = (branch, method);
+        let Some(status) = msg.status() else {
+            return;
+        };
+        let now = self.now;
+        let Some(tx) = self.clients.get_mut(&key) else {
+            // §16.7 / RFC 6026 §7.3: a response with no transaction is not forwarded.
+            return self.drop_datagram(d.remote, "response matches no client transaction");
+        };
+        let effects = match &mut tx.machine {
+            ClientMachine::Invite(m) => {
+                let request = &tx.request;
+                m.on_response(status, now, || request.ack_for(&msg).unwrap_or_default())
+            }
+            ClientMachine::NonInvite(m) => m.on_response(status, now),
+        };
+        self.client_effects(&key, effects, Some(&msg));
+    }
+
+    /// §16.7 steps 3-10 for a response its client transaction passed up.
+    pub(crate) fn branch_response(&mut self, id: ContextId, index: usize, msg: &Message) {
+        let Some(status) = msg.status() else {
+            return;
+        };
+        let now = self.now;
+        let timer_c = self.config.proxy.timer_c;
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            // RFC 6026 §7.2: a 2xx retransmission after the context ended is forwarded
+            // statelessly; anything else belongs to nobody.
+            if (200..300).contains(&status) {
+                self.forward_response_stateless(msg);
+            }
+            return;
+        };
+        let invite = ctx.invite;
+        let Some(branch) = ctx.branches.get_mut(index) else {
+            return;
+        };
+        if status < 200 {
+            let first = branch.state == BranchState::Trying;
+            if first {
+                branch.state = BranchState::Proceeding;
+            }
+            // §16.8: a provisional response restarts Timer C.
+            if invite {
+                branch.timer_c = Some(now + timer_c);
+            }
+            let owed_cancel = branch.cancelled;
+            let at = branch.timer_c;
+            self.schedule(at, crate::element::TimerRef::TimerC(id, index));
+            if owed_cancel && first {
+                self.cancel_branch(id, index);
+            }
+            // §16.7 step 5: provisional responses other than 100 go upstream at once.
+            if status > 100 {
+                self.upstream(id, status, msg.without_top_via());
+            }
+            return;
+        }
+        branch.state = BranchState::Done { status };
+        branch.timer_c = None;
+        if (200..300).contains(&status) {
+            // §16.7 step 5: every 2xx goes upstream at once (RFC 6026: later ones too).
+            self.upstream(id, status, msg.without_top_via());
+            if let Some(ctx) = self.contexts.get_mut(&id) {
+                ctx.final_sent = true;
+            }
+            // §16.7 step 10: a 2xx to an INVITE cancels the other branches.
+            if invite {
+                self.cancel_pending(id);
+            }
+        } else {
+            let challenges = [HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate]
+                .iter()
+                .flat_map(|h| {
+                    msg.values(h)
+                        .map(move |v| (h.as_str().to_owned(), v.to_owned()))
+                })
+                .collect();
+            if let Some(ctx) = self.contexts.get_mut(&id) {
+                ctx.candidates.push(Candidate {
+                    status,
+                    bytes: Some(msg.without_top_via()),
+                    challenges,
+                });
+            }
+            // §16.7 step 9: a 6xx ends the search.
+            if status >= 600 && invite {
+                if let Some(ctx) = self.contexts.get_mut(&id) {
+                    ctx.later.clear();
+                }
+                self.cancel_pending(id);
+            }
+        }
+        self.finish_if_done(id);
+    }
+
+    /// The branch's client transaction timed out or could not send: a 408 in the response
+    /// context (§16.7 step 6 builds it if it is the best).
+    pub(crate) fn branch_failed(&mut self, id: ContextId, index: usize) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        let Some(branch) = ctx.branches.get_mut(index) else {
+            return;
+        };
+        if branch.is_done() {
+            return;
+        }
+        branch.state = BranchState::Done { status: 408 };
+        branch.timer_c = None;
+        ctx.candidates.push(Candidate {
+            status: 408,
+            bytes: None,
+            challenges: Vec::new(),
+        });
+        self.finish_if_done(id);
+    }
+
+    fn cancel_pending(&mut self, id: ContextId) {
+        let pending: Vec<usize> = match self.contexts.get(&id) {
+            Some(ctx) => (0..ctx.branches.len())
+                .filter(|i| !ctx.branches[*i].is_done())
+                .collect(),
+            None => return,
+        };
+        for i in pending {
+            self.cancel_branch(id, i);
+        }
+    }
+
+    /// §16.8: Timer C fired for a branch. With a provisional response, CANCEL it; without,
+    /// treat it as a 408 (its client transaction is left to end by itself).
+    pub(crate) fn timer_c(&mut self, id: ContextId, index: usize) {
+        let now = self.now;
+        let Some(branch) = self.contexts.get(&id).and_then(|c| c.branches.get(index)) else {
+            return;
+        };
+        match branch.timer_c {
+            Some(at) if at <= now => {}
+            _ => return,
+        }
+        match branch.state {
+            BranchState::Proceeding => {
+                if let Some(b) = self
+                    .contexts
+                    .get_mut(&id)
+                    .and_then(|c| c.branches.get_mut(index))
+                {
+                    b.timer_c = None;
+                }
+                self.cancel_branch(id, index);
+            }
+            BranchState::Trying => self.branch_failed(id, index),
+            BranchState::Done { .. } => {}
+        }
+    }
+
+    pub(crate) fn client_timeout(&mut self, key: &ClientKey) {
+        let now = self.now;
+        let Some(tx) = self.clients.get_mut(key) else {
+            return;
+        };
+        let effects = match &mut tx.machine {
+            ClientMachine::Invite(m) => m.on_timeout(now),
+            ClientMachine::NonInvite(m) => m.on_timeout(now),
+        };
+        self.client_effects(key, effects, None);
+    }
+
+    /// When every branch has answered: fork to the next q group, or send the best response
+    /// upstream (§16.7 step 6) and forget the context.
+    pub(crate) fn finish_if_done(&mut self, id: ContextId) {
+        let Some(ctx) = self.contexts.get_mut(&id) else {
+            return;
+        };
+        if !ctx.branches.iter().all(|b| b.is_done()) {
+            return;
+        }
+        if !ctx.final_sent && !ctx.cancelled {
+            if let Some(group) = ctx.later.pop_front() {
+                for t in group {
+                    self.fork(id, t);
+                }
+                return;
+            }
+        }
+        let Some(ctx) = self.contexts.remove(&id) else {
+            return;
+        };
+        if ctx.final_sent {
+            return;
+        }
+        let Some(chosen) = best(&ctx.candidates) else {
+            return;
+        };
+        // RFC 4320 §4.2: no 408 upstream for a non-INVITE; the client times out by itself.
+        if chosen.status == 408 && !ctx.invite {
+            return;
+        }
+        let mut status = chosen.status;
+        let bytes = match (&chosen.bytes, status) {
+            // §16.7 step 6: a 503 is not passed on as a 503 (the caller would think this
+            // proxy is unavailable); it becomes 500.
+            (_, 503) => {
+                status = 500;
+                None
+            }
+            (Some(b), _) => Some(b.clone()),
+            (None, _) => None,
+        };
+        let bytes = match bytes {
+            Some(b) => b,
+            None => {
+                let reply = Reply::new(status);
+                self.build(&ctx.request, ctx.remote, &reply)
+            }
+        };
+        let key = ctx.upstream.clone();
+        self.send_response(&key, &ctx.request, status, bytes);
+    }
+
+    /// Sends a response upstream through the server transaction of context `id`; a 2xx
+    /// after the transaction moved on (RFC 6026 Accepted) goes out directly.
+    fn upstream(&mut self, id: ContextId, status: u16, bytes: Vec<u8>) {
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        let key = ctx.upstream.clone();
+        let request_is_invite = ctx.request.method() == Some(&Method::Invite);
+        if let Some(tx) = self.servers.get(&key) {
+            let accepted = matches!(&tx.machine, crate::element::ServerMachine::Invite(m) if m.state_name() == "Accepted");
+            if (200..300).contains(&status) && request_is_invite && accepted {
+                let t = Transmit {
+                    transport: tx.transport,
+                    local: tx.local,
+                    remote: tx.target,
+                    bytes,
+                };
+                self.queue.push_back(Output::Transmit(t));
+                return;
+            }
+        }
+        let Some(ctx) = self.contexts.get(&id) else {
+            return;
+        };
+        let request = ctx.request.clone();
+        self.send_response(&key, &request, status, bytes);
+    }
+
+    /// §16.11 / §18.2.2 for a response with no context: our Via off, then to the next Via's
+    /// `received` address (or sent-by) and `rport` (or sent-by port).
+    pub(crate) fn forward_response_stateless(&mut self, msg: &Message) {
+        let bytes = msg.without_top_via();
+        let Some(via) = msg.vias().get(1).cloned() else {
+            return;
+        };
+        let port = match via.rport() {
+            Some(Some(p)) => p,
+            _ => via.port.unwrap_or(5060),
+        };
+        let ip = via
+            .received()
+            .and_then(|r| r.parse().ok())
+            .or_else(|| via.host.trim_matches(['[', ']']).parse().ok())
+            .or_else(|| {
+                self.locator
+                    .hosts
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(via.host))
+                    .map(|(_, a)| a.ip())
+            });
+        let Some(ip) = ip else {
+            return;
+        };
+        let local = self
+            .config
+            .local_addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 5060)));
+        self.queue.push_back(Output::Transmit(Transmit {
+            transport: crate::Transport::Udp,
+            local,
+            remote: std::net::SocketAddr::new(ip, port),
+            bytes,
+        }));
+    }
+}

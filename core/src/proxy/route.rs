@@ -1,0 +1,143 @@
+//! RFC 3261 §16.4 and §16.6 step 7: which URIs name this proxy, and where a URI leads.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::message::{SipUri, Uri};
+
+/// The names and addresses that designate this element, and the static host table that
+/// stands in for DNS until RFC 3263 resolution arrives.
+#[derive(Clone, Debug, Default)]
+pub struct Locator {
+    /// Served domains, lower-case.
+    pub domains: Vec<String>,
+    /// The element's own host names, lower-case.
+    pub host_names: Vec<String>,
+    /// Addresses it listens on.
+    pub local_addrs: Vec<SocketAddr>,
+    /// Host name → address (the scenario's host table in the simulator, `hosts:` in config).
+    pub hosts: Vec<(String, SocketAddr)>,
+}
+
+/// Default port of a SIP URI without one (RFC 3261 §19.1.2).
+pub fn default_port(uri: &SipUri<'_>) -> u16 {
+    if uri.secure {
+        5061
+    } else {
+        5060
+    }
+}
+
+fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+impl Locator {
+    /// Whether `host` is a domain this proxy is responsible for (§16.4, §16.5).
+    pub fn serves(&self, host: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether the URI names this element itself (a Route or Record-Route value it put
+    /// there, §16.4): one of its host names or addresses, on one of its ports.
+    pub fn is_me(&self, uri: &SipUri<'_>) -> bool {
+        let host = bare(uri.host);
+        let port = uri.port.unwrap_or_else(|| default_port(uri));
+        let port_ok =
+            self.local_addrs.is_empty() || self.local_addrs.iter().any(|a| a.port() == port);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self.local_addrs.iter().any(|a| a.ip() == ip) && port_ok;
+        }
+        self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host)) && port_ok
+    }
+
+    /// §16.6 step 7 without DNS: an IP literal, a name from the static host table, or
+    /// nothing (the caller then falls back, e.g. to the flow a binding came in on).
+    pub fn resolve(&self, uri: &SipUri<'_>) -> Option<SocketAddr> {
+        let port = uri.port.unwrap_or_else(|| default_port(uri));
+        let maddr = uri.params.get("maddr").flatten();
+        let host = bare(maddr.unwrap_or(uri.host));
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(SocketAddr::new(ip, port));
+        }
+        self.hosts
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(host))
+            .map(|(_, a)| SocketAddr::new(a.ip(), uri.port.unwrap_or(a.port())))
+    }
+
+    /// [`Locator::resolve`] for a URI given as text (`<...>` allowed around it).
+    pub fn resolve_text(&self, uri: &str) -> Option<SocketAddr> {
+        match Uri::parse(strip_brackets(uri)) {
+            Ok(Uri::Sip(u)) => self.resolve(&u),
+            _ => None,
+        }
+    }
+}
+
+/// `<sip:x;lr>;param` → `sip:x;lr`; a bare URI is returned as it is.
+pub fn strip_brackets(value: &str) -> &str {
+    let v = value.trim();
+    match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc() -> Locator {
+        Locator {
+            domains: vec!["atlanta.example.com".into()],
+            host_names: vec!["ss1.atlanta.example.com".into()],
+            local_addrs: vec!["192.0.2.111:5060".parse().unwrap()],
+            hosts: vec![(
+                "ss2.biloxi.example.com".into(),
+                "192.0.2.222:5060".parse().unwrap(),
+            )],
+        }
+    }
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s).unwrap() {
+            Uri::Sip(u) => u,
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn recognises_itself_by_name_or_address_and_port() {
+        let l = loc();
+        assert!(l.is_me(&sip("sip:ss1.atlanta.example.com;lr")));
+        assert!(l.is_me(&sip("sip:192.0.2.111:5060;lr")));
+        assert!(!l.is_me(&sip("sip:ss1.atlanta.example.com:5070;lr")));
+        assert!(!l.is_me(&sip("sip:ss2.biloxi.example.com;lr")));
+    }
+
+    #[test]
+    fn resolves_literals_names_and_maddr() {
+        let l = loc();
+        assert_eq!(
+            l.resolve(&sip("sip:bob@192.0.2.4")),
+            Some("192.0.2.4:5060".parse().unwrap())
+        );
+        assert_eq!(
+            l.resolve(&sip("sips:bob@192.0.2.4")),
+            Some("192.0.2.4:5061".parse().unwrap())
+        );
+        assert_eq!(
+            l.resolve(&sip("sip:ss2.biloxi.example.com;lr")),
+            Some("192.0.2.222:5060".parse().unwrap())
+        );
+        assert_eq!(
+            l.resolve(&sip("sip:x@unknown.example.com;maddr=192.0.2.9")),
+            Some("192.0.2.9:5060".parse().unwrap())
+        );
+        assert_eq!(l.resolve(&sip("sip:x@unknown.example.com")), None);
+        assert_eq!(
+            l.resolve_text("<sip:ss2.biloxi.example.com;lr>"),
+            Some("192.0.2.222:5060".parse().unwrap())
+        );
+    }
+}
