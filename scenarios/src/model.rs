@@ -153,6 +153,14 @@ impl Host {
 pub struct UaHost {
     /// IP and port it sends from and receives on.
     pub address: SocketAddr,
+    /// Host names that resolve to it in the simulated network (e.g. the
+    /// `client.atlanta.example.com` of its Contact), so elements can reach it by name.
+    #[serde(default)]
+    pub host_names: Vec<String>,
+    /// A phone that receives but never answers (RFC 3665 §3.10): what reaches it is recorded
+    /// in the trace but need not be expected.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// An element: the core, configured.
@@ -181,6 +189,24 @@ pub struct ElementHost {
     /// Transaction timers; the core's defaults when absent.
     #[serde(default)]
     pub timers: Option<TimersSpec>,
+    /// Proxy behaviour; the core's defaults when absent.
+    #[serde(default)]
+    pub proxy: Option<ProxySpec>,
+}
+
+/// Proxy behaviour (RFC 3261 §16).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    /// Add Record-Route to dialog-creating requests (default true).
+    #[serde(default)]
+    pub record_route: Option<bool>,
+    /// Challenge initial INVITEs with 407 (default false).
+    #[serde(default)]
+    pub authenticate_invite: Option<bool>,
+    /// Timer C in seconds (default 185).
+    #[serde(default)]
+    pub timer_c_s: Option<u64>,
 }
 
 /// What the element challenges, and how.
@@ -301,6 +327,36 @@ pub enum StepKind {
     Expect(ExpectStep),
     /// Virtual time passes, in milliseconds.
     WaitMs(u64),
+    /// A UA answers the last request it received (RFC 3261 §8.2.6).
+    Reply(ReplyStep),
+}
+
+/// `reply:`: a UA answers the last request it received, the way RFC 3261 §8.2.6 and §12.1.1
+/// say: Via, From, To, Call-ID and CSeq copied, the To tag added, Record-Route copied into
+/// 1xx and 2xx answers; then the extra header lines and the body.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyStep {
+    /// The answering UA.
+    pub from: String,
+    /// Answer the last request with this method (e.g. the INVITE after a CANCEL arrived);
+    /// the last request of any method when absent.
+    #[serde(default)]
+    pub request: Option<String>,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase; the RFC's when absent.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The To tag to add when the request's To has none (template).
+    #[serde(default)]
+    pub to_tag: Option<String>,
+    /// Extra header lines, e.g. Contact (template, one header per line).
+    #[serde(default)]
+    pub headers: Option<String>,
+    /// A body (template; CRLF line ends; Content-Length is computed).
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// `send:`: a UA sends a message rendered from a template.
@@ -700,16 +756,17 @@ impl<'de> Deserialize<'de> for StepKind {
 impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
     type Value = StepKind;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`send:`, `expect:` or `wait_ms:`")
+        f.write_str("`send:`, `expect:`, `reply:` or `wait_ms:`")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepKind, A::Error> {
         one_key_map(
             map,
             "step",
-            &["send", "expect", "wait_ms"],
+            &["send", "expect", "wait_ms", "reply"],
             |key, map| match key {
                 "send" => map.next_value().map(StepKind::Send),
                 "expect" => map.next_value().map(StepKind::Expect),
+                "reply" => map.next_value().map(StepKind::Reply),
                 _ => map.next_value().map(StepKind::WaitMs),
             },
         )
@@ -879,6 +936,20 @@ impl Validator<'_> {
                     }
                 }
                 StepKind::WaitMs(_) => {}
+                StepKind::Reply(r) => {
+                    if !matches!(self.scenario.host(&r.from), Some(Host::Ua(_))) {
+                        return Err(self.error(
+                            &[
+                                Seg::Key("steps"),
+                                Seg::Index(i),
+                                Seg::Key("reply"),
+                                Seg::Key("from"),
+                            ],
+                            Some(&r.from),
+                            format!("`{}` is not a ua host", r.from),
+                        ));
+                    }
+                }
             }
         }
         Ok(())

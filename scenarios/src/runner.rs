@@ -21,7 +21,9 @@ use trapezoid_sim::{Received, Ua, World, WorldConfig};
 use crate::error::{Position, ScenarioError};
 use crate::ladder::{self, Line};
 use crate::matcher::{self, MessageView};
-use crate::model::{self, ElementHost, ExpectStep, Host, RandomKind, Scenario, SendStep, VarDef};
+use crate::model::{
+    self, ElementHost, ExpectStep, Host, RandomKind, ReplyStep, Scenario, SendStep, VarDef,
+};
 use crate::template;
 
 /// How long the world runs after the last step, to catch unexpected messages.
@@ -125,6 +127,28 @@ fn mix(seed: u64, name: &str) -> u64 {
     h
 }
 
+/// The simulated network's DNS: every host's names, and every element's domains (a domain
+/// resolves to the element serving it, as its SRV record would).
+fn host_table(scenario: &Scenario) -> Vec<(String, SocketAddr)> {
+    let mut table: Vec<(String, SocketAddr)> = Vec::new();
+    let mut add = |name: &str, addr: SocketAddr| {
+        if !table.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            table.push((name.to_ascii_lowercase(), addr));
+        }
+    };
+    for (_, host) in &scenario.hosts {
+        match host {
+            Host::Ua(u) => u.host_names.iter().for_each(|n| add(n, u.address)),
+            Host::Element(e) => e
+                .host_names
+                .iter()
+                .chain(&e.domains)
+                .for_each(|n| add(n, e.address)),
+        }
+    }
+    table
+}
+
 fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
     let mut c = Config::new(e.domains.first().map(String::as_str).unwrap_or("localhost"));
     c.seed = mix(seed, name);
@@ -160,6 +184,14 @@ fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
         d.min_expires = r.min_expires.unwrap_or(d.min_expires);
         d.max_expires = r.max_expires.unwrap_or(d.max_expires);
         d.bindings_per_aor_max = r.bindings_per_aor_max.unwrap_or(d.bindings_per_aor_max);
+    }
+    if let Some(p) = &e.proxy {
+        let d = &mut c.proxy;
+        d.record_route = p.record_route.unwrap_or(d.record_route);
+        d.authenticate_invite = p.authenticate_invite.unwrap_or(d.authenticate_invite);
+        if let Some(s) = p.timer_c_s {
+            d.timer_c = Duration::from_secs(s);
+        }
     }
     if let Some(t) = &e.timers {
         let d = Timers::default();
@@ -234,6 +266,9 @@ struct Run {
     uas: BTreeMap<String, Ua>,
     addrs: BTreeMap<String, SocketAddr>,
     vars: BTreeMap<String, String>,
+    /// The requests each UA received, latest last (what `reply:` answers), and where they
+    /// came from.
+    requests: BTreeMap<String, Vec<(Message, SocketAddr)>>,
 }
 
 impl Run {
@@ -348,6 +383,12 @@ impl Run {
                 for (k, v) in captures {
                     self.vars.insert(k, v);
                 }
+                if msg.is_request() {
+                    self.requests
+                        .entry(e.at.clone())
+                        .or_default()
+                        .push((msg, got.from));
+                }
                 Ok(())
             }
             Err(mismatches) => Err(matcher::diff_report(
@@ -356,6 +397,87 @@ impl Run {
                 &mismatches,
             )),
         }
+    }
+}
+
+impl Run {
+    /// `reply:`: RFC 3261 §8.2.6 for the UA's last received request.
+    fn reply(&mut self, r: &ReplyStep) -> Result<(), String> {
+        let (req, from) = self
+            .requests
+            .get(&r.from)
+            .and_then(|list| {
+                list.iter().rev().find(|(m, _)| match &r.request {
+                    Some(method) => m.method().is_some_and(|x| x.as_str() == method),
+                    None => true,
+                })
+            })
+            .cloned()
+            .ok_or(format!(
+                "{} has received no such request to reply to",
+                r.from
+            ))?;
+        let lookup = |n: &str| self.lookup(n);
+        let to_tag = r
+            .to_tag
+            .as_deref()
+            .map(|t| template::substitute(t, &lookup))
+            .transpose()?;
+        let mut extra: Vec<(String, String)> = Vec::new();
+        // §12.1.1: a UAS copies Record-Route into responses that create a dialog.
+        if (101..300).contains(&r.status) {
+            for rr in req.values(&HeaderName::RecordRoute) {
+                extra.push(("Record-Route".to_owned(), rr.to_owned()));
+            }
+        }
+        if let Some(h) = &r.headers {
+            for line in template::substitute(h, &lookup)?.lines() {
+                let line = line.trim_end();
+                if line.is_empty() {
+                    continue;
+                }
+                let (name, value) = line
+                    .split_once(':')
+                    .ok_or(format!("reply header line without a colon: {line}"))?;
+                extra.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+        let body = match &r.body {
+            Some(b) => {
+                let text = template::substitute(b, &lookup)?;
+                text.replace("\r\n", "\n")
+                    .replace('\n', "\r\n")
+                    .into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let extra_refs: Vec<(&str, &str)> = extra
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let reason = r
+            .reason
+            .clone()
+            .unwrap_or_else(|| trapezoid_core::message::reason_phrase(r.status).to_owned());
+        let bytes = trapezoid_core::message::response(
+            &req,
+            r.status,
+            &reason,
+            to_tag.as_deref(),
+            None,
+            None,
+            &extra_refs,
+            &body,
+        );
+        let ua = self
+            .uas
+            .get(&r.from)
+            .ok_or(format!("{} is not a UA", r.from))?;
+        ua.send(from, bytes);
+        while !ua.idle() {
+            self.world.step()?;
+        }
+        Ok(())
     }
 }
 
@@ -370,7 +492,9 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
         uas: BTreeMap::new(),
         addrs: BTreeMap::new(),
         vars: BTreeMap::new(),
+        requests: BTreeMap::new(),
     };
+    let hosts = host_table(scenario);
     for (name, host) in &scenario.hosts {
         match host {
             Host::Ua(u) => {
@@ -380,8 +504,9 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             }
             Host::Element(e) => {
                 run.addrs.insert(name.clone(), e.address);
-                run.world
-                    .add_element(name, e.address, element_config(name, e, seed));
+                let mut config = element_config(name, e, seed);
+                config.hosts = hosts.clone();
+                run.world.add_element(name, e.address, config);
             }
         }
     }
@@ -406,6 +531,7 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             model::StepKind::Send(s) => run.send(s),
             model::StepKind::Expect(e) => run.expect(e),
             model::StepKind::WaitMs(ms) => run.tick_for(Duration::from_millis(*ms)),
+            model::StepKind::Reply(r) => run.reply(r),
         };
         if let Err(report) = result {
             failure = Some(Failure {
@@ -426,8 +552,17 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
                 report,
             });
         }
+        let silent: Vec<&String> = scenario
+            .hosts
+            .iter()
+            .filter(|(_, h)| matches!(h, Host::Ua(u) if u.silent))
+            .map(|(n, _)| n)
+            .collect();
         let mut unexpected = String::new();
         for (name, ua) in &run.uas {
+            if silent.contains(&name) {
+                continue;
+            }
             for r in ua.pending() {
                 unexpected.push_str(&format!(
                     "unexpected message at {name} from {}:\n{}",

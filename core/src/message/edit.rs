@@ -141,7 +141,11 @@ impl Message {
                 .find(|h| h.name == HeaderName::RecordRoute)
             {
                 Some(h) => h.line_range().start,
-                None => self.before_first(&HeaderName::Via),
+                // None yet: right after the Vias, so the Via rows stay together.
+                None => match self.headers().iter().rfind(|h| h.name == HeaderName::Via) {
+                    Some(h) => h.line_range().end,
+                    None => self.before_first(&HeaderName::Via),
+                },
             };
             splices.push(Splice {
                 range: at..at,
@@ -294,8 +298,8 @@ v=0\n";
             text(out),
             "INVITE sip:bob@192.0.2.4 SIP/2.0\n\
 Via: SIP/2.0/UDP ss1.atlanta.example.com:5060;branch=z9hG4bK2d4790.1\n\
-Record-Route: <sip:ss1.atlanta.example.com;lr>\n\
 Via: SIP/2.0/TCP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;received=192.0.2.101\n\
+Record-Route: <sip:ss1.atlanta.example.com;lr>\n\
 Max-Forwards: 69\n\
 Route: <sip:ss9.example.com;lr>\n\
 From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
