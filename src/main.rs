@@ -19,7 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs every scenario under the given files or folders (default: rfc3665/) in the
+    /// Runs every scenario under the given files or folders (default: rfc3665/ and
+    /// scenarios/examples/) in the
     /// simulator and prints one line each, then `N passed, M failed`.
     Check {
         /// Scenario files or folders of them.
@@ -49,7 +50,11 @@ fn main() -> ExitCode {
 /// Scenario files under `paths`, sorted so the output order is stable.
 fn collect(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
     let paths = if paths.is_empty() {
-        vec![PathBuf::from("rfc3665")]
+        ["rfc3665", "scenarios/examples"]
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .collect()
     } else {
         paths
     };
@@ -58,7 +63,7 @@ fn collect(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
         if p.is_dir() {
             let mut found = Vec::new();
             walk(&p, &mut found).map_err(|e| format!("{}: {e}", p.display()))?;
-            found.sort();
+            found.sort_by_key(|p| natural_key(p));
             files.extend(found);
         } else if p.is_file() {
             files.push(p);
@@ -67,6 +72,35 @@ fn collect(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
+}
+
+/// Sort key that orders numbers by value, so `3_2_x` comes before `3_10_x`.
+fn natural_key(path: &Path) -> Vec<(u64, String)> {
+    let text = path.to_string_lossy();
+    let mut key = Vec::new();
+    let mut digits = String::new();
+    let mut other = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !other.is_empty() {
+                key.push((u64::MAX, std::mem::take(&mut other)));
+            }
+            digits.push(c);
+        } else {
+            if !digits.is_empty() {
+                key.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+                digits.clear();
+            }
+            other.push(c);
+        }
+    }
+    if !digits.is_empty() {
+        key.push((digits.parse().unwrap_or(u64::MAX), String::new()));
+    }
+    if !other.is_empty() {
+        key.push((u64::MAX, other));
+    }
+    key
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

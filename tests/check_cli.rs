@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 }
 
 #[test]
-fn check_runs_the_rfc3665_folder_by_default_and_prints_the_summary() {
+fn check_runs_the_rfc3665_and_example_folders_by_default_and_prints_the_summary() {
     let out = bin().arg("check").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

@@ -329,6 +329,20 @@ pub enum StepKind {
     WaitMs(u64),
     /// A UA answers the last request it received (RFC 3261 §8.2.6).
     Reply(ReplyStep),
+    /// A UA acknowledges the final response to its last INVITE (§17.1.1.3, §13.2.2.4).
+    Ack(AckStep),
+}
+
+/// `ack:`: the ACK a UAC sends for the final response to its last INVITE. For a non-2xx it is
+/// the transaction's ACK (RFC 3261 §17.1.1.3: the INVITE's Request-URI, top Via and Route, the
+/// response's To), sent where the INVITE went. For a 2xx it is the dialog's (§13.2.2.4: to the
+/// remote target, the Contact; Route from the Record-Route set reversed; a new branch), sent to
+/// the first Route hop or the remote target.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckStep {
+    /// The UA that sent the INVITE.
+    pub from: String,
 }
 
 /// `reply:`: a UA answers the last request it received, the way RFC 3261 §8.2.6 and §12.1.1
@@ -756,17 +770,18 @@ impl<'de> Deserialize<'de> for StepKind {
 impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
     type Value = StepKind;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`send:`, `expect:`, `reply:` or `wait_ms:`")
+        f.write_str("`send:`, `expect:`, `reply:`, `ack:` or `wait_ms:`")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepKind, A::Error> {
         one_key_map(
             map,
             "step",
-            &["send", "expect", "wait_ms", "reply"],
+            &["send", "expect", "wait_ms", "reply", "ack"],
             |key, map| match key {
                 "send" => map.next_value().map(StepKind::Send),
                 "expect" => map.next_value().map(StepKind::Expect),
                 "reply" => map.next_value().map(StepKind::Reply),
+                "ack" => map.next_value().map(StepKind::Ack),
                 _ => map.next_value().map(StepKind::WaitMs),
             },
         )
@@ -936,6 +951,20 @@ impl Validator<'_> {
                     }
                 }
                 StepKind::WaitMs(_) => {}
+                StepKind::Ack(a) => {
+                    if !matches!(self.scenario.host(&a.from), Some(Host::Ua(_))) {
+                        return Err(self.error(
+                            &[
+                                Seg::Key("steps"),
+                                Seg::Index(i),
+                                Seg::Key("ack"),
+                                Seg::Key("from"),
+                            ],
+                            Some(&a.from),
+                            format!("`{}` is not a ua host", a.from),
+                        ));
+                    }
+                }
                 StepKind::Reply(r) => {
                     if !matches!(self.scenario.host(&r.from), Some(Host::Ua(_))) {
                         return Err(self.error(

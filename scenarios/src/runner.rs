@@ -266,6 +266,14 @@ struct Run {
     uas: BTreeMap<String, Ua>,
     addrs: BTreeMap<String, SocketAddr>,
     vars: BTreeMap<String, String>,
+    /// The last INVITE each UA sent, and where to.
+    invites: BTreeMap<String, (Message, SocketAddr)>,
+    /// The last response each UA received.
+    responses: BTreeMap<String, Message>,
+    /// The simulated DNS (see [`host_table`]).
+    hosts: Vec<(String, SocketAddr)>,
+    /// Branches for the ACKs `ack:` builds.
+    ids: Ids,
     /// The requests each UA received, latest last (what `reply:` answers), and where they
     /// came from.
     requests: BTreeMap<String, Vec<(Message, SocketAddr)>>,
@@ -332,6 +340,11 @@ impl Run {
             .addrs
             .get(&s.to)
             .ok_or(format!("unknown host {}", s.to))?;
+        if let Ok(m) = Message::parse(&bytes, &Limits::default()) {
+            if m.method().is_some_and(|x| x.as_str() == "INVITE") {
+                self.invites.insert(s.from.clone(), (m, to));
+            }
+        }
         ua.send(to, bytes);
         // One tick puts it on the wire.
         while !ua.idle() {
@@ -383,6 +396,9 @@ impl Run {
                 for (k, v) in captures {
                     self.vars.insert(k, v);
                 }
+                if !msg.is_request() {
+                    self.responses.insert(e.at.clone(), msg.clone());
+                }
                 if msg.is_request() {
                     self.requests
                         .entry(e.at.clone())
@@ -401,6 +417,100 @@ impl Run {
 }
 
 impl Run {
+    /// `ack:`: RFC 3261 §17.1.1.3 (non-2xx) or §13.2.2.4 (2xx).
+    fn ack(&mut self, a: &model::AckStep) -> Result<(), String> {
+        let (invite, sent_to) = self
+            .invites
+            .get(&a.from)
+            .cloned()
+            .ok_or(format!("{} has sent no INVITE to acknowledge", a.from))?;
+        let response = self.responses.get(&a.from).cloned().ok_or(format!(
+            "{} has received no response to acknowledge",
+            a.from
+        ))?;
+        let status = response.status().unwrap_or(0);
+        let (bytes, to) = if status >= 300 {
+            let ack = invite
+                .ack_for(&response)
+                .ok_or("cannot build the ACK from the INVITE")?;
+            (ack, sent_to)
+        } else {
+            let contact = response
+                .contacts()
+                .ok()
+                .and_then(|c| match c {
+                    trapezoid_core::message::Contacts::List(l) => {
+                        l.first().map(|n| n.uri.to_owned())
+                    }
+                    _ => None,
+                })
+                .ok_or("the 2xx has no Contact (remote target)")?;
+            let routes: Vec<&str> = response.values(&HeaderName::RecordRoute).collect();
+            let route_set: Vec<&str> = routes.iter().rev().copied().collect();
+            let via = invite.values(&HeaderName::Via).next().unwrap_or("");
+            let branch = self.ids.branch();
+            let via = match via.find(";branch=") {
+                Some(i) => {
+                    let rest = &via[i + 8..];
+                    let end = rest.find(';').map_or(via.len(), |j| i + 8 + j);
+                    format!("{};branch={branch}{}", &via[..i], &via[end..])
+                }
+                None => format!("{via};branch={branch}"),
+            };
+            let mut text = format!("ACK {contact} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n");
+            if !route_set.is_empty() {
+                text.push_str(&format!("Route: {}\r\n", route_set.join(", ")));
+            }
+            text.push_str(&format!(
+                "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                invite.value(&HeaderName::From).unwrap_or(""),
+                response.value(&HeaderName::To).unwrap_or(""),
+                invite.call_id().unwrap_or(""),
+                invite.cseq().map(|c| c.seq).unwrap_or(1),
+            ));
+            let first_hop = route_set
+                .first()
+                .map(|r| {
+                    r.trim_start_matches('<')
+                        .split('>')
+                        .next()
+                        .unwrap_or(r)
+                        .to_owned()
+                })
+                .unwrap_or(contact);
+            let to = self
+                .resolve(&first_hop)
+                .ok_or(format!("no host in the scenario answers to {first_hop}"))?;
+            (text.into_bytes(), to)
+        };
+        let ua = self
+            .uas
+            .get(&a.from)
+            .ok_or(format!("{} is not a UA", a.from))?;
+        ua.send(to, bytes);
+        while !ua.idle() {
+            self.world.step()?;
+        }
+        Ok(())
+    }
+
+    /// The host of a SIP URI, looked up in the scenario's host table or taken as an IP.
+    fn resolve(&self, uri: &str) -> Option<SocketAddr> {
+        match trapezoid_core::message::Uri::parse(uri).ok()? {
+            trapezoid_core::message::Uri::Sip(u) => {
+                let port = u.port.unwrap_or(5060);
+                if let Ok(ip) = u.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+                    return Some(SocketAddr::new(ip, port));
+                }
+                self.hosts
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(u.host))
+                    .map(|(_, a)| *a)
+            }
+            _ => None,
+        }
+    }
+
     /// `reply:`: RFC 3261 §8.2.6 for the UA's last received request.
     fn reply(&mut self, r: &ReplyStep) -> Result<(), String> {
         let (req, from) = self
@@ -493,8 +603,13 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
         addrs: BTreeMap::new(),
         vars: BTreeMap::new(),
         requests: BTreeMap::new(),
+        invites: BTreeMap::new(),
+        responses: BTreeMap::new(),
+        hosts: Vec::new(),
+        ids: Ids::new(mix(seed, "acks")),
     };
     let hosts = host_table(scenario);
+    run.hosts = hosts.clone();
     for (name, host) in &scenario.hosts {
         match host {
             Host::Ua(u) => {
@@ -532,6 +647,7 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             model::StepKind::Expect(e) => run.expect(e),
             model::StepKind::WaitMs(ms) => run.tick_for(Duration::from_millis(*ms)),
             model::StepKind::Reply(r) => run.reply(r),
+            model::StepKind::Ack(a) => run.ack(a),
         };
         if let Err(report) = result {
             failure = Some(Failure {
