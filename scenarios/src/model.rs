@@ -1837,7 +1837,7 @@ steps:
         let e = err(&with("  - wait_ms: 1000", "  - {}"));
         assert_eq!(
             e,
-            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`"
+            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`"
         );
         let e = err(&with("    ua:\n", "    uac:\n"));
         assert_eq!(
