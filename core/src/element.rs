@@ -382,6 +382,11 @@ impl Proxy {
         }
     }
 
+    /// The realm of this element's challenges.
+    pub(crate) fn realm(&self) -> String {
+        realm(&self.config)
+    }
+
     /// §22.3: checks the request's credentials (Proxy-Authorization when `proxy`).
     /// `Ok(user)`: valid; `Err(reply)`: the 401/407 challenge, or a 400 for malformed
     /// credentials, to send.

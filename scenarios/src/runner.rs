@@ -569,12 +569,21 @@ impl Run {
             .reason
             .clone()
             .unwrap_or_else(|| trapezoid_core::message::reason_phrase(r.status).to_owned());
+        // §18.2.1: the UAS's transport notes where the request really came from.
+        let sent_by_is_source = req.top_via().is_some_and(|v| {
+            v.host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .ok()
+                == Some(from.ip())
+        });
+        let received = (!sent_by_is_source).then_some(from.ip());
         let bytes = trapezoid_core::message::response(
             &req,
             r.status,
             &reason,
             to_tag.as_deref(),
-            None,
+            received,
             None,
             &extra_refs,
             &body,

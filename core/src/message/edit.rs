@@ -26,6 +26,9 @@ pub struct RequestEdits<'a> {
     pub pop_last_route: bool,
     /// Step 8: the Via value pushed on top.
     pub via: Option<&'a str>,
+    /// Whole header lines to delete (ranges from [`super::Header::line_range`]), e.g. the
+    /// Proxy-Authorization a proxy consumed (RFC 3261 §22.3).
+    pub remove_lines: &'a [Range<usize>],
     /// §18.2.1 and RFC 3581 §4: params the server transport adds to the received top Via
     /// (`;received=192.0.2.101`, `;rport=5060`), appended to that value.
     pub top_via_params: Option<&'a str>,
@@ -170,6 +173,12 @@ impl Message {
                     });
                 }
             }
+        }
+        for r in e.remove_lines {
+            splices.push(Splice {
+                range: r.clone(),
+                with: Vec::new(),
+            });
         }
         if e.pop_route {
             if let Some(r) = self.value_removal(&HeaderName::Route, false) {

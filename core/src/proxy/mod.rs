@@ -58,6 +58,8 @@ pub struct ResponseContext {
     pub routing_pop: (bool, bool),
     /// Whether branches carry this proxy's Record-Route.
     pub record_route: bool,
+    /// Header lines of the request this proxy consumed (its own Proxy-Authorization).
+    pub consumed: Vec<std::ops::Range<usize>>,
     /// The address the request arrived on (branches leave from it).
     pub local: SocketAddr,
     /// The address it came from.

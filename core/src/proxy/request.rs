@@ -180,10 +180,23 @@ impl Proxy {
         }
         // §16.3 step 6 / §22.3: Proxy-Authorization, for initial INVITEs when configured.
         let initial = msg.to().is_some_and(|t| t.tag().is_none());
+        let mut consumed = Vec::new();
         if invite && initial && self.config.proxy.authenticate_invite {
             if let Err(reply) = self.authenticate(&msg, true) {
                 return self.respond(&key, &msg, reply);
             }
+            // §22.3: credentials for our realm are ours to consume; those for other realms
+            // travel on to the proxies that asked for them.
+            let realm = self.realm();
+            consumed = msg
+                .headers()
+                .iter()
+                .filter(|h| h.name == HeaderName::ProxyAuthorization)
+                .filter(|h| {
+                    crate::auth::parse_credentials(h.value(&msg)).is_ok_and(|c| c.realm == realm)
+                })
+                .map(|h| h.line_range())
+                .collect();
         }
         // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
         // stops retransmitting (§17.2.1: within 200 ms).
@@ -231,6 +244,7 @@ impl Proxy {
                 hash,
                 routing_pop: (routing.pop_route, routing.pop_last_route),
                 record_route,
+                consumed,
                 local: d.local,
                 remote: d.remote,
             },
@@ -276,6 +290,7 @@ impl Proxy {
             pop_last_route: ctx.routing_pop.1,
             via: Some(&via),
             top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+            remove_lines: &ctx.consumed,
         });
         let invite = ctx.invite;
         let local = ctx.local;
@@ -439,6 +454,7 @@ impl Proxy {
             pop_last_route: routing.pop_last_route,
             via: Some(&via),
             top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+            remove_lines: &[],
         });
         self.queue.push_back(Output::Transmit(Transmit {
             transport: Transport::Udp,
