@@ -116,10 +116,12 @@ impl Proxy {
                 })
                 .collect();
             if targets.is_empty() {
-                let known =
-                    self.config.auth.users.iter().any(|u| {
-                        uri.user == Some(u.name.as_str()) || u.aors.iter().any(|a| *a == aor)
-                    });
+                let known = self
+                    .config
+                    .auth
+                    .users
+                    .iter()
+                    .any(|u| uri.user == Some(u.name.as_str()) || u.aors.contains(&aor));
                 return Err(if known {
                     Reply::new(480)
                 } else {
@@ -212,7 +214,7 @@ impl Proxy {
         // sequence when all of the group fail.
         let mut groups: Vec<Vec<Target>> = Vec::new();
         let mut sorted = targets;
-        sorted.sort_by(|a, b| b.q.cmp(&a.q));
+        sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
         for t in sorted {
             match groups.last_mut() {
                 Some(g) if g[0].q == t.q => g.push(t),
