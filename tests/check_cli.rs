@@ -19,16 +19,22 @@ fn check_runs_the_rfc3665_and_example_folders_by_default_and_prints_the_summary(
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let last = stdout.lines().last().unwrap();
-    let n = std::fs::read_dir(root().join("rfc3665"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
+    let n: usize = ["rfc3665", "scenarios/examples"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(root().join(d))
                 .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "yaml")
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "yaml")
+                })
+                .count()
         })
-        .count();
+        .sum();
+    assert!(n >= 16, "the flows and examples are there: {n}");
     assert_eq!(last, format!("{n} passed, 0 failed"));
 }
 
