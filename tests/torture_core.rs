@@ -1,29 +1,32 @@
 //! RFC 4475 torture messages through the whole element: every file of the RFC's archive
-//! (`tests/data/rfc4475/`, byte-exact) arrives as one UDP datagram at a registrar for
-//! `example.com` (no authentication) on 192.0.2.222:5060, from 192.0.2.10:5060, and the
-//! element must give the answer RFC 4475 asks for. `tests/torture.rs` checks the parser's
-//! view of the same files; this checks what goes back on the wire.
+//! (`tests/data/rfc4475/`, byte-exact) arrives as one UDP datagram at a proxy and registrar
+//! for `example.com` (no authentication, nobody registered) on 192.0.2.222:5060, from
+//! 192.0.2.10:5060, and the element must give the answer RFC 4475 asks for.
+//! `tests/torture.rs` checks the parser's view of the same files; this checks what goes
+//! back on the wire.
 //!
 //! For each file the test asserts everything that came out:
 //!
-//! - [`Answer::Stateful`]: one response, from a new server transaction, with this status and
-//!   reason phrase, and one `TransactionCompleted` event (plus the registrar's binding
-//!   events). A retransmission of the request gets the stored bytes again (RFC 3261 §17.2.2
-//!   "the server transaction MUST pass the final response to the transport layer for
-//!   retransmission") and no new event; Timer J then ends the transaction.
+//! - [`Answer::Stateful`]: one response to a non-INVITE, from a new server transaction, with
+//!   this status and reason phrase, and one `TransactionCompleted` event (plus the
+//!   registrar's binding events). A retransmission of the request gets the stored bytes
+//!   again (RFC 3261 §17.2.2) and no new event; Timer J then ends the transaction.
+//! - [`Answer::Invite`]: 100 Trying at once (§16.2), then the final response. The INVITE
+//!   server transaction retransmits that final response on Timer G and on every
+//!   retransmitted INVITE, always the same bytes, until Timer H ends it (§17.2.1): nobody
+//!   sends the ACK here.
+//! - [`Answer::Forwarded`]: the request goes on to the next hop, spliced (§16.6), and no
+//!   response comes back. The client transaction retransmits it on Timer E and gives up on
+//!   Timer F; RFC 4320 §4.2 forbids the 408 upstream, so nothing is ever answered and both
+//!   transactions end.
 //! - [`Answer::Stateless`]: one response, no transaction, no event: the request failed
 //!   validation. A retransmission fails the same way and gets the same status and reason.
-//! - [`Answer::Dropped`]: nothing sent, one `Event::Dropped`. The element has no client
-//!   transactions yet, so every response is dropped (RFC 3261 §18.1.2: a response that matches
-//!   no client transaction is discarded), as is a datagram without a readable header section.
+//! - [`Answer::Dropped`]: nothing sent, one `Event::Dropped`: a response that matches no
+//!   client transaction (RFC 6026 §7.3: "The proxy MUST NOT forward the response if
+//!   there is no matching transaction state machine"), or a datagram without a readable header section.
 //!
 //! Every 400 names the problem in its reason phrase. The element never panics, holds at most
-//! one transaction per case, and its outputs always drain.
-//!
-//! INVITE and the methods the element does not implement get 501 today: the proxy core that
-//! forwards them comes later, and RFC 3261 §21.5.2 makes 501 the answer when "the server
-//! does not support the functionality required to fulfill the request". Their expectations
-//! change with it (RFC 4475 §3.3.6 invut and §3.4.1 inv2543 are forwarded by a proxy).
+//! two transactions per case, and its outputs always drain.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -57,6 +60,10 @@ fn addr(s: &str) -> SocketAddr {
 enum Answer {
     /// From a server transaction: status and reason phrase.
     Stateful(u16, &'static str),
+    /// From an INVITE server transaction, after 100 Trying: status and reason phrase.
+    Invite(u16, &'static str),
+    /// Proxied to this next hop; nothing answered upstream.
+    Forwarded(&'static str),
     /// Without a transaction (validation failed): status and reason phrase.
     Stateless(u16, &'static str),
     /// Nothing sent; an `Event::Dropped`.
@@ -73,8 +80,8 @@ struct Round {
 
 /// What a check looks at after the first delivery.
 struct Answered<'a> {
-    /// The response, parsed back.
-    response: &'a Message,
+    /// What went out, parsed back: the final response, or the forwarded request.
+    sent: &'a Message,
     /// The events of the first delivery.
     events: &'a [Event],
     /// The element, for its location service.
@@ -118,11 +125,15 @@ fn deliver(proxy: &mut Proxy, file: &str, now: Instant, bytes: &[u8]) -> Round {
 /// The single response of a round, checked for where it goes and parsed back.
 fn the_response(file: &str, round: &Round) -> Message {
     assert_eq!(round.transmits.len(), 1, "{file}: one response");
-    let t = &round.transmits[0];
+    response_in(file, &round.transmits[0])
+}
+
+/// A response sent back to the sender, parsed back.
+fn response_in(file: &str, t: &Transmit) -> Message {
     assert_eq!(t.transport, Transport::Udp, "{file}");
     assert_eq!(t.local, addr(ELEMENT), "{file}");
     // §18.2.2: to the source address, at the sent-by port (no rport) or the source port
-    // (rport, mpart01). Only quotbal's Via names a port other than 5060.
+    // (rport). Only quotbal's Via names a port other than 5060.
     let port = if file == "quotbal" { 5050 } else { 5060 };
     assert_eq!(t.remote, SocketAddr::new(addr(SENDER).ip(), port), "{file}");
     Message::parse(&t.bytes, &Default::default())
@@ -165,17 +176,18 @@ fn header<'a>(m: &'a Message, name: &str) -> Vec<&'a str> {
     m.values(&HeaderName::parse(name)).collect()
 }
 
-/// 501 lists what the element does implement (RFC 3261 §21.5.2 does not require Allow, but
-/// it tells the sender what to try) and binds nothing.
-fn not_implemented(a: &Answered<'_>) {
-    assert_eq!(header(a.response, "Allow"), ["REGISTER", "OPTIONS"]);
+/// A request for a user of the domain, when nobody has registered: §16.5 finds no target
+/// and the location service is left as it was.
+fn nothing_bound(a: &Answered<'_>) {
+    assert!(header(a.sent, "Contact").is_empty());
     assert_eq!(a.proxy.registrar().location().aor_count(), 0);
 }
 
-// §3.1.1.1: every Via value, folded or compact, goes back in order (§8.2.6.2).
+// §3.1.1.1: every Via value, folded or compact, goes back in order (§8.2.6.2, §16.7 step 3:
+// only the top Via is ours to remove, and the proxy answered itself).
 fn wsinv(a: &Answered<'_>) {
-    not_implemented(a);
-    let hosts: Vec<_> = a.response.vias().iter().map(|v| v.host).collect();
+    nothing_bound(a);
+    let hosts: Vec<_> = a.sent.vias().iter().map(|v| v.host).collect();
     assert_eq!(
         hosts,
         ["192.0.2.2", "spindle.example.com", "192.168.255.111"]
@@ -186,7 +198,7 @@ fn wsinv(a: &Answered<'_>) {
 fn escnull(a: &Answered<'_>) {
     let aor = "sip:null-%00-null@example.com";
     assert_eq!(
-        contact_values(a.response),
+        contact_values(a.sent),
         [
             "<sip:%00@host5.example.com>;expires=3600",
             "<sip:%00%00@host5.example.com>;expires=3600"
@@ -207,56 +219,74 @@ fn escnull(a: &Answered<'_>) {
 
 // §3.1.1.5: RE%47IST%45R is not REGISTER: nothing is bound.
 fn esc02(a: &Answered<'_>) {
-    not_implemented(a);
-    assert_eq!(a.response.cseq().unwrap().method, "RE%47IST%45R");
+    nothing_bound(a);
+    assert_eq!(a.sent.cseq().unwrap().method, "RE%47IST%45R");
 }
 
 // §3.1.1.7: all 34 Via values go back, the long ones intact.
 fn longreq(a: &Answered<'_>) {
-    not_implemented(a);
-    assert_eq!(a.response.count(&HeaderName::Via), 34);
-    let last = a.response.vias().pop().unwrap();
+    nothing_bound(a);
+    assert_eq!(a.sent.count(&HeaderName::Via), 34);
+    let last = a.sent.vias().pop().unwrap();
     assert!(last.branch().unwrap().ends_with("branchvalue"));
-    assert_eq!(a.response.call_id().unwrap().len(), 141);
+    assert_eq!(a.sent.call_id().unwrap().len(), 141);
 }
 
 // §3.1.1.8: the REGISTER is processed; the INVITE-looking octets after it are not.
 fn dblreq(a: &Answered<'_>) {
     let aor = "sip:j.user@example.com";
     assert_eq!(
-        contact_values(a.response),
+        contact_values(a.sent),
         ["<sip:j.user@host.example.com>;expires=3600"]
     );
     assert_eq!(bound(a.proxy, aor), ["sip:j.user@host.example.com"]);
     assert_eq!(registered(a.events).len(), 1);
 }
 
-/// §11.2: the element answers OPTIONS to itself with what it supports.
+/// §11.2: the element, as the final recipient of an OPTIONS, says what it supports.
 fn options_ok(a: &Answered<'_>) {
-    assert_eq!(header(a.response, "Allow"), ["REGISTER", "OPTIONS"]);
-    assert_eq!(header(a.response, "Accept"), ["application/sdp"]);
+    assert_eq!(
+        header(a.sent, "Allow"),
+        ["INVITE", "ACK", "CANCEL", "BYE", "REGISTER", "OPTIONS"]
+    );
+    assert_eq!(header(a.sent, "Accept"), ["application/sdp"]);
 }
 
 // §3.1.1.10: every transport token, known or not, goes back as written.
 fn transports(a: &Answered<'_>) {
-    options_ok(a);
-    let t: Vec<_> = a.response.vias().iter().map(|v| v.transport).collect();
+    nothing_bound(a);
+    let t: Vec<_> = a.sent.vias().iter().map(|v| v.transport).collect();
     assert_eq!(t, ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
 }
 
-// §3.1.1.11: `rport` gets the source port (RFC 3581 §4).
+// §3.1.1.11: the MESSAGE follows its Route (loose routing, §16.4 and §16.6 step 6) and
+// goes on spliced: Max-Forwards one less, our Via on top, the sender's Via with `received`
+// and `rport` (RFC 3581 §4), and the multipart body with its NULs byte for byte.
 fn mpart01(a: &Answered<'_>) {
-    not_implemented(a);
-    let via = a.response.top_via().unwrap();
-    assert_eq!(via.rport(), Some(Some(5060)));
-    assert_eq!(via.received(), Some("192.0.2.10"));
+    let m = a.sent;
+    assert_eq!(m.method().map(|m| m.as_str()), Some("MESSAGE"));
+    assert_eq!(m.request_uri(), Some("sip:kumiko@example.org"));
+    assert_eq!(m.max_forwards(), Some(69));
+    assert_eq!(header(m, "Route"), ["<sip:127.0.0.1:5080>"]);
+    let vias = m.vias();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host, "192.0.2.222");
+    assert!(vias[0].branch().unwrap().starts_with("z9hG4bK"));
+    assert_eq!(vias[1].host, "127.0.0.1");
+    assert_eq!(vias[1].rport(), Some(Some(5060)));
+    assert_eq!(vias[1].received(), Some("192.0.2.10"));
+    let original = read("mpart01");
+    let original = Message::parse(&original, &Default::default()).unwrap();
+    assert_eq!(m.body(), original.body());
+    assert_eq!(m.body().len(), 553);
+    assert_eq!(a.proxy.registrar().location().aor_count(), 0);
 }
 
 // §3.2.1: the branch is only the magic cookie; the element falls back to RFC 2543 matching
 // (§17.2.3), which the RFC allows, so the retransmission still finds the transaction.
 fn badbranch(a: &Answered<'_>) {
-    options_ok(a);
-    assert_eq!(a.response.top_via().unwrap().branch(), Some("z9hG4bK"));
+    nothing_bound(a);
+    assert_eq!(a.sent.top_via().unwrap().branch(), Some("z9hG4bK"));
 }
 
 // §3.3.4: a registrar refuses a To that is not a SIP or SIPS URI (§10.2).
@@ -264,27 +294,27 @@ fn unksm2(a: &Answered<'_>) {
     assert_eq!(a.proxy.registrar().location().aor_count(), 0);
 }
 
-// §3.3.5: the element answers as the UAS of the OPTIONS, so it lists the Require tags
-// (§8.2.2.3); Proxy-Require is for the role of a proxy (§16.3 step 5).
+// §3.3.5: the OPTIONS is for a user, so the element is its proxy: it lists the Proxy-Require
+// tags (§16.3 step 5); Require is for the UAS further on (§8.2.2.3).
 fn bext01(a: &Answered<'_>) {
     assert_eq!(
-        header(a.response, "Unsupported"),
-        ["nothingSupportsThis", "nothingSupportsThisEither"]
+        header(a.sent, "Unsupported"),
+        ["noProxiesSupportThis", "norDoAnyProxiesSupportThis"]
     );
 }
 
 // §3.3.7: with no authentication configured, the unknown Authorization is ignored and the
 // REGISTER (no Contact) is a fetch of no bindings.
 fn regaut01(a: &Answered<'_>) {
-    assert!(contact_values(a.response).is_empty());
-    assert!(header(a.response, "WWW-Authenticate").is_empty());
+    assert!(contact_values(a.sent).is_empty());
+    assert!(header(a.sent, "WWW-Authenticate").is_empty());
     assert_eq!(registered(a.events).len(), 0);
 }
 
 // §3.3.12: `unknownparam` is a contact-param: outside the <> of the binding, not in its URI.
 fn cparam01(a: &Answered<'_>) {
     assert_eq!(
-        contact_values(a.response),
+        contact_values(a.sent),
         ["<sip:+19725552222@gw1.example.net>;unknownparam;expires=3600"]
     );
     assert_eq!(
@@ -296,7 +326,7 @@ fn cparam01(a: &Answered<'_>) {
 // §3.3.13: inside <>, `unknownparam` is a url-parameter the binding keeps.
 fn cparam02(a: &Answered<'_>) {
     assert_eq!(
-        contact_values(a.response),
+        contact_values(a.sent),
         ["<sip:+19725552222@gw1.example.net;unknownparam>;expires=3600"]
     );
     let uris = bound(a.proxy, "sip:watson@example.com");
@@ -311,7 +341,7 @@ fn cparam02(a: &Answered<'_>) {
 // include the escaped Route header in the contact URI for this binding."
 fn regescrt(a: &Answered<'_>) {
     assert_eq!(
-        contact_values(a.response),
+        contact_values(a.sent),
         ["<sip:user@example.com?Route=%3Csip:sip.example.com%3E>;expires=3600"]
     );
     assert_eq!(
@@ -322,17 +352,21 @@ fn regescrt(a: &Answered<'_>) {
 
 #[rstest]
 // §3.1.1: valid messages.
-#[case::wsinv("wsinv", Stateful(501, "Not Implemented"), wsinv)]
-#[case::intmeth("intmeth", Stateful(501, "Not Implemented"), not_implemented)]
-#[case::esc01("esc01", Stateful(501, "Not Implemented"), not_implemented)]
+// §3.1.1.1: its Route names a host the static table does not know (no DNS here).
+#[case::wsinv("wsinv", Invite(503, "Next Hop Not Resolvable"), wsinv)]
+// A proxy forwards a method it does not know (§16.1); nobody is registered as the user.
+#[case::intmeth("intmeth", Stateful(404, "Not Found"), nothing_bound)]
+// example.net is neither served here nor in the static table (§21.4.5: 404 also "if the
+// domain in the Request-URI does not match any of the domains handled by the recipient").
+#[case::esc01("esc01", Invite(404, "Domain Not Found"), nothing_bound)]
 #[case::escnull("escnull", Stateful(200, "OK"), escnull)]
-#[case::esc02("esc02", Stateful(501, "Not Implemented"), esc02)]
-#[case::lwsdisp("lwsdisp", Stateful(200, "OK"), options_ok)]
-#[case::longreq("longreq", Stateful(501, "Not Implemented"), longreq)]
+#[case::esc02("esc02", Stateful(404, "Domain Not Found"), esc02)]
+#[case::lwsdisp("lwsdisp", Stateful(404, "Not Found"), nothing_bound)]
+#[case::longreq("longreq", Invite(404, "Not Found"), longreq)]
 #[case::dblreq("dblreq", Stateful(200, "OK"), dblreq)]
-#[case::semiuri("semiuri", Stateful(200, "OK"), options_ok)]
-#[case::transports("transports", Stateful(200, "OK"), transports)]
-#[case::mpart01("mpart01", Stateful(501, "Not Implemented"), mpart01)]
+#[case::semiuri("semiuri", Stateful(404, "Not Found"), nothing_bound)]
+#[case::transports("transports", Stateful(404, "Not Found"), transports)]
+#[case::mpart01("mpart01", Forwarded("127.0.0.1:5080"), mpart01)]
 // Responses: no client transaction to give them to.
 #[case::unreason("unreason", Dropped, none)]
 #[case::noreason("noreason", Dropped, none)]
@@ -352,8 +386,8 @@ fn regescrt(a: &Answered<'_>) {
 #[case::trws("trws", Stateless(400, "Bad Request-Line"), none)]
 // §3.1.2.11: rejecting is acceptable; a proxy would otherwise have to strip them.
 #[case::escruri("escruri", Stateless(400, "Headers In Request-URI"), none)]
-// §3.1.2.12: the element does not use Date, so it ignores it; the INVITE is then 501.
-#[case::baddate("baddate", Stateful(501, "Not Implemented"), not_implemented)]
+// §3.1.2.12: the element does not use Date, so it ignores it and proxies the INVITE.
+#[case::baddate("baddate", Invite(404, "Not Found"), nothing_bound)]
 #[case::regbadct("regbadct", Stateless(400, "Bad Contact"), none)]
 #[case::badaspec("badaspec", Stateless(400, "Bad To"), none)]
 #[case::baddn("baddn", Stateless(400, "Bad From"), none)]
@@ -364,7 +398,7 @@ fn regescrt(a: &Answered<'_>) {
 // §3.1.2.19: "An element receiving this response should simply drop it."
 #[case::bigcode("bigcode", Dropped, none)]
 // §3.2: transaction layer.
-#[case::badbranch("badbranch", Stateful(200, "OK"), badbranch)]
+#[case::badbranch("badbranch", Stateful(404, "Not Found"), badbranch)]
 // §3.3: application layer.
 #[case::insuf("insuf", Stateless(400, "Missing To"), none)]
 #[case::unkscm("unkscm", Stateful(416, "Unsupported URI Scheme"), none)]
@@ -372,29 +406,35 @@ fn regescrt(a: &Answered<'_>) {
 #[case::novelsc("novelsc", Stateful(416, "Unsupported URI Scheme"), none)]
 #[case::unksm2("unksm2", Stateful(400, "To Is Not A SIP URI"), unksm2)]
 #[case::bext01("bext01", Stateful(420, "Bad Extension"), bext01)]
-#[case::invut("invut", Stateful(501, "Not Implemented"), not_implemented)]
+// §3.3.6: a proxy does not look at the body; it routes the INVITE.
+#[case::invut("invut", Invite(404, "Not Found"), nothing_bound)]
 #[case::regaut01("regaut01", Stateful(200, "OK"), regaut01)]
 #[case::multi01("multi01", Stateless(400, "Duplicate To"), none)]
 #[case::mcl01("mcl01", Stateless(400, "Duplicate Content-Length"), none)]
 // §3.3.10: dropped, never forwarded to the broadcast address.
 #[case::bcast("bcast", Dropped, none)]
-// §3.3.11 with RFC 3261 §16.3 step 3: Max-Forwards 0 on an OPTIONS lets the element "act as
-// the final recipient and respond per Section 11".
+// §3.3.11 asks a proxy for 483; RFC 3261 §16.3 step 3, the normative text, lets it "act as
+// the final recipient and respond per Section 11" to an OPTIONS, which is what a ping that
+// probes one hop wants. Any other method gets the 483.
 #[case::zeromf("zeromf", Stateful(200, "OK"), options_ok)]
 #[case::cparam01("cparam01", Stateful(200, "OK"), cparam01)]
 #[case::cparam02("cparam02", Stateful(200, "OK"), cparam02)]
 #[case::regescrt("regescrt", Stateful(200, "OK"), regescrt)]
-// §3.3.15: 406 or 400 is for the UAS; here the INVITE is not implemented yet.
-#[case::sdp01("sdp01", Stateful(501, "Not Implemented"), not_implemented)]
-// §3.4: backward compatibility. The RFC 2543 request is accepted, then not implemented.
-#[case::inv2543("inv2543", Stateful(501, "Not Implemented"), not_implemented)]
+// §3.3.15: 406 or 400 is for the UAS; a proxy routes the INVITE.
+#[case::sdp01("sdp01", Invite(404, "Not Found"), nothing_bound)]
+// §3.4: backward compatibility. The RFC 2543 request (no branch, no From tag) is accepted
+// and routed; its transaction is matched the RFC 2543 way (§17.2.3).
+#[case::inv2543("inv2543", Invite(404, "Not Found"), nothing_bound)]
 // In the archive but in no section: no SIP-Version, a header line without a colon. There is
 // no header section to answer from.
 #[case::unclassified("test", Dropped, none)]
 fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[case] check: Check) {
     let bytes = read(file);
+    let request = Message::parse(&bytes, &Default::default()).ok();
     let mut proxy = Proxy::new(Config::new("example.com"));
     let first = deliver(&mut proxy, file, Instant::ZERO, &bytes);
+    // What the element keeps sending until its transactions end: the final response, or the
+    // forwarded request.
     let stored = match answer {
         Dropped => {
             assert!(first.transmits.is_empty(), "{file}: {:?}", first.transmits);
@@ -409,8 +449,39 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
             assert_eq!(proxy.transaction_count(), 0, "{file}");
             None
         }
-        Stateful(status, reason) | Stateless(status, reason) => {
-            let response = the_response(file, &first);
+        Forwarded(next_hop) => {
+            assert_eq!(first.transmits.len(), 1, "{file}: {:?}", first.transmits);
+            let t = &first.transmits[0];
+            assert_eq!(t.remote, addr(next_hop), "{file}");
+            assert_eq!(t.local, addr(ELEMENT), "{file}");
+            assert!(first.events.is_empty(), "{file}: {:?}", first.events);
+            // A server and a client transaction, and the response context between them.
+            assert_eq!(proxy.transaction_count(), 2, "{file}");
+            assert_eq!(proxy.context_count(), 1, "{file}");
+            let sent = Message::parse(&t.bytes, &Default::default())
+                .unwrap_or_else(|e| panic!("{file}: what we forwarded does not parse: {e}"));
+            check(&Answered {
+                sent: &sent,
+                events: &first.events,
+                proxy: &proxy,
+            });
+            Some(t.bytes.clone())
+        }
+        Stateful(status, reason) | Invite(status, reason) | Stateless(status, reason) => {
+            let final_at = match answer {
+                Invite(..) => {
+                    assert_eq!(first.transmits.len(), 2, "{file}: 100 and a final response");
+                    let trying = response_in(file, &first.transmits[0]);
+                    assert_eq!(status_of(file, &trying), (100, "Trying".to_owned()));
+                    same_transaction(file, &trying, request.as_ref().unwrap());
+                    1
+                }
+                _ => {
+                    assert_eq!(first.transmits.len(), 1, "{file}: one response");
+                    0
+                }
+            };
+            let response = response_in(file, &first.transmits[final_at]);
             assert_eq!(
                 status_of(file, &response),
                 (status, reason.to_owned()),
@@ -419,23 +490,7 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
             if status == 400 {
                 assert_ne!(reason, "Bad Request", "{file}: name the problem");
             }
-            // §8.2.6.2: the response copies what the client matches it with (§17.1.3).
-            let request = Message::parse(&bytes, &Default::default()).unwrap();
-            assert_eq!(response.call_id(), request.call_id(), "{file}");
-            assert_eq!(
-                response.value(&HeaderName::CSeq),
-                request.value(&HeaderName::CSeq),
-                "{file}"
-            );
-            assert_eq!(
-                response
-                    .top_via()
-                    .and_then(|v| v.branch().map(str::to_owned)),
-                request
-                    .top_via()
-                    .and_then(|v| v.branch().map(str::to_owned)),
-                "{file}"
-            );
+            same_transaction(file, &response, request.as_ref().unwrap());
             let completed: Vec<_> = first
                 .events
                 .iter()
@@ -444,10 +499,14 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
                     _ => None,
                 })
                 .collect();
-            if matches!(answer, Stateful(..)) {
+            if matches!(answer, Stateless(..)) {
+                assert_eq!(proxy.transaction_count(), 0, "{file}");
+                assert!(first.events.is_empty(), "{file}: {:?}", first.events);
+            } else {
                 assert_eq!(proxy.transaction_count(), 1, "{file}");
+                assert_eq!(proxy.context_count(), 0, "{file}");
                 assert_eq!(completed, [status], "{file}");
-                // §8.2.6.2: the UAS adds a To tag.
+                // §8.2.6.2: the element answered itself, so it adds a To tag.
                 assert!(response.to().and_then(|t| t.tag()).is_some(), "{file}");
                 let others = first.events.iter().filter(|e| {
                     !matches!(
@@ -456,22 +515,20 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
                     )
                 });
                 assert_eq!(others.count(), 0, "{file}: {:?}", first.events);
-            } else {
-                assert_eq!(proxy.transaction_count(), 0, "{file}");
-                assert!(first.events.is_empty(), "{file}: {:?}", first.events);
             }
             check(&Answered {
-                response: &response,
+                sent: &response,
                 events: &first.events,
                 proxy: &proxy,
             });
-            Some(first.transmits[0].bytes.clone())
+            Some(first.transmits[final_at].bytes.clone())
         }
     };
 
-    // The same datagram again: a retransmission.
+    // The same datagram again, 500 ms later: a retransmission. T1 has passed too, so an
+    // INVITE server transaction's Timer G and a client transaction's Timer E fire with it.
     let again = deliver(&mut proxy, file, Instant::from_millis(500), &bytes);
-    assert!(proxy.transaction_count() <= 1, "{file}");
+    assert!(proxy.transaction_count() <= 2, "{file}");
     match answer {
         Dropped => {
             assert!(again.transmits.is_empty(), "{file}");
@@ -486,6 +543,21 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
             assert_eq!(Some(&again.transmits[0].bytes), stored.as_ref(), "{file}");
             assert!(again.events.is_empty(), "{file}: {:?}", again.events);
         }
+        Invite(..) => {
+            // §17.2.1: Timer G and the retransmitted INVITE each send the stored response.
+            assert_eq!(again.transmits.len(), 2, "{file}");
+            for t in &again.transmits {
+                assert_eq!(Some(&t.bytes), stored.as_ref(), "{file}");
+            }
+            assert!(again.events.is_empty(), "{file}: {:?}", again.events);
+        }
+        Forwarded(_) => {
+            // The server transaction absorbs the retransmission (no response yet, §17.2.2
+            // Trying); Timer E sends the request on again, the same bytes.
+            assert_eq!(again.transmits.len(), 1, "{file}: {:?}", again.transmits);
+            assert_eq!(Some(&again.transmits[0].bytes), stored.as_ref(), "{file}");
+            assert!(again.events.is_empty(), "{file}: {:?}", again.events);
+        }
         Stateless(status, reason) => {
             let response = the_response(file, &again);
             assert_eq!(
@@ -497,15 +569,54 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
         }
     }
 
-    // Timer J ends the transaction: nothing leaks.
-    let later = feed(
-        &mut proxy,
-        file,
-        Instant::ZERO + TIMER_J,
-        InputKind::Timeout,
-    );
-    assert!(later.transmits.is_empty(), "{file}");
+    // Timers J, H or F end everything; until then the element only repeats what it sent.
+    // Nobody answers a forwarded request, and RFC 4320 §4.2 forbids the 408 upstream.
+    let mut now = Instant::from_millis(500);
+    while now < Instant::ZERO + TIMER_J {
+        let next = match proxy.poll_output() {
+            Output::Timeout(Some(at)) => at,
+            Output::Timeout(None) => break,
+            other => panic!("{file}: undrained output {other:?}"),
+        };
+        assert!(next > now, "{file}: a timer in the past");
+        now = next;
+        let round = feed(&mut proxy, file, now, InputKind::Timeout);
+        for t in &round.transmits {
+            assert_eq!(Some(&t.bytes), stored.as_ref(), "{file} at {now:?}");
+        }
+        assert!(round.events.is_empty(), "{file}: {:?}", round.events);
+    }
+    assert!(now <= Instant::ZERO + TIMER_J, "{file}: ended at {now:?}");
     assert_eq!(proxy.transaction_count(), 0, "{file}");
+    assert_eq!(proxy.context_count(), 0, "{file}");
+    // What may still wait is a binding's expiry (RFC 3261 §10.3 step 7), nothing else.
+    match proxy.poll_output() {
+        Output::Timeout(None) => {}
+        Output::Timeout(Some(_)) => assert!(
+            proxy.registrar().location().aor_count() > 0,
+            "{file}: a timer outlived every transaction"
+        ),
+        other => panic!("{file}: undrained output {other:?}"),
+    }
+}
+
+/// §8.2.6.2: a response copies what the client matches it with (§17.1.3).
+fn same_transaction(file: &str, response: &Message, request: &Message) {
+    assert_eq!(response.call_id(), request.call_id(), "{file}");
+    assert_eq!(
+        response.value(&HeaderName::CSeq),
+        request.value(&HeaderName::CSeq),
+        "{file}"
+    );
+    assert_eq!(
+        response
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned)),
+        request
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned)),
+        "{file}"
+    );
 }
 
 /// Every file of the archive has a case above.

@@ -642,7 +642,7 @@ pub(crate) fn via_params(msg: &Message, remote: SocketAddr) -> (Option<IpAddr>, 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, REGISTER, OPTIONS";
 
 /// §11.2: OPTIONS addressed to the element itself.
-fn options_reply() -> Reply {
+pub(crate) fn options_reply() -> Reply {
     Reply::new(200)
         .header("Allow", ALLOW)
         .header("Accept", "application/sdp")

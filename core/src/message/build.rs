@@ -32,7 +32,7 @@ pub fn response(
     for (i, via) in req.values(&HeaderName::Via).enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
-            top_via(&mut out, via, received, rport);
+            write_top_via(&mut out, via, received, rport);
         } else {
             out.extend_from_slice(via.as_bytes());
         }
@@ -77,7 +77,12 @@ fn line(out: &mut Vec<u8>, name: &str, value: &str) {
 
 /// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
 /// of its text as written.
-fn top_via(out: &mut Vec<u8>, raw: &str, received: Option<IpAddr>, rport: Option<u16>) {
+pub(crate) fn write_top_via(
+    out: &mut Vec<u8>,
+    raw: &str,
+    received: Option<IpAddr>,
+    rport: Option<u16>,
+) {
     let Ok(via) = Via::parse(raw) else {
         // Nothing to edit safely: copy, and still say where the request came from.
         out.extend_from_slice(raw.as_bytes());

@@ -29,9 +29,11 @@ pub struct RequestEdits<'a> {
     /// Whole header lines to delete (ranges from [`super::Header::line_range`]), e.g. the
     /// Proxy-Authorization a proxy consumed (RFC 3261 §22.3).
     pub remove_lines: &'a [Range<usize>],
-    /// §18.2.1 and RFC 3581 §4: params the server transport adds to the received top Via
-    /// (`;received=192.0.2.101`, `;rport=5060`), appended to that value.
-    pub top_via_params: Option<&'a str>,
+    /// §18.2.1: the `received` the server transport notes on the top Via (an old one is
+    /// replaced).
+    pub received: Option<std::net::IpAddr>,
+    /// RFC 3581 §4: the source port, written into the top Via's valueless `rport`.
+    pub rport: Option<u16>,
 }
 
 /// A splice: replace `range` of the original with `with`.
@@ -127,12 +129,14 @@ impl Message {
                 with: format!("Via: {via}\r\n").into_bytes(),
             });
         }
-        if let Some(params) = e.top_via_params {
+        if e.received.is_some() || e.rport.is_some() {
             if let Some(v) = self.values(&HeaderName::Via).next() {
-                if let Some(at) = self.offset_of(v).map(|o| o + v.len()) {
+                if let Some(at) = self.offset_of(v) {
+                    let mut with = Vec::with_capacity(v.len() + 40);
+                    super::build::write_top_via(&mut with, v, e.received, e.rport);
                     splices.push(Splice {
-                        range: at..at,
-                        with: params.as_bytes().to_vec(),
+                        range: at..at + v.len(),
+                        with,
                     });
                 }
             }
@@ -300,7 +304,7 @@ v=0\n";
             record_route: Some("<sip:ss1.atlanta.example.com;lr>"),
             pop_route: true,
             via: Some("SIP/2.0/UDP ss1.atlanta.example.com:5060;branch=z9hG4bK2d4790.1"),
-            top_via_params: Some(";received=192.0.2.101"),
+            received: Some("192.0.2.101".parse().unwrap()),
             ..Default::default()
         });
         assert_eq!(
@@ -319,6 +323,23 @@ Content-Type: application/sdp\n\
 Content-Length: 5\n\
 \n\
 v=0\n"
+        );
+    }
+
+    #[test]
+    fn the_top_via_gets_its_rport_filled_and_an_old_received_replaced() {
+        // RFC 3581 §4: the valueless rport takes the source port where it stands; §18.2.1:
+        // one `received`, the address the request really came from. The second Via value
+        // on the same line is untouched.
+        let m = msg("MESSAGE sip:b@h SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport;received=10.0.0.1;branch=z9hG4bK1, SIP/2.0/UDP c;branch=z9hG4bK0\nCall-ID: x\n\n");
+        let out = m.forward_request(&RequestEdits {
+            received: Some("192.0.2.10".parse().unwrap()),
+            rport: Some(5060),
+            ..Default::default()
+        });
+        assert_eq!(
+            text(out),
+            "MESSAGE sip:b@h SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;rport=5060;branch=z9hG4bK1;received=192.0.2.10, SIP/2.0/UDP c;branch=z9hG4bK0\nCall-ID: x\n\n"
         );
     }
 

@@ -146,9 +146,16 @@ impl Proxy {
     /// §16.3-§16.6 for a request with a fresh server transaction `key`.
     pub(crate) fn proxy_request(&mut self, msg: Message, d: &Datagram<'_>, key: TxKey) {
         let invite = msg.method() == Some(&Method::Invite);
-        // §16.3 step 3: Max-Forwards.
+        // §16.3 step 3: Max-Forwards. An OPTIONS that may go no further is a probe of this
+        // hop: "the element MAY act as the final recipient and respond per Section 11", which
+        // is what keep-alive and monitoring pings expect. Anything else gets 483.
         if msg.max_forwards() == Some(0) {
-            return self.respond(&key, &msg, Reply::new(483));
+            let reply = if msg.method() == Some(&Method::Options) {
+                crate::element::options_reply()
+            } else {
+                Reply::new(483)
+            };
+            return self.respond(&key, &msg, reply);
         }
         // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
         // hash of what a loop leaves unchanged (§16.6 step 8).
@@ -271,13 +278,6 @@ impl Proxy {
         let via = format!("SIP/2.0/UDP {me};branch={branch}");
         let rr = format!("<sip:{me};lr>");
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
-        let mut top_params = String::new();
-        if let Some(r) = rport {
-            top_params.push_str(&format!(";rport={r}"));
-        }
-        if let Some(ip) = received {
-            top_params.push_str(&format!(";received={ip}"));
-        }
         let max_forwards = ctx
             .request
             .max_forwards()
@@ -291,7 +291,8 @@ impl Proxy {
             pop_route: ctx.routing_pop.0,
             pop_last_route: ctx.routing_pop.1,
             via: Some(&via),
-            top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+            received,
+            rport,
             remove_lines: &ctx.consumed,
         });
         let invite = ctx.invite;
@@ -438,13 +439,6 @@ impl Proxy {
         let me = self.advertised(d.local);
         let via = format!("SIP/2.0/UDP {me};branch=z9hG4bK{hash}.0");
         let (received, rport) = crate::element::via_params(&msg, d.remote);
-        let mut top_params = String::new();
-        if let Some(r) = rport {
-            top_params.push_str(&format!(";rport={r}"));
-        }
-        if let Some(ip) = received {
-            top_params.push_str(&format!(";received={ip}"));
-        }
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
         let new_uri =
             (target.uri != msg.request_uri().unwrap_or("")).then_some(target.uri.as_str());
@@ -455,7 +449,8 @@ impl Proxy {
             pop_route: routing.pop_route,
             pop_last_route: routing.pop_last_route,
             via: Some(&via),
-            top_via_params: (!top_params.is_empty()).then_some(top_params.as_str()),
+            received,
+            rport,
             remove_lines: &[],
         });
         self.queue.push_back(Output::Transmit(Transmit {

@@ -211,7 +211,11 @@ impl Proxy {
             return;
         };
         // RFC 4320 §4.2: no 408 upstream for a non-INVITE; the client times out by itself.
+        // The server transaction will never send a final response, so nothing can end it:
+        // it goes now. The client's own Timer F started before ours, so its retransmissions
+        // are over.
         if chosen.status == 408 && !ctx.invite {
+            self.servers.remove(&ctx.upstream);
             return;
         }
         let mut status = chosen.status;
