@@ -383,15 +383,43 @@ pub struct SendStep {
     pub to: String,
     /// The message template (see [`crate::template::render`]).
     pub message: String,
-    /// Digest credentials; when present `{{response}}` is computed before rendering.
+    /// Digest credentials; when present `{{response}}` is computed before rendering. A
+    /// list answers several challenges at once (RFC 3665 §3.3: one per proxy), each into
+    /// the variable its `var` names.
     #[serde(default)]
-    pub auth: Option<AuthStep>,
+    pub auth: Option<AuthSteps>,
+}
+
+/// One `send.auth` block, or a list of them.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AuthSteps {
+    /// `auth: { username: ..., ... }`
+    One(AuthStep),
+    /// `auth: [ { var: r1, ... }, { var: r2, ... } ]`
+    Many(Vec<AuthStep>),
+}
+
+impl AuthSteps {
+    /// Each block with its index in the list (`None` for the single form).
+    pub fn iter(&self) -> impl Iterator<Item = (Option<usize>, &AuthStep)> {
+        let (one, many) = match self {
+            AuthSteps::One(a) => (Some(a), &[][..]),
+            AuthSteps::Many(v) => (None, v.as_slice()),
+        };
+        one.map(|a| (None, a))
+            .into_iter()
+            .chain(many.iter().enumerate().map(|(j, a)| (Some(j), a)))
+    }
 }
 
 /// Inputs of a digest `response` (RFC 7616). Every field may use `{{vars}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthStep {
+    /// The template variable the computed response fills; [`template::RESPONSE`] when absent.
+    #[serde(default)]
+    pub var: Option<String>,
     /// Digest username.
     pub username: String,
     /// Password.
@@ -417,6 +445,11 @@ pub struct AuthStep {
 }
 
 impl AuthStep {
+    /// The variable the response fills, defaulted.
+    pub fn var_name(&self) -> &str {
+        self.var.as_deref().unwrap_or(template::RESPONSE)
+    }
+
     /// The algorithm, defaulted.
     pub fn algorithm_name(&self) -> &str {
         self.algorithm.as_deref().unwrap_or(DEFAULT_ALGORITHM)
@@ -1187,17 +1220,27 @@ impl Validator<'_> {
             ));
         }
         let mut builtins = vec![template::CONTENT_LENGTH];
-        if let Some(auth) = &s.auth {
-            builtins.push(template::RESPONSE);
+        for (j, auth) in s.auth.iter().flat_map(AuthSteps::iter) {
             let field = |key: &'static str| {
-                [
+                let mut path = vec![
                     Seg::Key("steps"),
                     Seg::Index(i),
                     Seg::Key("send"),
                     Seg::Key("auth"),
-                    Seg::Key(key),
-                ]
+                ];
+                path.extend(j.map(Seg::Index));
+                path.push(Seg::Key(key));
+                path
             };
+            let var = auth.var_name();
+            if builtins.contains(&var) || known.contains(var) {
+                return Err(self.error(
+                    &field("var"),
+                    Some(var),
+                    format!("`{var}` is already a variable here; give each response its own"),
+                ));
+            }
+            builtins.push(var);
             let fields = [
                 ("username", Some(&auth.username)),
                 ("password", Some(&auth.password)),
@@ -1726,7 +1769,9 @@ steps:
         let StepKind::Send(send) = &s.steps[2].kind else {
             panic!("step 3 is a send")
         };
-        let auth = send.auth.as_ref().unwrap();
+        let Some(AuthSteps::One(auth)) = send.auth.as_ref() else {
+            panic!("one auth block")
+        };
         assert_eq!(
             (auth.algorithm.as_deref(), auth.algorithm_name()),
             (None, "MD5")
@@ -2078,6 +2123,47 @@ steps:
         }
     }
 
+    /// RFC 3665 §3.3: one send answers two challenges, each response in its own variable.
+    #[test]
+    fn a_list_of_auth_blocks_fills_one_variable_each() {
+        const TWO: &str = "name: t
+hosts:
+  alice: { ua: { address: 192.0.2.101:5060 } }
+  p1: { element: { address: 192.0.2.111:5060, domains: [atlanta.example.com] } }
+steps:
+  - send:
+      from: alice
+      to: p1
+      auth:
+        - { var: r1, username: a, password: p, realm: one, nonce: n1, uri: \"sip:b@h\" }
+        - { var: r2, username: a, password: p, realm: two, nonce: n2, uri: \"sip:b@h\" }
+      message: |
+        INVITE sip:b@h SIP/2.0
+        Proxy-Authorization: Digest response=\"{{r1}}\"
+        Proxy-Authorization: Digest response=\"{{r2}}\"
+";
+        let s = parse(TWO).unwrap();
+        let StepKind::Send(send) = &s.steps[0].kind else {
+            panic!("a send")
+        };
+        let vars: Vec<_> = send
+            .auth
+            .iter()
+            .flat_map(AuthSteps::iter)
+            .map(|(j, a)| (j, a.var_name().to_owned()))
+            .collect();
+        assert_eq!(vars, [(Some(0), "r1".into()), (Some(1), "r2".into())]);
+        // Without a var, both would be `response`: the second is refused where it stands.
+        let e = err(&TWO.replace("var: r1, ", "").replace("var: r2, ", ""));
+        assert!(e.starts_with("t.yaml:11:"), "{e}");
+        assert!(e.contains("`response` is already a variable here"), "{e}");
+        // A response variable is only defined in its own send.
+        let e = err(&TWO.replace("var: r2, ", "var: r1, "));
+        assert!(e.contains("`r1` is already a variable here"), "{e}");
+        let e = err(&TWO.replace("{{r2}}", "{{r3}}"));
+        assert!(e.contains("undefined variable `r3`"), "{e}");
+    }
+
     #[test]
     fn element_settings_are_checked() {
         let e = err(&with("algorithms: [MD5]", "algorithms: [MD5, SHA-1]"));
@@ -2116,6 +2202,7 @@ vars:
   branch1: b
   tag1: t
   proxy_host: p
+  other_nonce: n
 ";
         // Steps that answer a challenge use the nonce an earlier step captured.
         const CHALLENGE: &str = "  - expect:

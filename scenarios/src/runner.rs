@@ -22,7 +22,8 @@ use crate::error::{Position, ScenarioError};
 use crate::ladder::{self, Line};
 use crate::matcher::{self, MessageView};
 use crate::model::{
-    self, ElementHost, ExpectStep, Host, RandomKind, ReplyStep, Scenario, SendStep, VarDef,
+    self, AuthSteps, ElementHost, ExpectStep, Host, RandomKind, ReplyStep, Scenario, SendStep,
+    VarDef,
 };
 use crate::template;
 
@@ -307,7 +308,7 @@ impl Run {
     }
 
     fn send(&mut self, s: &SendStep) -> Result<(), String> {
-        if let Some(a) = &s.auth {
+        for (_, a) in s.auth.iter().flat_map(AuthSteps::iter) {
             let lookup = |n: &str| self.lookup(n);
             let r = |t: &str| template::substitute(t, &lookup);
             let alg_name = a.algorithm_name();
@@ -328,7 +329,7 @@ impl Run {
                 nc.as_deref(),
                 cnonce.as_deref(),
             );
-            self.vars.insert("response".to_owned(), response);
+            self.vars.insert(a.var_name().to_owned(), response);
         }
         let lookup = |n: &str| self.lookup(n);
         let bytes = template::render(&s.message, &lookup)?;
