@@ -15,6 +15,8 @@ pub struct Line {
     pub to: String,
     /// The bytes.
     pub bytes: Vec<u8>,
+    /// It never arrived (its receiver had crashed, or the link was cut).
+    pub lost: bool,
 }
 
 impl Line {
@@ -42,12 +44,13 @@ pub fn ladder(lines: &[Line]) -> String {
     for (i, l) in lines.iter().enumerate() {
         let _ = writeln!(
             out,
-            "F{:<3} {:>8}  {:>w$} -> {:<w$}  {}",
+            "F{:<3} {:>8}  {:>w$} -> {:<w$}  {}{}",
             i + 1,
             seconds(l.at),
             l.from,
             l.to,
             l.first_line(),
+            if l.lost { "  (lost)" } else { "" },
             w = width
         );
     }
@@ -61,11 +64,12 @@ pub fn transcript(title: &str, seed: u64, lines: &[Line]) -> String {
     for (i, l) in lines.iter().enumerate() {
         let _ = writeln!(
             out,
-            "\n--- F{} {} {} -> {} ---",
+            "\n--- F{} {} {} -> {}{} ---",
             i + 1,
             seconds(l.at),
             l.from,
-            l.to
+            l.to,
+            if l.lost { " (lost)" } else { "" }
         );
         out.push_str(&printable(&l.bytes));
     }
@@ -105,12 +109,14 @@ mod tests {
                 from: "bob".into(),
                 to: "ss2".into(),
                 bytes: b"REGISTER sip:x SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec(),
+                lost: false,
             },
             Line {
                 at: Duration::from_millis(12),
                 from: "ss2".into(),
                 to: "bob".into(),
                 bytes: b"SIP/2.0 200 OK\r\n\r\n".to_vec(),
+                lost: false,
             },
         ];
         assert_eq!(
@@ -118,6 +124,10 @@ mod tests {
             "F1      0.001  bob -> ss2  REGISTER sip:x SIP/2.0\n\
              F2      0.012  ss2 -> bob  SIP/2.0 200 OK\n"
         );
+        let mut lines = lines;
+        lines[0].lost = true;
+        assert!(ladder(&lines)
+            .starts_with("F1      0.001  bob -> ss2  REGISTER sip:x SIP/2.0  (lost)\n"));
     }
 
     #[test]

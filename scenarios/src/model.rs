@@ -331,6 +331,14 @@ pub enum StepKind {
     Reply(ReplyStep),
     /// A UA acknowledges the final response to its last INVITE (§17.1.1.3, §13.2.2.4).
     Ack(AckStep),
+    /// An element crashes: it stops, loses its state, and datagrams to it are lost.
+    Crash(String),
+    /// A crashed element starts again from scratch.
+    Restart(String),
+    /// The link between two hosts is cut, both ways.
+    Partition(Vec<String>),
+    /// A cut link is restored.
+    Heal(Vec<String>),
 }
 
 /// `ack:`: the ACK a UAC sends for the final response to its last INVITE. For a non-2xx it is
@@ -388,6 +396,11 @@ pub struct SendStep {
     /// the variable its `var` names.
     #[serde(default)]
     pub auth: Option<AuthSteps>,
+    /// Sends the request the way an RFC 3261 client transaction over UDP does: again at
+    /// T1, 2*T1, 4*T1... (Timer A, §17.1.1.2; Timer E, capped at T2, §17.1.2.2) until the
+    /// destination answers, and not after Timer B/F (64*T1).
+    #[serde(default)]
+    pub retransmit: bool,
 }
 
 /// One `send.auth` block, or a list of them.
@@ -395,7 +408,7 @@ pub struct SendStep {
 #[serde(untagged)]
 pub enum AuthSteps {
     /// `auth: { username: ..., ... }`
-    One(AuthStep),
+    One(Box<AuthStep>),
     /// `auth: [ { var: r1, ... }, { var: r2, ... } ]`
     Many(Vec<AuthStep>),
 }
@@ -404,7 +417,7 @@ impl AuthSteps {
     /// Each block with its index in the list (`None` for the single form).
     pub fn iter(&self) -> impl Iterator<Item = (Option<usize>, &AuthStep)> {
         let (one, many) = match self {
-            AuthSteps::One(a) => (Some(a), &[][..]),
+            AuthSteps::One(a) => (Some(&**a), &[][..]),
             AuthSteps::Many(v) => (None, v.as_slice()),
         };
         one.map(|a| (None, a))
@@ -803,18 +816,35 @@ impl<'de> Deserialize<'de> for StepKind {
 impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
     type Value = StepKind;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("`send:`, `expect:`, `reply:`, `ack:` or `wait_ms:`")
+        f.write_str(
+            "`send:`, `expect:`, `reply:`, `ack:`, `wait_ms:`, `crash:`, `restart:`, \
+             `partition:` or `heal:`",
+        )
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepKind, A::Error> {
         one_key_map(
             map,
             "step",
-            &["send", "expect", "wait_ms", "reply", "ack"],
+            &[
+                "send",
+                "expect",
+                "wait_ms",
+                "reply",
+                "ack",
+                "crash",
+                "restart",
+                "partition",
+                "heal",
+            ],
             |key, map| match key {
                 "send" => map.next_value().map(StepKind::Send),
                 "expect" => map.next_value().map(StepKind::Expect),
                 "reply" => map.next_value().map(StepKind::Reply),
                 "ack" => map.next_value().map(StepKind::Ack),
+                "crash" => map.next_value().map(StepKind::Crash),
+                "restart" => map.next_value().map(StepKind::Restart),
+                "partition" => map.next_value().map(StepKind::Partition),
+                "heal" => map.next_value().map(StepKind::Heal),
                 _ => map.next_value().map(StepKind::WaitMs),
             },
         )
@@ -984,6 +1014,53 @@ impl Validator<'_> {
                     }
                 }
                 StepKind::WaitMs(_) => {}
+                StepKind::Crash(name) | StepKind::Restart(name) => {
+                    let key = if matches!(step.kind, StepKind::Crash(_)) {
+                        "crash"
+                    } else {
+                        "restart"
+                    };
+                    let path = [Seg::Key("steps"), Seg::Index(i), Seg::Key(key)];
+                    self.host_ref(&path, name, false)?;
+                    if !matches!(self.scenario.host(name), Some(Host::Element(_))) {
+                        return Err(self.error(
+                            &path,
+                            Some(name),
+                            format!("`{name}` is a ua; only an element can {key}"),
+                        ));
+                    }
+                }
+                StepKind::Partition(pair) | StepKind::Heal(pair) => {
+                    let key = if matches!(step.kind, StepKind::Partition(_)) {
+                        "partition"
+                    } else {
+                        "heal"
+                    };
+                    let path = [Seg::Key("steps"), Seg::Index(i), Seg::Key(key)];
+                    let [a, b] = pair.as_slice() else {
+                        return Err(self.error(
+                            &path,
+                            None,
+                            format!("`{key}` takes two hosts: [a, b]"),
+                        ));
+                    };
+                    for (j, name) in [a, b].into_iter().enumerate() {
+                        let at = [
+                            Seg::Key("steps"),
+                            Seg::Index(i),
+                            Seg::Key(key),
+                            Seg::Index(j),
+                        ];
+                        self.host_ref(&at, name, false)?;
+                    }
+                    if a == b {
+                        return Err(self.error(
+                            &path,
+                            Some(b),
+                            format!("`{key}` needs two different hosts"),
+                        ));
+                    }
+                }
                 StepKind::Ack(a) => {
                     if !matches!(self.scenario.host(&a.from), Some(Host::Ua(_))) {
                         return Err(self.error(
@@ -1218,6 +1295,23 @@ impl Validator<'_> {
                 None,
                 "the message must start with a request or status line".into(),
             ));
+        }
+        if s.retransmit {
+            let first = s.message.split_whitespace().next().unwrap_or("");
+            if first.starts_with("SIP/") || first == "ACK" {
+                return Err(self.error(
+                    &at("retransmit"),
+                    None,
+                    format!(
+                        "only a request that starts a client transaction is retransmitted, not {}",
+                        if first == "ACK" {
+                            "an ACK"
+                        } else {
+                            "a response"
+                        }
+                    ),
+                ));
+            }
         }
         let mut builtins = vec![template::CONTENT_LENGTH];
         for (j, auth) in s.auth.iter().flat_map(AuthSteps::iter) {
@@ -1826,7 +1920,7 @@ steps:
         );
         assert_eq!(
             err(&text),
-            "t.yaml:57:7: steps[2].send: unknown field `statsu`, expected one of `from`, `to`, `message`, `auth`"
+            "t.yaml:57:7: steps[2].send: unknown field `statsu`, expected one of `from`, `to`, `message`, `auth`, `retransmit`"
         );
         let text = with("      reason: Unauthorized", "      statsu: 401");
         assert!(
@@ -1882,7 +1976,7 @@ steps:
         let e = err(&with("  - wait_ms: 1000", "  - {}"));
         assert_eq!(
             e,
-            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`"
+            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`, `crash`, `restart`, `partition`, `heal`"
         );
         let e = err(&with("    ua:\n", "    uac:\n"));
         assert_eq!(
@@ -2162,6 +2256,69 @@ steps:
         assert!(e.contains("`r1` is already a variable here"), "{e}");
         let e = err(&TWO.replace("{{r2}}", "{{r3}}"));
         assert!(e.contains("undefined variable `r3`"), "{e}");
+    }
+
+    #[test]
+    fn fault_steps_name_the_right_hosts() {
+        const BASE: &str = "name: t
+hosts:
+  alice: { ua: { address: 192.0.2.101:5060 } }
+  p1: { element: { address: 192.0.2.111:5060, domains: [atlanta.example.com] } }
+steps:
+  - STEP
+";
+        let ok = |step: &str| parse(&BASE.replace("STEP", step)).map(|s| s.steps[0].kind.clone());
+        assert_eq!(ok("crash: p1").unwrap(), StepKind::Crash("p1".into()));
+        assert_eq!(ok("restart: p1").unwrap(), StepKind::Restart("p1".into()));
+        assert_eq!(
+            ok("partition: [alice, p1]").unwrap(),
+            StepKind::Partition(vec!["alice".into(), "p1".into()])
+        );
+        assert_eq!(
+            ok("heal: [p1, alice]").unwrap(),
+            StepKind::Heal(vec!["p1".into(), "alice".into()])
+        );
+        for (step, message) in [
+            ("crash: alice", "`alice` is a ua; only an element can crash"),
+            ("restart: nobody", "unknown host `nobody`"),
+            ("partition: [alice]", "`partition` takes two hosts: [a, b]"),
+            ("heal: [alice, p1, p1]", "`heal` takes two hosts"),
+            (
+                "partition: [p1, p1]",
+                "`partition` needs two different hosts",
+            ),
+            ("partition: [alice, ghost]", "unknown host `ghost`"),
+        ] {
+            let e = err(&BASE.replace("STEP", step));
+            assert!(e.starts_with("t.yaml:6:"), "{step}: {e}");
+            assert!(e.contains(message), "{step}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_requests_that_start_a_transaction_are_retransmitted() {
+        const SEND: &str = "name: t
+hosts:
+  alice: { ua: { address: 192.0.2.101:5060 } }
+  p1: { element: { address: 192.0.2.111:5060, domains: [atlanta.example.com] } }
+steps:
+  - send:
+      from: alice
+      to: p1
+      retransmit: true
+      message: |
+        START
+";
+        let with = |start: &str| SEND.replace("START", start);
+        let s = parse(&with("INVITE sip:b@h SIP/2.0")).unwrap();
+        let StepKind::Send(send) = &s.steps[0].kind else {
+            panic!("a send")
+        };
+        assert!(send.retransmit);
+        let e = err(&with("ACK sip:b@h SIP/2.0"));
+        assert!(e.contains("not an ACK"), "{e}");
+        let e = err(&with("SIP/2.0 200 OK"));
+        assert!(e.contains("not a response"), "{e}");
     }
 
     #[test]

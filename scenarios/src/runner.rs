@@ -278,6 +278,47 @@ struct Run {
     /// The requests each UA received, latest last (what `reply:` answers), and where they
     /// came from.
     requests: BTreeMap<String, Vec<(Message, SocketAddr)>>,
+    /// Requests sent with `retransmit: true` whose client transaction is still waiting.
+    retransmissions: Vec<Retransmission>,
+}
+
+/// RFC 3261 §17.1.1.2 / §17.1.2.2 over UDP for a scripted UA's request: when to send it
+/// again, and until when.
+struct Retransmission {
+    ua: Ua,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+    /// Top Via branch and CSeq method: what a response to it carries (§17.1.3).
+    branch: String,
+    method: String,
+    next: Duration,
+    interval: Duration,
+    /// Timer B or F: 64*T1 after the first send.
+    deadline: Duration,
+}
+
+/// RFC 3261 defaults for the scripted UAs' client transactions (§17.1.1.1).
+const UA_T1: Duration = Duration::from_millis(500);
+const UA_T2: Duration = Duration::from_secs(4);
+
+/// The simulator's tick.
+const TICK: Duration = Duration::from_millis(1);
+
+impl Retransmission {
+    /// Whether `r` is a response to this request; a final one, or any one for an INVITE
+    /// (a provisional stops Timer A, §17.1.1.2; a non-INVITE goes on at T2, §17.1.2.2).
+    fn answered_by(&self, r: &Received) -> Option<bool> {
+        let m = Message::parse(&r.bytes, &Limits::default()).ok()?;
+        let status = m.status()?;
+        let branch = m.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let method = m.cseq().map(|c| c.method.to_owned());
+        if branch.as_deref() != Some(self.branch.as_str())
+            || method.as_deref() != Some(&self.method)
+        {
+            return None;
+        }
+        Some(status >= 200 || self.method == "INVITE")
+    }
 }
 
 impl Run {
@@ -285,10 +326,65 @@ impl Run {
         self.vars.get(name).cloned()
     }
 
+    /// One tick of the world, then the scripted UAs' retransmission timers.
+    fn step(&mut self) -> Result<(), String> {
+        self.world.step()?;
+        let now = self.world.now();
+        let mut i = 0;
+        while i < self.retransmissions.len() {
+            let r = &mut self.retransmissions[i];
+            let heard: Vec<bool> =
+                r.ua.pending()
+                    .iter()
+                    .filter_map(|p| r.answered_by(p))
+                    .collect();
+            if heard.contains(&true) || now >= r.deadline {
+                self.retransmissions.remove(i);
+                continue;
+            }
+            if !heard.is_empty() {
+                // A non-INVITE in Proceeding: Timer E at T2 from now on.
+                r.interval = UA_T2;
+            }
+            // Queued now, it leaves on the next tick: exactly when the timer fires.
+            if now + TICK >= r.next {
+                r.ua.send(r.to, r.bytes.clone());
+                r.interval = if r.method == "INVITE" {
+                    r.interval * 2
+                } else {
+                    (r.interval * 2).min(UA_T2)
+                };
+                r.next = now + TICK + r.interval;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// A crash, restart, partition or heal of the named hosts, at once.
+    fn fault(
+        &mut self,
+        f: impl FnOnce(&mut World, &[SocketAddr]),
+        hosts: &[impl AsRef<str>],
+    ) -> Result<(), String> {
+        let addrs = hosts
+            .iter()
+            .map(|h| {
+                let h = h.as_ref();
+                self.addrs
+                    .get(h)
+                    .copied()
+                    .ok_or(format!("unknown host {h}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        f(&mut self.world, &addrs);
+        Ok(())
+    }
+
     fn tick_for(&mut self, d: Duration) -> Result<(), String> {
         let until = self.world.now() + d;
         while self.world.now() < until {
-            self.world.step()?;
+            self.step()?;
         }
         Ok(())
     }
@@ -296,13 +392,14 @@ impl Run {
     fn lines(&self) -> Vec<Line> {
         self.world
             .trace()
-            .sent()
+            .sent_with_fate()
             .into_iter()
-            .map(|e| Line {
+            .map(|(e, delivered)| Line {
                 at: e.at,
                 from: self.world.name_of(e.from),
                 to: self.world.name_of(e.to),
                 bytes: e.bytes,
+                lost: !delivered,
             })
             .collect()
     }
@@ -336,6 +433,7 @@ impl Run {
         let ua = self
             .uas
             .get(&s.from)
+            .cloned()
             .ok_or(format!("{} is not a UA", s.from))?;
         let to = *self
             .addrs
@@ -346,10 +444,38 @@ impl Run {
                 self.invites.insert(s.from.clone(), (m, to));
             }
         }
+        let retransmission = if s.retransmit {
+            let m = Message::parse(&bytes, &Limits::default())
+                .map_err(|e| format!("a message to retransmit must parse: {}", e.reason))?;
+            let branch = m.top_via().and_then(|v| v.branch().map(str::to_owned));
+            let method = m.cseq().map(|c| c.method.to_owned());
+            let (Some(branch), Some(method)) = (branch, method) else {
+                return Err("a message to retransmit needs a Via branch and a CSeq".into());
+            };
+            Some(Retransmission {
+                ua: ua.clone(),
+                to,
+                bytes: bytes.clone(),
+                branch,
+                method,
+                next: Duration::ZERO,
+                interval: UA_T1,
+                deadline: Duration::ZERO,
+            })
+        } else {
+            None
+        };
         ua.send(to, bytes);
+        // The UA sends on the next tick.
+        let sent_at = self.world.now() + TICK;
+        if let Some(mut r) = retransmission {
+            r.next = sent_at + UA_T1;
+            r.deadline = sent_at + UA_T1 * 64;
+            self.retransmissions.push(r);
+        }
         // One tick puts it on the wire.
         while !ua.idle() {
-            self.world.step()?;
+            self.step()?;
         }
         Ok(())
     }
@@ -378,8 +504,16 @@ impl Run {
                     timeout.as_millis()
                 ));
             }
-            self.world.step()?;
+            self.step()?;
         };
+        // A response taken here is no longer pending, so its request's timers learn of it now.
+        self.retransmissions
+            .retain(|r| r.answered_by(&got) != Some(true));
+        for r in &mut self.retransmissions {
+            if r.answered_by(&got) == Some(false) {
+                r.interval = UA_T2;
+            }
+        }
         let msg = match Message::parse(&got.bytes, &Limits::default()) {
             Ok(m) => m,
             Err(err) => {
@@ -487,10 +621,11 @@ impl Run {
         let ua = self
             .uas
             .get(&a.from)
+            .cloned()
             .ok_or(format!("{} is not a UA", a.from))?;
         ua.send(to, bytes);
         while !ua.idle() {
-            self.world.step()?;
+            self.step()?;
         }
         Ok(())
     }
@@ -592,10 +727,11 @@ impl Run {
         let ua = self
             .uas
             .get(&r.from)
+            .cloned()
             .ok_or(format!("{} is not a UA", r.from))?;
         ua.send(from, bytes);
         while !ua.idle() {
-            self.world.step()?;
+            self.step()?;
         }
         Ok(())
     }
@@ -617,6 +753,7 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
         responses: BTreeMap::new(),
         hosts: Vec::new(),
         ids: Ids::new(mix(seed, "acks")),
+        retransmissions: Vec::new(),
     };
     let hosts = host_table(scenario);
     run.hosts = hosts.clone();
@@ -658,6 +795,10 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             model::StepKind::WaitMs(ms) => run.tick_for(Duration::from_millis(*ms)),
             model::StepKind::Reply(r) => run.reply(r),
             model::StepKind::Ack(a) => run.ack(a),
+            model::StepKind::Crash(h) => run.fault(|w, a| w.crash(a[0]), &[h]),
+            model::StepKind::Restart(h) => run.fault(|w, a| w.restart(a[0]), &[h]),
+            model::StepKind::Partition(p) => run.fault(|w, a| w.partition(a[0], a[1]), p),
+            model::StepKind::Heal(p) => run.fault(|w, a| w.heal(a[0], a[1]), p),
         };
         if let Err(report) = result {
             failure = Some(Failure {

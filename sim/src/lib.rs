@@ -231,6 +231,28 @@ impl World {
         ua
     }
 
+    /// Crashes the element on `addr`: its software stops, its state is lost and datagrams
+    /// sent to it are dropped until [`World::restart`].
+    pub fn crash(&mut self, addr: SocketAddr) {
+        self.sim.crash(addr.ip());
+    }
+
+    /// Starts the element on `addr` again from scratch (a fresh core with its config).
+    pub fn restart(&mut self, addr: SocketAddr) {
+        self.sim.bounce(addr.ip());
+    }
+
+    /// Cuts the link between two hosts both ways: datagrams on it, and those in flight, are
+    /// lost until [`World::heal`].
+    pub fn partition(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.sim.partition(a.ip(), b.ip());
+    }
+
+    /// Restores the link between two hosts.
+    pub fn heal(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.sim.repair(a.ip(), b.ip());
+    }
+
     /// Advances one tick (1 ms).
     pub fn step(&mut self) -> Result<(), String> {
         self.sim.step().map(|_| ()).map_err(|e| e.to_string())
