@@ -48,6 +48,9 @@ pub struct ProxyConfig {
     pub timer_c: Duration,
     /// Branches one request may fork to.
     pub branches_max: usize,
+    /// Act as a redirect server (§8.3): answer requests for the served domains with 302
+    /// and the location service's bindings as Contacts, instead of forwarding them.
+    pub redirect: bool,
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +61,7 @@ impl Default for ProxyConfig {
             authenticate_invite: false,
             timer_c: Duration::from_secs(185),
             branches_max: 16,
+            redirect: false,
         }
     }
 }

@@ -207,6 +207,10 @@ pub struct ProxySpec {
     /// Timer C in seconds (default 185).
     #[serde(default)]
     pub timer_c_s: Option<u64>,
+    /// Be a redirect server: answer with 302 and the bindings instead of forwarding
+    /// (default false).
+    #[serde(default)]
+    pub redirect: Option<bool>,
 }
 
 /// What the element challenges, and how.

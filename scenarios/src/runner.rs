@@ -190,6 +190,7 @@ fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
         let d = &mut c.proxy;
         d.record_route = p.record_route.unwrap_or(d.record_route);
         d.authenticate_invite = p.authenticate_invite.unwrap_or(d.authenticate_invite);
+        d.redirect = p.redirect.unwrap_or(d.redirect);
         if let Some(s) = p.timer_c_s {
             d.timer_c = Duration::from_secs(s);
         }

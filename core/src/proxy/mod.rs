@@ -4,6 +4,7 @@
 //! state; this module is the part of its behaviour that §16 describes.
 
 pub mod context;
+mod redirect;
 mod request;
 mod response;
 pub mod route;

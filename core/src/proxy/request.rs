@@ -116,17 +116,7 @@ impl Proxy {
                 })
                 .collect();
             if targets.is_empty() {
-                let known = self
-                    .config
-                    .auth
-                    .users
-                    .iter()
-                    .any(|u| uri.user == Some(u.name.as_str()) || u.aors.contains(&aor));
-                return Err(if known {
-                    Reply::new(480)
-                } else {
-                    Reply::new(404)
-                });
+                return Err(self.no_binding(&uri, &aor));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
@@ -206,6 +196,11 @@ impl Proxy {
                 })
                 .map(|h| h.line_range())
                 .collect();
+        }
+        // §8.3: a redirect server answers with where to go instead of going there.
+        if self.config.proxy.redirect {
+            let reply = self.redirect_reply(&msg);
+            return self.respond(&key, &msg, reply);
         }
         // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
         // stops retransmitting (§17.2.1: within 200 ms).

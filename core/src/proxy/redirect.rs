@@ -1,0 +1,54 @@
+//! RFC 3261 §8.3 and §21.3: the element as a redirect server. It looks the Request-URI up
+//! in the location service like a proxy would (§16.5), but instead of forwarding it hands
+//! the target set back to the caller as the Contacts of a 302, so that the caller tries
+//! them itself. Nothing is kept beyond the server transaction that sends the 302.
+
+use crate::message::{Message, SipUri, Uri};
+use crate::registrar::Reply;
+use crate::Proxy;
+
+impl Proxy {
+    /// The final response of a redirect server to `msg`: 302 listing every live binding of
+    /// the Request-URI's address of record, best q first, each with its `q` and the seconds
+    /// it has left as `expires` (§21.3.3, §20.10: "the expires parameter indicates how long
+    /// the URI is valid"); 404 or 480 when there is none.
+    pub(crate) fn redirect_reply(&self, msg: &Message) -> Reply {
+        let uri = match msg.request_uri().map(Uri::parse) {
+            Some(Ok(Uri::Sip(u))) => u,
+            Some(Ok(Uri::Other { .. })) => {
+                return Reply::with_reason(416, "Unsupported URI Scheme")
+            }
+            _ => return Reply::with_reason(400, "Bad Request-URI"),
+        };
+        // §21.4.5: 404 also "if the domain in the Request-URI does not match any of the
+        // domains handled by the recipient of the request".
+        if !self.locator.serves(uri.host) {
+            return Reply::with_reason(404, "Domain Not Found");
+        }
+        let aor = uri.aor();
+        let mut bindings = self.registrar.location().bindings(&aor, self.now);
+        if bindings.is_empty() {
+            return self.no_binding(&uri, &aor);
+        }
+        // Stable: equal q keep the order the registrar holds them in.
+        bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+        bindings.iter().fold(Reply::new(302), |r, b| {
+            r.header("Contact", b.contact_value(self.now))
+        })
+    }
+
+    /// §16.5 / §21.4: the answer for an address of record in our domain with no live
+    /// binding: 480 Temporarily Unavailable for a user we know (they may register again),
+    /// 404 Not Found for one we do not.
+    pub(crate) fn no_binding(&self, uri: &SipUri<'_>, aor: &str) -> Reply {
+        let known =
+            self.config.auth.users.iter().any(|u| {
+                uri.user == Some(u.name.as_str()) || u.aors.iter().any(|a| a.as_str() == aor)
+            });
+        if known {
+            Reply::new(480)
+        } else {
+            Reply::new(404)
+        }
+    }
+}
