@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::ids::Ids;
 use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind, Uri};
 use crate::proxy::{ContextId, Locator, ResponseContext};
-use crate::registrar::{Authentication, Authorize, Flow, Identity, Registrar, Reply};
+use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Registrar, Reply};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
 use crate::transaction::{
@@ -37,6 +37,8 @@ pub(crate) struct ServerTx {
     pub(crate) transport: Transport,
     /// The response context when the request was proxied.
     pub(crate) context: Option<ContextId>,
+    /// When the request arrived (for the duration in the log line).
+    pub(crate) started: Instant,
 }
 
 /// The two client machines behind one table.
@@ -164,6 +166,13 @@ impl Proxy {
     /// Live response contexts (§16.7): zero once every proxied request is answered.
     pub fn context_count(&self) -> usize {
         self.contexts.len()
+    }
+
+    /// Puts back bindings kept from an earlier run (a database), before the first input:
+    /// they replace what `aor` has. Their `expires_at` count from this element's clock,
+    /// which starts at zero. Expired ones are dropped at the next input.
+    pub fn restore_bindings(&mut self, aor: &str, bindings: Vec<Binding>) {
+        self.registrar.restore(aor, bindings);
     }
 
     /// Feeds one input. Never fails: bad network input becomes an answer or an event.
@@ -314,6 +323,7 @@ impl Proxy {
                 target: response_target(&msg, d.remote, d.transport),
                 transport: d.transport,
                 context: None,
+                started: self.now,
             },
         );
         if method == Method::Cancel {
@@ -321,11 +331,18 @@ impl Proxy {
         }
         // Requests for this element as a UAS: REGISTER for a served domain, and requests
         // whose Request-URI names the element or a served domain without a user (OPTIONS
-        // pings, §11). Everything else is proxied (§16).
+        // pings, §11). Everything else is proxied (§16), including a request whose
+        // Request-URI is our Record-Route URI, put there by a strict router with the remote
+        // target as the last Route value (§16.4): it is routed, not answered.
         let for_me = match msg.request_uri().map(Uri::parse) {
             Some(Ok(Uri::Sip(u))) => {
-                let ours = self.locator.serves(u.host) || self.locator.is_me(&u);
-                ours && (method == Method::Register || u.user.is_none())
+                let ours = self.locator.serves_uri(&u) || self.locator.is_me(&u);
+                let strict_routed = self.locator.is_me(&u)
+                    && msg
+                        .values(&HeaderName::Route)
+                        .last()
+                        .is_some_and(|r| !self.names_me(r));
+                ours && (method == Method::Register || u.user.is_none() && !strict_routed)
             }
             _ => !self.config.proxy.enabled,
         };
@@ -379,6 +396,14 @@ impl Proxy {
             self.forward_ack(msg, d);
         } else {
             self.drop_datagram(d.remote, "ACK matches no transaction");
+        }
+    }
+
+    /// Whether a Route value (`<uri>` or a bare URI) names this element.
+    fn names_me(&self, route: &str) -> bool {
+        match Uri::parse(crate::proxy::route::strip_brackets(route)) {
+            Ok(Uri::Sip(u)) => self.locator.is_me(&u),
+            _ => false,
         }
     }
 
@@ -482,6 +507,7 @@ impl Proxy {
         let Some(tx) = self.servers.get_mut(key) else {
             return;
         };
+        let elapsed = now.saturating_since(tx.started);
         let effects = match &mut tx.machine {
             ServerMachine::NonInvite(m) => {
                 let timer_j = if tx.transport.is_reliable() {
@@ -507,6 +533,7 @@ impl Proxy {
                     status,
                     from: msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
                     to: msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
+                    elapsed,
                 }));
         }
     }

@@ -189,5 +189,7 @@ pub enum Event {
         from: String,
         /// To URI of the request.
         to: String,
+        /// From the request's arrival to its final response.
+        elapsed: std::time::Duration,
     },
 }

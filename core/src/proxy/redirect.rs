@@ -22,7 +22,7 @@ impl Proxy {
         };
         // §21.4.5: 404 also "if the domain in the Request-URI does not match any of the
         // domains handled by the recipient of the request".
-        if !self.locator.serves(uri.host) {
+        if !self.locator.serves_uri(&uri) {
             return Reply::with_reason(404, "Domain Not Found");
         }
         let aor = uri.aor();

@@ -97,7 +97,7 @@ impl Proxy {
             Ok(Uri::Other { .. }) => return Err(Reply::with_reason(416, "Unsupported URI Scheme")),
             Err(_) => return Err(Reply::with_reason(400, "Bad Request-URI")),
         };
-        if self.locator.serves(uri.host) {
+        if self.locator.serves_uri(&uri) {
             // §16.5: a domain we are responsible for: the location service decides.
             let aor = uri.aor();
             let bindings = self.registrar.location().bindings(&aor, self.now);
@@ -404,6 +404,17 @@ impl Proxy {
             return;
         };
         let (m, effects) = NonInviteClient::new(cancel, self.config.timers, false, self.now);
+        // §9.1: a final response should follow the CANCEL within 64*T1, else the INVITE is
+        // taken as cancelled. Timer C, reset to that (§16.8 "any value it chooses"), looks.
+        let timer_c = self.now + self.config.timers.t1 * 64;
+        if let Some(b) = self
+            .contexts
+            .get_mut(&id)
+            .and_then(|c| c.branches.get_mut(index))
+        {
+            b.timer_c = Some(timer_c);
+        }
+        self.schedule(Some(timer_c), TimerRef::TimerC(id, index));
         let ckey = (key.0, "CANCEL".to_owned());
         self.clients.insert(
             ckey.clone(),

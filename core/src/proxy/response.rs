@@ -145,8 +145,11 @@ impl Proxy {
         }
     }
 
-    /// §16.8: Timer C fired for a branch. With a provisional response, CANCEL it; without,
-    /// treat it as a 408 (its client transaction is left to end by itself).
+    /// §16.8: Timer C fired for a branch. With a provisional response, CANCEL it (which
+    /// resets Timer C to 64*T1); if it fires again on the cancelled branch, no final response
+    /// came in the time §9.1 allows after a CANCEL, so the client transaction is terminated and
+    /// the branch ends as a 408. Without a provisional, treat it as a 408 (its client
+    /// transaction is left to end by itself).
     pub(crate) fn timer_c(&mut self, id: ContextId, index: usize) {
         let now = self.now;
         let Some(branch) = self.contexts.get(&id).and_then(|c| c.branches.get(index)) else {
@@ -157,6 +160,11 @@ impl Proxy {
             _ => return,
         }
         match branch.state {
+            BranchState::Proceeding if branch.cancelled => {
+                let key = (branch.branch.clone(), "INVITE".to_owned());
+                self.clients.remove(&key);
+                self.branch_failed(id, index);
+            }
             BranchState::Proceeding => {
                 if let Some(b) = self
                     .contexts
@@ -229,13 +237,29 @@ impl Proxy {
             (Some(b), _) => Some(b.clone()),
             (None, _) => None,
         };
-        let bytes = match bytes {
+        let mut bytes = match bytes {
             Some(b) => b,
             None => {
                 let reply = Reply::new(status);
                 self.build(&ctx.request, ctx.remote, &reply)
             }
         };
+        // §16.7 step 7: a 401 or 407 also carries, unmodified, the challenges of every
+        // other 401 and 407 received, so that the caller answers all of them at once.
+        if matches!(status, 401 | 407) {
+            let mut lines = Vec::new();
+            for c in ctx.candidates.iter().filter(|c| !std::ptr::eq(*c, chosen)) {
+                if matches!(c.status, 401 | 407) {
+                    for (name, value) in &c.challenges {
+                        lines.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                    }
+                }
+            }
+            // Just before the blank line that ends the header section.
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                bytes.splice(end + 2..end + 2, lines);
+            }
+        }
         let key = ctx.upstream.clone();
         self.send_response(&key, &ctx.request, status, bytes);
     }

@@ -37,6 +37,17 @@ impl Locator {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
     }
 
+    /// Whether the URI is in a domain this proxy is responsible for: its host is a served
+    /// domain and its port, if it has one, is one this element listens on. Kamailio's
+    /// "myself" makes the same test: with an IP address as the domain (`127.0.0.1`), a
+    /// phone at `sip:127.0.0.1:5070` is somewhere else, not a user of the domain.
+    pub fn serves_uri(&self, uri: &SipUri<'_>) -> bool {
+        self.serves(uri.host)
+            && (uri.port.is_none()
+                || self.local_addrs.is_empty()
+                || self.local_addrs.iter().any(|a| Some(a.port()) == uri.port))
+    }
+
     /// Whether the URI names this element itself (a Route or Record-Route value it put
     /// there, §16.4): one of its host names or addresses, on one of its ports.
     pub fn is_me(&self, uri: &SipUri<'_>) -> bool {
@@ -113,6 +124,15 @@ mod tests {
         assert!(l.is_me(&sip("sip:192.0.2.111:5060;lr")));
         assert!(!l.is_me(&sip("sip:ss1.atlanta.example.com:5070;lr")));
         assert!(!l.is_me(&sip("sip:ss2.biloxi.example.com;lr")));
+    }
+
+    #[test]
+    fn a_served_domain_with_another_port_is_somewhere_else() {
+        let l = loc();
+        assert!(l.serves_uri(&sip("sip:bob@atlanta.example.com")));
+        assert!(l.serves_uri(&sip("sip:bob@atlanta.example.com:5060")));
+        assert!(!l.serves_uri(&sip("sip:bob@atlanta.example.com:5070")));
+        assert!(!l.serves_uri(&sip("sip:bob@biloxi.example.com")));
     }
 
     #[test]

@@ -89,7 +89,15 @@ impl Identity {
         if contact.headers.is_some() {
             return false;
         }
-        if contact.aor() == aor {
+        // The AOR itself as its contact: only when it also names our port (an IP-address
+        // domain has its phones at the same address on other ports).
+        let port_ours = contact.port.is_none()
+            || self.local_addrs.is_empty()
+            || self
+                .local_addrs
+                .iter()
+                .any(|a| Some(a.port()) == contact.port);
+        if contact.aor() == aor && port_ours {
             return true;
         }
         !self.serves(contact.host) && self.is_self(contact.host, contact.port)
@@ -148,6 +156,11 @@ impl Registrar {
     /// The location service (for lookups and tests).
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// Replaces the bindings of `aor` with ones kept from an earlier run.
+    pub fn restore(&mut self, aor: &str, bindings: Vec<Binding>) {
+        self.location.set(aor, bindings);
     }
 
     /// Removes expired bindings; one event each.

@@ -1,6 +1,8 @@
 //! Protocol tests through the public contract: literal SIP text in, bytes and events out,
 //! time moved by hand. One behaviour per test, named for it.
 
+mod proxy;
+mod proxy_util;
 mod redirect;
 mod registrar;
 mod transactions;

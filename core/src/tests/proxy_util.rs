@@ -36,7 +36,10 @@ pub(crate) fn registered_with(mut config: Config, contacts: &str) -> Harness {
         .push(("chicago.example.com".into(), addr(CHICAGO)));
     let mut h = Harness::new(config);
     let contact = format!("Contact: {contacts}\n");
-    assert_eq!(h.receive(&register("z9hG4bKreg", 1, &contact)).status(), 200);
+    assert_eq!(
+        h.receive(&register("z9hG4bKreg", 1, &contact)).status(),
+        200
+    );
     // Timer J (64*T1) ends the REGISTER's server transaction.
     h.advance(Duration::from_secs(32));
     assert_eq!(h.proxy.transaction_count(), 0);
@@ -213,9 +216,4 @@ pub(crate) fn header(msg: &str, name: &str) -> String {
     let values = header_lines(msg, name);
     assert_eq!(values.len(), 1, "one {name} in {msg}");
     values[0].clone()
-}
-
-/// The start line of a message text.
-pub(crate) fn start_line(msg: &str) -> &str {
-    msg.split("\r\n").next().unwrap_or("")
 }
