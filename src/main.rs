@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod serve;
 use trapezoid_scenarios::{ladder, run_file, RunOptions};
 
 #[derive(Parser)]
@@ -29,6 +31,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Runs the element over real UDP and TCP sockets (default: 127.0.0.1:5060, domain
+    /// 127.0.0.1, registrar and record-routing proxy, no authentication).
+    Serve(serve::ServeArgs),
     /// Runs one scenario and prints its ladder and every message.
     Run {
         /// The scenario file.
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths, seed } => check(paths, seed),
         Command::Run { file, seed } => run(&file, seed),
+        Command::Serve(args) => serve::serve(args),
     }
 }
 

@@ -959,6 +959,102 @@ pub fn parse_scenario(file_name: &str, text: &str) -> Result<Scenario, ScenarioE
     Ok(scenario)
 }
 
+/// Where an element setting is, under the element: `["auth", "algorithms"]`.
+type ElementError<'a> = dyn Fn(&[&str], Option<&str>, String) -> ScenarioError + 'a;
+
+/// The checks of an element's settings that serde cannot make, shared by scenarios and by
+/// `trapezoid serve --config`.
+fn check_element(e: &ElementHost, err: &ElementError<'_>) -> Check {
+    if let Some(auth) = &e.auth {
+        for alg in &auth.algorithms {
+            if !known_algorithm(alg) {
+                return Err(err(
+                    &["auth", "algorithms"],
+                    Some(alg),
+                    format!(
+                        "unknown digest algorithm `{alg}` (known: {})",
+                        ALGORITHMS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    for (j, user) in e.users.iter().enumerate() {
+        if e.users[..j].iter().any(|u| u.name == user.name) {
+            return Err(err(
+                &["users"],
+                Some(&user.name),
+                format!("user `{}` is listed twice", user.name),
+            ));
+        }
+        if let Some(aor) = user
+            .aors
+            .iter()
+            .find(|a| !(a.starts_with("sip:") || a.starts_with("sips:")))
+        {
+            return Err(err(
+                &["users"],
+                Some(aor),
+                format!("address of record `{aor}` must be a sip: or sips: URI"),
+            ));
+        }
+    }
+    if let Some(r) = &e.registrar {
+        let order = [
+            ("min_expires", r.min_expires),
+            ("default_expires", r.default_expires),
+            ("max_expires", r.max_expires),
+        ];
+        let given: Vec<(&str, u32)> = order
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .collect();
+        if let Some(w) = given.windows(2).find(|w| w[0].1 > w[1].1) {
+            return Err(err(
+                &["registrar"],
+                Some(w[1].0),
+                format!(
+                    "{} ({}) is less than {} ({})",
+                    w[1].0, w[1].1, w[0].0, w[0].1
+                ),
+            ));
+        }
+    }
+    if let Some(t) = &e.timers {
+        for (key, value) in [("t1_ms", t.t1_ms), ("t2_ms", t.t2_ms), ("t4_ms", t.t4_ms)] {
+            if value == Some(0) {
+                return Err(err(
+                    &["timers"],
+                    Some(key),
+                    format!("{key} must be more than 0"),
+                ));
+            }
+        }
+        if let (Some(t1), Some(t2)) = (t.t1_ms, t.t2_ms) {
+            if t1 > t2 {
+                return Err(err(
+                    &["timers"],
+                    Some("t2_ms"),
+                    format!("t2_ms ({t2}) is less than t1_ms ({t1})"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads an element's settings on their own (the `element:` of a scenario host, as
+/// `trapezoid serve --config` takes them), with the same checks and error positions.
+pub fn parse_element(file_name: &str, text: &str) -> Result<ElementHost, ScenarioError> {
+    let e: ElementHost =
+        serde_yaml::from_str(text).map_err(|e| ScenarioError::from_yaml(file_name, &e))?;
+    check_element(&e, &|keys, needle, message| {
+        let path: Vec<Seg<'_>> = keys.iter().map(|k| Seg::Key(k)).collect();
+        ScenarioError::new(file_name, locate(text, &path, needle), message)
+    })?;
+    Ok(e)
+}
+
 /// Whether `name` can be a variable or capture name (what `{{ }}` accepts).
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -1132,87 +1228,11 @@ impl Validator<'_> {
                 ));
             }
             let Host::Element(e) = host else { continue };
-            if let Some(auth) = &e.auth {
-                for alg in &auth.algorithms {
-                    if !known_algorithm(alg) {
-                        return Err(self.error(
-                            &[
-                                Seg::Key("hosts"),
-                                Seg::Key(name),
-                                Seg::Key(kind),
-                                Seg::Key("auth"),
-                                Seg::Key("algorithms"),
-                            ],
-                            Some(alg),
-                            format!(
-                                "unknown digest algorithm `{alg}` (known: {})",
-                                ALGORITHMS.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-            for (j, user) in e.users.iter().enumerate() {
-                if e.users[..j].iter().any(|u| u.name == user.name) {
-                    return Err(here(
-                        "users",
-                        Some(&user.name),
-                        format!("user `{}` is listed twice", user.name),
-                    ));
-                }
-                if let Some(aor) = user
-                    .aors
-                    .iter()
-                    .find(|a| !(a.starts_with("sip:") || a.starts_with("sips:")))
-                {
-                    return Err(here(
-                        "users",
-                        Some(aor),
-                        format!("address of record `{aor}` must be a sip: or sips: URI"),
-                    ));
-                }
-            }
-            if let Some(r) = &e.registrar {
-                let order = [
-                    ("min_expires", r.min_expires),
-                    ("default_expires", r.default_expires),
-                    ("max_expires", r.max_expires),
-                ];
-                let given: Vec<(&str, u32)> = order
-                    .iter()
-                    .filter_map(|(k, v)| v.map(|v| (*k, v)))
-                    .collect();
-                if let Some(w) = given.windows(2).find(|w| w[0].1 > w[1].1) {
-                    return Err(here(
-                        "registrar",
-                        Some(w[1].0),
-                        format!(
-                            "{} ({}) is less than {} ({})",
-                            w[1].0, w[1].1, w[0].0, w[0].1
-                        ),
-                    ));
-                }
-            }
-            if let Some(t) = &e.timers {
-                for (key, value) in [("t1_ms", t.t1_ms), ("t2_ms", t.t2_ms), ("t4_ms", t.t4_ms)] {
-                    if value == Some(0) {
-                        return Err(here(
-                            "timers",
-                            Some(key),
-                            format!("{key} must be more than 0"),
-                        ));
-                    }
-                }
-                if let (Some(t1), Some(t2)) = (t.t1_ms, t.t2_ms) {
-                    if t1 > t2 {
-                        return Err(here(
-                            "timers",
-                            Some("t2_ms"),
-                            format!("t2_ms ({t2}) is less than t1_ms ({t1})"),
-                        ));
-                    }
-                }
-            }
+            check_element(e, &|keys, needle, message| {
+                let mut path = vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(kind)];
+                path.extend(keys.iter().map(|k| Seg::Key(k)));
+                self.error(&path, needle, message)
+            })?;
         }
         Ok(())
     }

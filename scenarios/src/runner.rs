@@ -150,7 +150,8 @@ fn host_table(scenario: &Scenario) -> Vec<(String, SocketAddr)> {
     table
 }
 
-fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
+/// The core configuration an element host describes; `seed` and `name` seed its IDs.
+pub fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
     let mut c = Config::new(e.domains.first().map(String::as_str).unwrap_or("localhost"));
     c.seed = mix(seed, name);
     c.domains = e.domains.iter().map(|d| d.to_ascii_lowercase()).collect();

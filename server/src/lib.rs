@@ -13,22 +13,38 @@ use std::io;
 use std::net::SocketAddr;
 
 use trapezoid_core::time::Instant;
-use trapezoid_core::{Datagram, Event, Input, InputKind, Output, Proxy, Transport};
+use trapezoid_core::{Datagram, Event, Input, InputKind, Output, Proxy, Transmit, Transport};
+
+pub mod net;
+pub mod store;
 
 /// Largest UDP payload (RFC 768 length field less headers; IPv4 max).
 pub const DATAGRAM_BYTES_MAX: usize = 65_535;
 
-/// The network an element runs on: datagram sockets for now (streams come with TCP).
-pub trait Network {
-    /// Sends one datagram.
-    fn send_to(&self, bytes: &[u8], to: SocketAddr) -> impl Future<Output = io::Result<()>>;
-    /// Receives one datagram into `buf`.
-    fn recv_from(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<(usize, SocketAddr)>>;
-    /// The address it is bound to.
-    fn local_addr(&self) -> SocketAddr;
+/// Where one message came from: the address it arrived on, its sender and transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+    /// The sender (for a stream: the connection's remote end).
+    pub remote: SocketAddr,
+    /// UDP, or a stream the network has already framed into messages.
+    pub transport: Transport,
+    /// How many bytes of the buffer it filled.
+    pub len: usize,
 }
 
-/// Direction of a datagram seen by the [`Tap`].
+/// The network an element runs on. It delivers whole SIP messages: a datagram, or one
+/// message framed out of a stream by Content-Length (RFC 3261 §18.3).
+pub trait Network {
+    /// Sends one message the way the core asked: from `t.local`, over `t.transport`, to
+    /// `t.remote` (on a stream, the open connection to it or a new one).
+    fn send(&self, t: &Transmit) -> impl Future<Output = io::Result<()>>;
+    /// Receives the next message into `buf`.
+    fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Arrival>>;
+}
+
+/// Direction of a message seen by the [`Tap`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// Received by the element.
@@ -37,9 +53,9 @@ pub enum Direction {
     Out,
 }
 
-/// Sees every datagram in and out, and every core event (trace, logs, pcap).
+/// Sees every message in and out, and every core event (trace, logs, pcap, storage).
 pub trait Tap {
-    /// A datagram passed the socket. `now` is the loop's clock.
+    /// A message passed the network. `now` is the loop's clock.
     fn datagram(
         &mut self,
         now: Instant,
@@ -48,8 +64,11 @@ pub trait Tap {
         remote: SocketAddr,
         bytes: &[u8],
     );
-    /// The core reported an event.
-    fn event(&mut self, _now: Instant, _event: &Event) {}
+    /// The core reported an event. `proxy` is the element as it is after the input that
+    /// caused it (a binding event can read the location service). It comes before the
+    /// transmits the same input produced after it: a binding is stored before the 200 to
+    /// its REGISTER leaves.
+    fn event(&mut self, _now: Instant, _event: &Event, _proxy: &Proxy) {}
 }
 
 /// A tap that sees nothing.
@@ -62,62 +81,102 @@ impl Tap for NoTap {
 /// Runs the element until the network fails. `now` for the core is the time since the loop
 /// started, read from `tokio::time`.
 pub async fn run<N: Network, T: Tap>(net: &N, proxy: &mut Proxy, tap: &mut T) -> io::Result<()> {
-    let origin = tokio::time::Instant::now();
-    let local = net.local_addr();
-    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
-    let mut deadline = drain(net, proxy, tap, origin).await?;
-    loop {
-        let received = match deadline {
-            Some(at) => {
-                let wake = origin + at.since_origin();
-                tokio::time::timeout_at(wake, net.recv_from(&mut buf))
-                    .await
-                    .ok()
-            }
-            None => Some(net.recv_from(&mut buf).await),
-        };
-        let now = since(origin);
-        let kind = match received {
-            Some(Ok((n, remote))) => {
-                let bytes = &buf[..n];
-                tap.datagram(now, Direction::In, local, remote, bytes);
-                InputKind::Datagram(Datagram {
-                    local,
-                    remote,
-                    transport: Transport::Udp,
-                    bytes,
-                })
-            }
-            // ICMP errors surface as recv errors on some platforms; they say nothing about the
-            // next datagram, so the loop goes on.
-            Some(Err(e)) if is_transient(&e) => continue,
-            Some(Err(e)) => return Err(e),
-            None => InputKind::Timeout,
-        };
-        proxy.handle_input(Input { now, kind });
-        deadline = drain(net, proxy, tap, origin).await?;
-    }
+    Driver::new(net, proxy, tap)
+        .run_until(std::future::pending::<()>())
+        .await
 }
 
-/// str0m's rule: after every input, drain the outputs up to the next deadline.
-async fn drain<N: Network, T: Tap>(
-    net: &N,
-    proxy: &mut Proxy,
-    tap: &mut T,
+/// The run loop with its clock: [`Driver::run_until`] may be called again after it returns
+/// (a graceful shutdown keeps serving until the transactions end) and time goes on.
+pub struct Driver<'a, N, T> {
+    net: &'a N,
+    proxy: &'a mut Proxy,
+    tap: &'a mut T,
     origin: tokio::time::Instant,
-) -> io::Result<Option<Instant>> {
-    loop {
-        match proxy.poll_output() {
-            Output::Transmit(t) => {
-                tap.datagram(since(origin), Direction::Out, t.local, t.remote, &t.bytes);
-                if let Err(e) = net.send_to(&t.bytes, t.remote).await {
-                    if !is_transient(&e) {
-                        return Err(e);
+    buf: Vec<u8>,
+}
+
+impl<'a, N: Network, T: Tap> Driver<'a, N, T> {
+    /// A loop whose clock (the core's `now`) starts at zero now.
+    pub fn new(net: &'a N, proxy: &'a mut Proxy, tap: &'a mut T) -> Self {
+        Driver {
+            net,
+            proxy,
+            tap,
+            origin: tokio::time::Instant::now(),
+            buf: vec![0u8; DATAGRAM_BYTES_MAX],
+        }
+    }
+
+    /// The element.
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy
+    }
+
+    /// Serves until `stop` completes or the network fails. `stop` is polled first, so
+    /// which one wins does not depend on a random draw.
+    pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        tokio::pin!(stop);
+        let mut deadline = self.drain().await?;
+        loop {
+            let net = self.net;
+            let origin = self.origin;
+            let buf = &mut self.buf;
+            let wait = async {
+                match deadline {
+                    Some(at) => {
+                        let wake = origin + at.since_origin();
+                        tokio::time::timeout_at(wake, net.recv(buf)).await.ok()
+                    }
+                    None => Some(net.recv(buf).await),
+                }
+            };
+            let received = tokio::select! {
+                biased;
+                () = &mut stop => return Ok(()),
+                r = wait => r,
+            };
+            let now = since(self.origin);
+            let kind = match received {
+                Some(Ok(a)) => {
+                    let bytes = &self.buf[..a.len];
+                    self.tap
+                        .datagram(now, Direction::In, a.local, a.remote, bytes);
+                    InputKind::Datagram(Datagram {
+                        local: a.local,
+                        remote: a.remote,
+                        transport: a.transport,
+                        bytes,
+                    })
+                }
+                // ICMP errors surface as recv errors on some platforms; they say nothing
+                // about the next datagram, so the loop goes on.
+                Some(Err(e)) if is_transient(&e) => continue,
+                Some(Err(e)) => return Err(e),
+                None => InputKind::Timeout,
+            };
+            self.proxy.handle_input(Input { now, kind });
+            deadline = self.drain().await?;
+        }
+    }
+
+    /// str0m's rule: after every input, drain the outputs up to the next deadline.
+    async fn drain(&mut self) -> io::Result<Option<Instant>> {
+        loop {
+            match self.proxy.poll_output() {
+                Output::Transmit(t) => {
+                    let now = since(self.origin);
+                    self.tap
+                        .datagram(now, Direction::Out, t.local, t.remote, &t.bytes);
+                    if let Err(e) = self.net.send(&t).await {
+                        if !is_transient(&e) {
+                            return Err(e);
+                        }
                     }
                 }
+                Output::Event(e) => self.tap.event(since(self.origin), &e, self.proxy),
+                Output::Timeout(at) => return Ok(at),
             }
-            Output::Event(e) => tap.event(since(origin), &e),
-            Output::Timeout(at) => return Ok(at),
         }
     }
 }
@@ -126,44 +185,20 @@ fn since(origin: tokio::time::Instant) -> Instant {
     Instant::from_duration(origin.elapsed())
 }
 
-fn is_transient(e: &io::Error) -> bool {
+/// Errors that concern one peer, not the socket: the loop logs nothing and goes on.
+pub fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
             | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+            | io::ErrorKind::BrokenPipe
             | io::ErrorKind::HostUnreachable
             | io::ErrorKind::NetworkUnreachable
             | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
     )
-}
-
-/// A real UDP socket.
-pub struct UdpNetwork {
-    socket: tokio::net::UdpSocket,
-    local: SocketAddr,
-}
-
-impl UdpNetwork {
-    /// Binds `addr`.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
-        let socket = tokio::net::UdpSocket::bind(addr).await?;
-        let local = socket.local_addr()?;
-        Ok(UdpNetwork { socket, local })
-    }
-}
-
-impl Network for UdpNetwork {
-    async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
-        self.socket.send_to(bytes, to).await.map(|_| ())
-    }
-
-    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
 }
 
 #[cfg(test)]
@@ -187,10 +222,14 @@ mod tests {
     /// both datagrams.
     #[tokio::test]
     async fn run_loop_answers_register_over_loopback_udp() {
-        let net = UdpNetwork::bind("127.0.0.1:0".parse().unwrap())
+        let listen = net::Listen {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let net = net::RealNetwork::bind(&[listen], Default::default())
             .await
             .unwrap();
-        let server_addr = net.local_addr();
+        let server_addr = net.local_addrs()[0].1;
         let mut cfg = Config::new("127.0.0.1");
         cfg.local_addrs = vec![server_addr];
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -228,5 +267,83 @@ mod tests {
         assert_eq!(tap.0[0].0, Direction::In);
         assert_eq!(tap.0[1].0, Direction::Out);
         assert_eq!(proxy.registrar().location().binding_count(), 1);
+    }
+
+    fn register(from: SocketAddr, n: u32, transport: &str, content_length: bool) -> String {
+        let cl = if content_length {
+            "Content-Length: 0\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {from};branch=z9hG4bKtcp{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: tcp1\r\nCSeq: {n} REGISTER\r\nContact: <sip:bob@{from};transport=tcp>\r\n\
+             {cl}\r\n"
+        )
+    }
+
+    /// RFC 3261 §18.3 over a real TCP connection: two requests in one segment are framed
+    /// by Content-Length and both answered on the same connection; a CRLF CRLF ping gets
+    /// its CRLF pong (RFC 5626 §3.5.1); a request without Content-Length gets a 400 and
+    /// the connection is closed.
+    #[tokio::test]
+    async fn tcp_is_framed_answered_on_its_connection_and_closed_when_unframeable() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listen = net::Listen {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let net = net::RealNetwork::bind(&[listen], Default::default())
+            .await
+            .unwrap();
+        let server_addr = net.local_addrs()[0].1;
+        let mut cfg = Config::new("127.0.0.1");
+        cfg.local_addrs = vec![server_addr];
+        let mut proxy = Proxy::new(cfg);
+        let mut tap = Recorder(Vec::new());
+        let talk = async {
+            let mut c = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+            let me = c.local_addr().unwrap();
+            let two = format!(
+                "{}{}",
+                register(me, 1, "TCP", true),
+                register(me, 2, "TCP", true)
+            );
+            c.write_all(two.as_bytes()).await.unwrap();
+            let mut got = String::new();
+            let mut buf = vec![0u8; 8192];
+            while got.matches("SIP/2.0 200 OK").count() < 2 {
+                let n = c.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {got}");
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+            c.write_all(b"\r\n\r\n").await.unwrap();
+            let n = c.read(&mut buf).await.unwrap();
+            let pong = buf[..n].to_vec();
+            c.write_all(register(me, 3, "TCP", false).as_bytes())
+                .await
+                .unwrap();
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).await.unwrap();
+            (got, pong, String::from_utf8_lossy(&rest).into_owned())
+        };
+        let (got, pong, rest) = tokio::time::timeout(WAIT_MAX, async {
+            tokio::select! {
+                biased;
+                r = run(&net, &mut proxy, &mut tap) => panic!("run loop ended: {r:?}"),
+                a = talk => a,
+            }
+        })
+        .await
+        .expect("answers within the bound");
+        assert!(
+            got.contains("CSeq: 1 REGISTER") && got.contains("CSeq: 2 REGISTER"),
+            "{got}"
+        );
+        assert_eq!(pong, b"\r\n");
+        assert!(rest.starts_with("SIP/2.0 400 "), "{rest}");
+        assert!(rest.contains("CSeq: 3 REGISTER"), "{rest}");
+        assert_eq!(net.connection_count(), 0);
     }
 }

@@ -17,8 +17,8 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use trapezoid_core::time::Instant;
-use trapezoid_core::{Config, Event, Proxy};
-use trapezoid_server::{Direction, Network, Tap};
+use trapezoid_core::{Config, Event, Proxy, Transmit, Transport};
+use trapezoid_server::{Arrival, Direction, Network, Tap};
 
 pub use trace::{Trace, TraceEntry, TraceKind};
 
@@ -89,16 +89,18 @@ pub struct SimNetwork {
 }
 
 impl Network for SimNetwork {
-    async fn send_to(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<()> {
-        self.socket.send_to(bytes, to).await.map(|_| ())
+    async fn send(&self, t: &Transmit) -> std::io::Result<()> {
+        self.socket.send_to(&t.bytes, t.remote).await.map(|_| ())
     }
 
-    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        self.local
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<Arrival> {
+        let (len, remote) = self.socket.recv_from(buf).await?;
+        Ok(Arrival {
+            local: self.local,
+            remote,
+            transport: Transport::Udp,
+            len,
+        })
     }
 }
 
@@ -128,7 +130,7 @@ impl Tap for SimTap {
         self.trace.record(sim_now(), kind, from, to, bytes);
     }
 
-    fn event(&mut self, _: Instant, event: &Event) {
+    fn event(&mut self, _: Instant, event: &Event, _: &Proxy) {
         self.events.borrow_mut().push((sim_now(), event.clone()));
     }
 }

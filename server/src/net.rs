@@ -1,0 +1,423 @@
+//! Real sockets for the run loop: UDP sockets and TCP listeners and connections behind one
+//! [`Network`]. Reader tasks put whole messages on one queue that the loop takes from, so the
+//! loop itself waits on one future; a stream is framed here by Content-Length (RFC 3261
+//! §18.3) with the core's own framing code.
+//!
+//! Connection reuse (RFC 3261 §18.2.2, RFC 5626 §5): a message for an address with an open
+//! connection goes on that connection, whichever side opened it; otherwise a new one is
+//! opened in the background and the message waits for it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use trapezoid_core::message::{self, Limits, Message, ParseErrorKind};
+use trapezoid_core::{Transmit, Transport};
+
+use crate::{Arrival, Network, DATAGRAM_BYTES_MAX};
+
+/// One address to listen on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The address (port 0: any free port, see [`RealNetwork::local_addrs`]).
+    pub addr: SocketAddr,
+}
+
+/// Bounds on the stream side ("put a limit on everything").
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    /// Open TCP connections at most; an accept beyond it is closed at once.
+    pub connections_max: usize,
+    /// A connection with no traffic for this long is closed.
+    pub idle: Duration,
+    /// How long an outgoing connection may take to open.
+    pub connect: Duration,
+    /// Largest message framed from a stream (the core's limit applies too).
+    pub message_bytes_max: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            connections_max: 1024,
+            // RFC 5626 §4.4.1 keep-alives come every 95-120 s on a stream; allow two misses.
+            idle: Duration::from_secs(300),
+            connect: Duration::from_secs(2),
+            message_bytes_max: DATAGRAM_BYTES_MAX,
+        }
+    }
+}
+
+/// Messages waiting for the loop, at most this many (then readers wait: backpressure).
+const QUEUE_MAX: usize = 4096;
+
+struct Incoming {
+    bytes: Vec<u8>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transport: Transport,
+}
+
+/// The write side of one open connection.
+struct Connection {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+type Connections = Arc<Mutex<BTreeMap<SocketAddr, Connection>>>;
+
+/// UDP sockets and TCP listeners, bound and serving.
+pub struct RealNetwork {
+    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    tx: mpsc::Sender<Incoming>,
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp_local: Vec<SocketAddr>,
+    connections: Connections,
+    limits: StreamLimits,
+}
+
+impl RealNetwork {
+    /// Binds every address and starts their reader tasks (on the current tokio runtime).
+    pub async fn bind(listens: &[Listen], limits: StreamLimits) -> io::Result<Self> {
+        let (tx, rx) = mpsc::channel(QUEUE_MAX);
+        let connections: Connections = Arc::default();
+        let mut udp = Vec::new();
+        let mut tcp_local = Vec::new();
+        for l in listens {
+            match l.transport {
+                Transport::Udp => {
+                    let socket = Arc::new(UdpSocket::bind(l.addr).await?);
+                    let local = socket.local_addr()?;
+                    tokio::spawn(read_udp(socket.clone(), local, tx.clone()));
+                    udp.push((local, socket));
+                }
+                Transport::Tcp => {
+                    let listener = TcpListener::bind(l.addr).await?;
+                    let local = listener.local_addr()?;
+                    tokio::spawn(accept(
+                        listener,
+                        local,
+                        tx.clone(),
+                        connections.clone(),
+                        limits,
+                    ));
+                    tcp_local.push(local);
+                }
+            }
+        }
+        Ok(RealNetwork {
+            rx: tokio::sync::Mutex::new(rx),
+            tx,
+            udp,
+            tcp_local,
+            connections,
+            limits,
+        })
+    }
+
+    /// The addresses bound, UDP then TCP, with the ports the system chose for port 0.
+    pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
+        self.udp
+            .iter()
+            .map(|(a, _)| (Transport::Udp, *a))
+            .chain(self.tcp_local.iter().map(|a| (Transport::Tcp, *a)))
+            .collect()
+    }
+
+    /// Open TCP connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().map_or(0, |c| c.len())
+    }
+
+    fn udp_socket(&self, local: SocketAddr, to: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        self.udp
+            .iter()
+            .find(|(a, _)| *a == local)
+            .or_else(|| self.udp.iter().find(|(a, _)| a.is_ipv4() == to.is_ipv4()))
+            .map(|(_, s)| s)
+    }
+}
+
+impl Network for RealNetwork {
+    async fn send(&self, t: &Transmit) -> io::Result<()> {
+        match t.transport {
+            Transport::Udp => {
+                let Some(socket) = self.udp_socket(t.local, t.remote) else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NetworkUnreachable,
+                        "no UDP socket for this address family",
+                    ));
+                };
+                socket.send_to(&t.bytes, t.remote).await.map(|_| ())
+            }
+            Transport::Tcp => {
+                let mut conns = self
+                    .connections
+                    .lock()
+                    .map_err(|_| io::Error::other("connection table poisoned"))?;
+                if let Some(c) = conns.get(&t.remote) {
+                    if c.writer.send(t.bytes.clone()).is_ok() {
+                        return Ok(());
+                    }
+                    conns.remove(&t.remote);
+                }
+                if conns.len() >= self.limits.connections_max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "too many TCP connections",
+                    ));
+                }
+                // Open one in the background; the message waits in its queue.
+                let (writer, queue) = mpsc::unbounded_channel();
+                let _ = writer.send(t.bytes.clone());
+                conns.insert(t.remote, Connection { writer });
+                tokio::spawn(connect(
+                    t.remote,
+                    queue,
+                    self.tx.clone(),
+                    self.connections.clone(),
+                    self.limits,
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
+        let mut rx = self.rx.lock().await;
+        let m = rx
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::other("every reader has stopped"))?;
+        let len = m.bytes.len().min(buf.len());
+        buf[..len].copy_from_slice(&m.bytes[..len]);
+        Ok(Arrival {
+            local: m.local,
+            remote: m.remote,
+            transport: m.transport,
+            len,
+        })
+    }
+}
+
+async fn read_udp(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Incoming>) {
+    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, remote)) => {
+                let m = Incoming {
+                    bytes: buf[..n].to_vec(),
+                    local,
+                    remote,
+                    transport: Transport::Udp,
+                };
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            // An ICMP error for an earlier send: nothing to do with the next datagram.
+            Err(e) if crate::is_transient(&e) => {}
+            Err(e) => {
+                tracing::error!(%local, error = %e, "UDP socket failed; no longer reading it");
+                return;
+            }
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    local: SocketAddr,
+    tx: mpsc::Sender<Incoming>,
+    connections: Connections,
+    limits: StreamLimits,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%local, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (writer, queue) = mpsc::unbounded_channel();
+        {
+            let Ok(mut conns) = connections.lock() else {
+                return;
+            };
+            if conns.len() >= limits.connections_max {
+                tracing::warn!(%remote, max = limits.connections_max, "too many TCP connections; closed");
+                continue;
+            }
+            conns.insert(remote, Connection { writer });
+        }
+        tokio::spawn(serve_stream(
+            stream,
+            local,
+            remote,
+            queue,
+            tx.clone(),
+            connections.clone(),
+            limits,
+        ));
+    }
+}
+
+async fn connect(
+    remote: SocketAddr,
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::Sender<Incoming>,
+    connections: Connections,
+    limits: StreamLimits,
+) {
+    let stream = match tokio::time::timeout(limits.connect, TcpStream::connect(remote)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%remote, error = %e, "TCP connect failed; its messages are dropped");
+            forget(&connections, remote);
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%remote, "TCP connect timed out; its messages are dropped");
+            forget(&connections, remote);
+            return;
+        }
+    };
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => {
+            forget(&connections, remote);
+            return;
+        }
+    };
+    serve_stream(stream, local, remote, queue, tx, connections, limits).await;
+}
+
+fn forget(connections: &Connections, remote: SocketAddr) {
+    if let Ok(mut c) = connections.lock() {
+        c.remove(&remote);
+    }
+}
+
+/// One connection: a writer task draining its queue, and this reader framing messages.
+async fn serve_stream(
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::Sender<Incoming>,
+    connections: Connections,
+    limits: StreamLimits,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = queue.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let reply = |bytes: Vec<u8>| {
+        if let Ok(c) = connections.lock() {
+            if let Some(c) = c.get(&remote) {
+                let _ = c.writer.send(bytes);
+            }
+        }
+    };
+    let parse_limits = Limits {
+        message_bytes_max: limits.message_bytes_max,
+        ..Limits::default()
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match tokio::time::timeout(limits.idle, rd.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                tracing::debug!(%remote, "TCP connection idle; closed");
+                break;
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match Message::parse_stream(&buf, &parse_limits) {
+                Ok((_, used)) => {
+                    let bytes: Vec<u8> = buf.drain(..used).collect();
+                    let m = Incoming {
+                        bytes,
+                        local,
+                        remote,
+                        transport: Transport::Tcp,
+                    };
+                    if tx.send(m).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Err(e) if e.kind == ParseErrorKind::Empty => {
+                    // RFC 5626 §3.5.1: a double CRLF is a ping, answered by one CRLF.
+                    if let Some(at) = find(&buf, b"\r\n\r\n") {
+                        buf.drain(..at + 4);
+                        reply(b"\r\n".to_vec());
+                    } else if buf.iter().all(|b| *b == b'\r' || *b == b'\n') && buf.len() > 4 {
+                        buf.clear();
+                    }
+                    if buf.is_empty() || !buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        break;
+                    }
+                }
+                Err(e) if e.kind == ParseErrorKind::Truncated => break,
+                Err(e) => {
+                    // No Content-Length, or one that cannot be trusted, or too large: the
+                    // next message's start is unknown (RFC 4475 §3.1.2.3, §3.3.9). Answer a
+                    // request if it can be answered, then close.
+                    if let Some(r) = stream_error_response(&buf, e.status, e.reason) {
+                        reply(r);
+                    }
+                    tracing::info!(%remote, reason = %e.reason, "unframeable stream; closed");
+                    break 'read;
+                }
+            }
+        }
+    }
+    forget(&connections, remote);
+    let _ = writer.await;
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The response to a request whose stream framing failed, when what arrived parses as a
+/// request at all: 400 for a missing or bad Content-Length (RFC 3261 §18.3 makes it
+/// mandatory on a stream), 513 for a message over the limit.
+fn stream_error_response(buf: &[u8], status: u16, reason: &str) -> Option<Vec<u8>> {
+    let head_end = find(buf, b"\r\n\r\n").map_or(buf.len(), |i| i + 4);
+    let msg = Message::parse(&buf[..head_end], &Limits::default()).ok()?;
+    if !msg.is_request()
+        || msg.top_via().is_none()
+        || msg.method().map(|m| m.as_str()) == Some("ACK")
+    {
+        return None;
+    }
+    let status = if status >= 400 { status } else { 400 };
+    Some(message::response(
+        &msg,
+        status,
+        reason,
+        None,
+        None,
+        None,
+        &[],
+        b"",
+    ))
+}

@@ -1,0 +1,232 @@
+//! The location service on disk: one SQLite table an operator can read with `sqlite3`.
+//!
+//! The core keeps its bindings in memory; this keeps a copy. After every binding event the
+//! address of record's current bindings replace its rows, in one transaction, before the run
+//! loop sends anything else the same input produced, so the 200 to a REGISTER leaves only
+//! once its bindings are on disk. At start the rows are read back and given to the core.
+//!
+//! Durability: the database runs in WAL mode with `synchronous=NORMAL`. A committed
+//! transaction is in the operating system's hands before the commit returns, so killing the
+//! process (even with SIGKILL) loses nothing; a power failure may lose the last commits,
+//! which the phones repair with their next REGISTER refresh. `synchronous=FULL` would add
+//! an fsync per REGISTER for that case.
+//!
+//! Expiry is kept as wall-clock Unix milliseconds (the core's clock restarts at zero with
+//! every run).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use trapezoid_core::registrar::{Binding, Flow};
+use trapezoid_core::time::Instant;
+use trapezoid_core::Transport;
+
+/// The bindings table.
+pub struct LocationStore {
+    conn: Connection,
+    /// Wall-clock Unix milliseconds at the core's `Instant::ZERO`.
+    origin_unix_ms: u64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS location (
+    aor         TEXT    NOT NULL,
+    contact     TEXT    NOT NULL,
+    params      TEXT    NOT NULL,
+    q           INTEGER,
+    expires     INTEGER NOT NULL,
+    call_id     TEXT    NOT NULL,
+    cseq        INTEGER NOT NULL,
+    remote      TEXT    NOT NULL,
+    transport   TEXT    NOT NULL,
+    PRIMARY KEY (aor, contact)
+);";
+
+impl LocationStore {
+    /// Opens (or creates) the database at `path`. `origin_unix_ms` is the wall clock when
+    /// the core's clock reads zero.
+    pub fn open(path: &Path, origin_unix_ms: u64) -> Result<Self, String> {
+        let conn = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=1000;",
+        )
+        .and_then(|_| conn.execute_batch(SCHEMA))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(LocationStore {
+            conn,
+            origin_unix_ms,
+        })
+    }
+
+    /// Deletes the expired rows and returns the others grouped by address of record, with
+    /// their expiry on the core's clock.
+    pub fn load(&mut self) -> Result<Vec<(String, Vec<Binding>)>, String> {
+        let now = self.origin_unix_ms as i64;
+        self.conn
+            .execute("DELETE FROM location WHERE expires <= ?1", params![now])
+            .map_err(|e| e.to_string())?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport \
+                 FROM location ORDER BY aor, rowid",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        let mut out: Vec<(String, Vec<Binding>)> = Vec::new();
+        for row in rows {
+            let (aor, contact, params, q, expires, call_id, cseq, remote, transport) =
+                row.map_err(|e| e.to_string())?;
+            // A row an operator edited into nonsense is skipped, not fatal.
+            let Ok(remote) = remote.parse::<SocketAddr>() else {
+                continue;
+            };
+            let binding = Binding {
+                contact,
+                params: decode_params(&params),
+                q: q.and_then(|q| u16::try_from(q).ok()),
+                expires_at: Instant::from_millis((expires - now).max(0) as u64),
+                call_id,
+                cseq: u32::try_from(cseq).unwrap_or(0),
+                flow: Flow {
+                    remote,
+                    transport: if transport == "TCP" {
+                        Transport::Tcp
+                    } else {
+                        Transport::Udp
+                    },
+                },
+            };
+            match out.last_mut() {
+                Some((a, list)) if *a == aor => list.push(binding),
+                _ => out.push((aor, vec![binding])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the rows of `aor` with `bindings` (none: the AOR is gone).
+    pub fn save(&mut self, aor: &str, bindings: &[&Binding]) -> Result<(), String> {
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute("DELETE FROM location WHERE aor = ?1", params![aor])
+            .map_err(|e| e.to_string())?;
+        for b in bindings {
+            let expires = self.origin_unix_ms + b.expires_at.since_origin().as_millis() as u64;
+            tx.execute(
+                "INSERT OR REPLACE INTO location \
+                 (aor, contact, params, q, expires, call_id, cseq, remote, transport) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    aor,
+                    b.contact,
+                    encode_params(&b.params),
+                    b.q.map(i64::from),
+                    expires as i64,
+                    b.call_id,
+                    i64::from(b.cseq),
+                    b.flow.remote.to_string(),
+                    b.flow.transport.as_str(),
+                ],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    /// Rows in the table (for tests and the start-up log line).
+    pub fn count(&self) -> usize {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM location", [], |r| r.get::<_, i64>(0))
+            .map_or(0, |n| n as usize)
+    }
+}
+
+/// Contact params as `name=value` lines (`name` alone without a value). Header values hold
+/// no line breaks, so a line break separates them safely.
+fn encode_params(params: &[(String, Option<String>)]) -> String {
+    params
+        .iter()
+        .map(|(n, v)| match v {
+            Some(v) => format!("{n}={v}"),
+            None => n.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn decode_params(text: &str) -> Vec<(String, Option<String>)> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (l.to_owned(), None),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(contact: &str, expires_ms: u64) -> Binding {
+        Binding {
+            contact: contact.into(),
+            params: vec![
+                ("+sip.instance".into(), Some("\"<urn:uuid:1;x>\"".into())),
+                ("reg-id".into(), Some("1".into())),
+                ("ob".into(), None),
+            ],
+            q: Some(700),
+            expires_at: Instant::from_millis(expires_ms),
+            call_id: "c1".into(),
+            cseq: 7,
+            flow: Flow {
+                remote: "127.0.0.1:5070".parse().unwrap(),
+                transport: Transport::Tcp,
+            },
+        }
+    }
+
+    #[test]
+    fn bindings_survive_a_reopen_with_expiry_on_the_new_clock() {
+        let dir = std::env::temp_dir().join(format!("trapezoid-store-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("location.db");
+        let _ = std::fs::remove_file(&path);
+        let b1 = binding("sip:bob@127.0.0.1:5070", 3_600_000);
+        let b2 = binding("sip:bob@127.0.0.1:5071", 60_000);
+        {
+            let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+            s.save("sip:bob@example.org", &[&b1, &b2]).unwrap();
+            s.save("sip:carol@example.org", &[&b2]).unwrap();
+            s.save("sip:carol@example.org", &[]).unwrap();
+            assert_eq!(s.count(), 2);
+        }
+        // 100 s later: the 60 s binding has expired and is purged; the other has 3500 s.
+        let mut s = LocationStore::open(&path, 1_100_000).unwrap();
+        let loaded = s.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        let (aor, list) = &loaded[0];
+        assert_eq!(aor, "sip:bob@example.org");
+        let mut want = b1.clone();
+        want.expires_at = Instant::from_millis(3_500_000);
+        assert_eq!(list, &vec![want]);
+        assert_eq!(s.count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

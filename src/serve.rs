@@ -1,0 +1,396 @@
+//! `trapezoid serve`: the core as a deployable proxy. Flags and an optional YAML file (the
+//! `element:` settings of a scenario) become a [`Config`]; the run loop of
+//! `trapezoid-server` drives the core over real UDP and TCP sockets; a tap logs one line per
+//! transaction and keeps the location service in SQLite.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use trapezoid_core::config::User;
+use trapezoid_core::time::Instant;
+use trapezoid_core::{Config, Event, Proxy, Transport};
+use trapezoid_server::net::{Listen, RealNetwork, StreamLimits};
+use trapezoid_server::store::LocationStore;
+use trapezoid_server::{Direction, Driver, Tap};
+
+/// How long a shutdown waits for proxied requests to be answered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// `trapezoid serve` flags. With none: UDP and TCP on 127.0.0.1:5060, domain 127.0.0.1,
+/// registrar and record-routing stateful proxy, no authentication.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Where to listen: `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 as `udp:[::1]:5060`).
+    /// Repeatable. Default: udp and tcp on 127.0.0.1:5060.
+    #[arg(long = "listen", value_name = "TRANSPORT:IP:PORT", value_parser = parse_listen)]
+    pub listen: Vec<Listen>,
+    /// A domain this element is registrar and proxy for. Repeatable. Default: 127.0.0.1.
+    #[arg(long = "domain", value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// A user and password; any user turns on digest authentication of REGISTER (401)
+    /// and of initial INVITEs (407). Repeatable.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    pub users: Vec<(String, String)>,
+    /// `proxy` forwards requests; `redirect` answers them with 302 and the bindings.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Keep the bindings in this SQLite file, so that they survive a restart.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Element settings in YAML: the `element:` of a scenario host (docs/scenarios.md).
+    /// Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log lines as text or as JSON objects. The level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Seed for tags, branches and nonce secrets. Default: drawn from the operating system
+    /// (a fixed seed makes nonces predictable: use it for tests only).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// What the element does with requests it does not answer itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Stateful proxy (RFC 3261 §16).
+    Proxy,
+    /// Redirect server (§8.3).
+    Redirect,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    let (transport, addr) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected udp:IP:PORT or tcp:IP:PORT"))?;
+    let transport = match transport.to_ascii_lowercase().as_str() {
+        "udp" => Transport::Udp,
+        "tcp" => Transport::Tcp,
+        other => return Err(format!("`{other}`: transport must be udp or tcp")),
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}`: expected IP:PORT (IPv6 in brackets: [::1]:5060)"))?;
+    Ok(Listen { transport, addr })
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_owned(), p.to_owned())),
+        _ => Err(format!("`{s}`: expected NAME:PASSWORD")),
+    }
+}
+
+/// The configuration the flags and file describe, or the one-line error that names the
+/// bad field.
+pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
+    let seed = args.seed.unwrap_or_else(os_seed);
+    let (mut config, mut listens) = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let element =
+                trapezoid_scenarios::model::parse_element(&path.display().to_string(), &text)
+                    .map_err(|e| e.to_string())?;
+            let config = trapezoid_scenarios::runner::element_config("serve", &element, seed);
+            let listens = vec![
+                Listen {
+                    transport: Transport::Udp,
+                    addr: element.address,
+                },
+                Listen {
+                    transport: Transport::Tcp,
+                    addr: element.address,
+                },
+            ];
+            (config, listens)
+        }
+        None => {
+            let mut c = Config::new("127.0.0.1");
+            c.seed = seed;
+            let addr: SocketAddr = "127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!());
+            let listens = vec![
+                Listen {
+                    transport: Transport::Udp,
+                    addr,
+                },
+                Listen {
+                    transport: Transport::Tcp,
+                    addr,
+                },
+            ];
+            (c, listens)
+        }
+    };
+    if !args.listen.is_empty() {
+        listens = args.listen.clone();
+    }
+    if !args.domains.is_empty() {
+        config.domains = args
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+    }
+    if !args.users.is_empty() {
+        for (name, password) in &args.users {
+            config.auth.users.retain(|u| u.name != *name);
+            config.auth.users.push(User {
+                name: name.clone(),
+                password: password.clone(),
+                aors: Vec::new(),
+            });
+        }
+        config.auth.register = true;
+        config.proxy.authenticate_invite = true;
+    }
+    match args.mode {
+        Some(Mode::Redirect) => config.proxy.redirect = true,
+        Some(Mode::Proxy) => config.proxy.redirect = false,
+        None => {}
+    }
+    if config.domains.is_empty() {
+        return Err("domains: at least one domain is needed".into());
+    }
+    Ok((config, listens))
+}
+
+/// Eight bytes from the operating system's generator.
+fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    let from_os = u64::from_le_bytes(b);
+    // Without /dev/urandom, at least not the same seed twice.
+    from_os ^ unix_ms() ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs `serve`: exit code 2 for a bad configuration (nothing started), 1 for a failure
+/// after start (a port in use), 0 after a clean shutdown.
+pub fn serve(args: ServeArgs) -> ExitCode {
+    let (config, listens) = match config_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, listens, args.db)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(mut config: Config, listens: Vec<Listen>, db: Option<PathBuf>) -> Result<(), String> {
+    let net = RealNetwork::bind(&listens, StreamLimits::default())
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    let bound = net.local_addrs();
+    config.local_addrs = bound.iter().map(|(_, a)| *a).collect();
+    config.local_addrs.dedup();
+    let origin_unix_ms = unix_ms();
+    let mut store = match &db {
+        Some(path) => Some(LocationStore::open(path, origin_unix_ms)?),
+        None => None,
+    };
+    let mut proxy = Proxy::new(config.clone());
+    let mut restored = 0;
+    if let Some(s) = &mut store {
+        for (aor, bindings) in s.load()? {
+            restored += bindings.len();
+            proxy.restore_bindings(&aor, bindings);
+        }
+    }
+    tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored));
+    let mut tap = ServeTap { store };
+    let mut driver = Driver::new(&net, &mut proxy, &mut tap);
+    driver
+        .run_until(shutdown_signal())
+        .await
+        .map_err(|e| format!("network: {e}"))?;
+    // Graceful: keep serving until every proxied request has its answer, within a bound.
+    tracing::info!("shutting down: finishing in-flight requests");
+    let give_up = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while driver.proxy().context_count() > 0 && tokio::time::Instant::now() < give_up {
+        driver
+            .run_until(tokio::time::sleep(Duration::from_millis(50)))
+            .await
+            .map_err(|e| format!("network: {e}"))?;
+    }
+    let left = driver.proxy().context_count();
+    if left > 0 {
+        tracing::warn!(unanswered = left, "stopped with requests unanswered");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The first log line: what this element is and does.
+fn banner(
+    config: &Config,
+    bound: &[(Transport, SocketAddr)],
+    db: Option<&PathBuf>,
+    restored: usize,
+) -> String {
+    let listening: Vec<String> = bound
+        .iter()
+        .map(|(t, a)| format!("{}:{a}", t.as_str().to_ascii_lowercase()))
+        .collect();
+    let role = if config.proxy.redirect {
+        "registrar and redirect server"
+    } else if config.proxy.record_route {
+        "registrar and record-routing stateful proxy"
+    } else {
+        "registrar and stateful proxy"
+    };
+    let auth = if config.auth.users.is_empty() {
+        "no authentication".to_owned()
+    } else {
+        format!(
+            "digest authentication for {} users",
+            config.auth.users.len()
+        )
+    };
+    let storage = match db {
+        Some(p) => format!("bindings in {} ({restored} restored)", p.display()),
+        None => "bindings in memory only".to_owned(),
+    };
+    format!(
+        "trapezoid {} serving domain {} as {role}; listening on {}; {auth}; {storage}",
+        env!("CARGO_PKG_VERSION"),
+        config.domains.join(", "),
+        listening.join(", ")
+    )
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    biased;
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs and storage.
+struct ServeTap {
+    store: Option<LocationStore>,
+}
+
+impl Tap for ServeTap {
+    fn datagram(
+        &mut self,
+        _: Instant,
+        dir: Direction,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let first = bytes.split(|b| *b == b'\r').next().unwrap_or(&[]);
+            let first = String::from_utf8_lossy(first);
+            match dir {
+                Direction::In => tracing::debug!(%remote, %local, "<- {first}"),
+                Direction::Out => tracing::debug!(%remote, %local, "-> {first}"),
+            }
+        }
+    }
+
+    fn event(&mut self, now: Instant, event: &Event, proxy: &Proxy) {
+        match event {
+            Event::TransactionCompleted {
+                method,
+                status,
+                from,
+                to,
+                elapsed,
+            } => tracing::info!(
+                method = %method,
+                from = %from,
+                to = %to,
+                status = *status,
+                ms = elapsed.as_millis() as u64,
+                "transaction"
+            ),
+            Event::Dropped { remote, reason } => {
+                tracing::info!(%remote, reason = %reason, "dropped")
+            }
+            Event::Registered { aor, .. }
+            | Event::Unregistered { aor, .. }
+            | Event::BindingExpired { aor, .. } => {
+                if let Event::BindingExpired { contact, .. } = event {
+                    tracing::info!(aor = %aor, contact = %contact, "binding expired");
+                }
+                if let Some(store) = &mut self.store {
+                    let bindings = proxy.registrar().location().bindings(aor, now);
+                    if let Err(e) = store.save(aor, &bindings) {
+                        tracing::error!(aor = %aor, error = %e, "cannot store bindings");
+                    }
+                }
+            }
+            other => tracing::debug!(event = ?other, "event"),
+        }
+    }
+}
