@@ -30,6 +30,9 @@ pub struct Target {
     pub next_hop: SocketAddr,
     /// q-value in thousandths (1000 when absent), for serial forking by q groups.
     pub q: u16,
+    /// How to reach it: TCP when the URI asks for it (`;transport=tcp`, RFC 3263 §4.1) or
+    /// the binding was registered over TCP (its connection is reused, RFC 5626 §5.3).
+    pub transport: crate::Transport,
 }
 
 /// RFC 3261 §16.7: what the proxy remembers about one request it forwarded.

@@ -90,6 +90,7 @@ impl Proxy {
                 uri: routing.request_uri.clone(),
                 next_hop,
                 q: 1000,
+                transport: transport_of(strip_brackets(route)),
             }]);
         }
         let uri = match Uri::parse(&routing.request_uri) {
@@ -104,14 +105,25 @@ impl Proxy {
             let mut targets: Vec<Target> = bindings
                 .iter()
                 .filter_map(|b| {
-                    let next_hop = match Uri::parse(&b.contact) {
-                        Ok(Uri::Sip(c)) => self.locator.resolve(&c).unwrap_or(b.flow.remote),
+                    let contact = match Uri::parse(&b.contact) {
+                        Ok(Uri::Sip(c)) => c,
                         _ => return None,
+                    };
+                    // Registered over a stream: back over that connection (the network
+                    // reuses it while it is open), whatever the Contact says.
+                    let (next_hop, transport) = if b.flow.transport.is_reliable() {
+                        (b.flow.remote, b.flow.transport)
+                    } else {
+                        (
+                            self.locator.resolve(&contact).unwrap_or(b.flow.remote),
+                            transport_of(&b.contact),
+                        )
                     };
                     Some(Target {
                         uri: b.contact.clone(),
                         next_hop,
                         q: b.q.unwrap_or(1000),
+                        transport,
                     })
                 })
                 .collect();
@@ -130,6 +142,7 @@ impl Proxy {
             uri: routing.request_uri.clone(),
             next_hop,
             q: 1000,
+            transport: transport_of(&routing.request_uri),
         }])
     }
 
@@ -270,7 +283,7 @@ impl Proxy {
         let index = ctx.branches.len();
         let branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
         let me = self.advertised(ctx.local);
-        let via = format!("SIP/2.0/UDP {me};branch={branch}");
+        let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
         let rr = format!("<sip:{me};lr>");
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
@@ -312,11 +325,12 @@ impl Proxy {
             });
         }
         self.schedule(timer_c, TimerRef::TimerC(id, index));
+        let reliable = target.transport.is_reliable();
         let (machine, effects) = if invite {
-            let (m, e) = InviteClient::new(bytes, self.config.timers, false, now);
+            let (m, e) = InviteClient::new(bytes, self.config.timers, reliable, now);
             (ClientMachine::Invite(m), e)
         } else {
-            let (m, e) = NonInviteClient::new(bytes, self.config.timers, false, now);
+            let (m, e) = NonInviteClient::new(bytes, self.config.timers, reliable, now);
             (ClientMachine::NonInvite(m), e)
         };
         let key = (branch, method);
@@ -327,7 +341,7 @@ impl Proxy {
                 request,
                 local,
                 remote: target.next_hop,
-                transport: Transport::Udp,
+                transport: target.transport,
                 branch_of: Some((id, index)),
             },
         );
@@ -399,11 +413,16 @@ impl Proxy {
         let Some(cancel) = tx.request.cancel() else {
             return;
         };
-        let (local, remote) = (tx.local, tx.remote);
+        let (local, remote, transport) = (tx.local, tx.remote, tx.transport);
         let Ok(request) = Message::parse(&cancel, &self.config.limits.message) else {
             return;
         };
-        let (m, effects) = NonInviteClient::new(cancel, self.config.timers, false, self.now);
+        let (m, effects) = NonInviteClient::new(
+            cancel,
+            self.config.timers,
+            transport.is_reliable(),
+            self.now,
+        );
         // §9.1: a final response should follow the CANCEL within 64*T1, else the INVITE is
         // taken as cancelled. Timer C, reset to that (§16.8 "any value it chooses"), looks.
         let timer_c = self.now + self.config.timers.t1 * 64;
@@ -423,7 +442,7 @@ impl Proxy {
                 request,
                 local,
                 remote,
-                transport: Transport::Udp,
+                transport,
                 branch_of: None,
             },
         );
@@ -443,7 +462,10 @@ impl Proxy {
         };
         let hash = loop_hash(&msg, self.loop_salt);
         let me = self.advertised(d.local);
-        let via = format!("SIP/2.0/UDP {me};branch=z9hG4bK{hash}.0");
+        let via = format!(
+            "SIP/2.0/{} {me};branch=z9hG4bK{hash}.0",
+            target.transport.as_str()
+        );
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
         let new_uri =
@@ -460,7 +482,7 @@ impl Proxy {
             remove_lines: &[],
         });
         self.queue.push_back(Output::Transmit(Transmit {
-            transport: Transport::Udp,
+            transport: target.transport,
             local: d.local,
             remote: target.next_hop,
             bytes,
@@ -519,5 +541,17 @@ impl Proxy {
             };
             self.schedule(at, TimerRef::Client(key.clone()));
         }
+    }
+}
+
+/// The transport a URI asks for (RFC 3263 §4.1: an explicit `transport` parameter); UDP
+/// otherwise. (`sips:` would need TLS, which this element does not speak yet.)
+fn transport_of(uri: &str) -> Transport {
+    match Uri::parse(strip_brackets(uri)) {
+        Ok(Uri::Sip(u)) => match u.params.get("transport").flatten() {
+            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        },
+        _ => Transport::Udp,
     }
 }

@@ -323,8 +323,13 @@ impl Proxy {
             .first()
             .copied()
             .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 5060)));
+        let transport = if via.transport.eq_ignore_ascii_case("TCP") {
+            crate::Transport::Tcp
+        } else {
+            crate::Transport::Udp
+        };
         self.queue.push_back(Output::Transmit(Transmit {
-            transport: crate::Transport::Udp,
+            transport,
             local,
             remote: std::net::SocketAddr::new(ip, port),
             bytes,

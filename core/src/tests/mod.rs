@@ -6,4 +6,5 @@ mod proxy_util;
 mod redirect;
 mod registrar;
 mod transactions;
+mod transports;
 mod util;
