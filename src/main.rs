@@ -45,7 +45,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A bad flag is one line on stderr and exit code 2 (help and version print as usual).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Check { paths, seed } => check(paths, seed),
         Command::Run { file, seed } => run(&file, seed),

@@ -25,7 +25,7 @@ impl Proxy {
         if !self.locator.serves_uri(&uri) {
             return Reply::with_reason(404, "Domain Not Found");
         }
-        let aor = uri.aor();
+        let aor = self.registrar.identity().canonical_aor(&uri);
         let mut bindings = self.registrar.location().bindings(&aor, self.now);
         if bindings.is_empty() {
             return self.no_binding(&uri, &aor);

@@ -100,7 +100,7 @@ impl Proxy {
         };
         if self.locator.serves_uri(&uri) {
             // §16.5: a domain we are responsible for: the location service decides.
-            let aor = uri.aor();
+            let aor = self.registrar.identity().canonical_aor(&uri);
             let bindings = self.registrar.location().bindings(&aor, self.now);
             let mut targets: Vec<Target> = bindings
                 .iter()

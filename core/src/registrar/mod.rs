@@ -103,6 +103,20 @@ impl Identity {
         !self.serves(contact.host) && self.is_self(contact.host, contact.port)
     }
 
+    /// §10.3 step 5 and §16.5: the address of record of a URI in a served domain, without
+    /// the port when it is one of ours, so that `sip:bob@127.0.0.1:5060` and
+    /// `sip:bob@127.0.0.1` are the same user of the domain `127.0.0.1`.
+    pub fn canonical_aor(&self, uri: &SipUri<'_>) -> String {
+        match uri.port {
+            Some(p) if self.local_addrs.iter().any(|a| a.port() == p) => {
+                let mut u = uri.clone();
+                u.port = None;
+                u.aor()
+            }
+            _ => uri.aor(),
+        }
+    }
+
     /// Whether `host[:port]` designates this element (a served domain, one of its names or
     /// addresses). A Contact that does would make every request to that user loop back here.
     pub fn is_self(&self, host: &str, port: Option<u16>) -> bool {
@@ -151,6 +165,11 @@ impl Registrar {
             identity,
             location: Location::new(),
         }
+    }
+
+    /// Who this registrar is: its domains, names and addresses.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
     }
 
     /// The location service (for lookups and tests).
@@ -233,7 +252,7 @@ impl Registrar {
         if !self.identity.serves(aor_uri.host) {
             return Reply::with_reason(404, "Not Found");
         }
-        let aor = aor_uri.aor();
+        let aor = self.identity.canonical_aor(&aor_uri);
 
         // Step 4: authorization.
         if let Some(user) = &user {

@@ -1,0 +1,80 @@
+//! `trapezoid serve` refuses a bad configuration before it starts anything: exit code 2 and
+//! one line on stderr that names the problem.
+
+use std::process::Command;
+
+fn serve(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trapezoid"))
+        .arg("serve")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn one_line_error(args: &[&str], names: &str) {
+    let (code, stderr) = serve(args);
+    assert_eq!(code, 2, "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(names),
+        "{args:?} should name {names}: {stderr}"
+    );
+}
+
+fn config(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("trapezoid-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    one_line_error(&["--listen", "xyz"], "--listen");
+    one_line_error(
+        &["--listen", "sctp:127.0.0.1:5060"],
+        "transport must be udp or tcp",
+    );
+    one_line_error(&["--listen", "udp:localhost"], "IP:PORT");
+    one_line_error(&["--user", "alice"], "NAME:PASSWORD");
+    one_line_error(&["--mode", "b2bua"], "--mode");
+    one_line_error(&["--no-such-flag"], "--no-such-flag");
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_field_and_its_line() {
+    let unknown = config(
+        "unknown.yaml",
+        "address: 127.0.0.1:5090\ndomains: [x]\nusrs: []\n",
+    );
+    one_line_error(
+        &["--config", &unknown],
+        "unknown.yaml:3:1: unknown field `usrs`",
+    );
+    let order = config(
+        "order.yaml",
+        "address: 127.0.0.1:5090\ndomains: [x]\nregistrar: { min_expires: 600, default_expires: 60 }\n",
+    );
+    one_line_error(
+        &["--config", &order],
+        "default_expires (60) is less than min_expires (600)",
+    );
+    let algorithm = config(
+        "alg.yaml",
+        "address: 127.0.0.1:5090\ndomains: [x]\nauth: { algorithms: [SHA-1] }\n",
+    );
+    one_line_error(
+        &["--config", &algorithm],
+        "unknown digest algorithm `SHA-1`",
+    );
+    one_line_error(
+        &["--config", "/nonexistent/element.yaml"],
+        "/nonexistent/element.yaml",
+    );
+}
