@@ -12,9 +12,10 @@ use clap::{Args, ValueEnum};
 use trapezoid_core::config::User;
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Event, Proxy, Transport};
+use trapezoid_server::dns::SystemResolver;
 use trapezoid_server::net::{Listen, RealNetwork, StreamLimits};
 use trapezoid_server::store::LocationStore;
-use trapezoid_server::{Direction, Driver, Tap};
+use trapezoid_server::{Direction, Driver, NoResolver, Resolver, Tap};
 
 /// How long a shutdown waits for proxied requests to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -161,6 +162,8 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
         Some(Mode::Proxy) => config.proxy.redirect = false,
         None => {}
     }
+    // Other domains are found with the system's DNS (RFC 3263).
+    config.proxy.dns = true;
     if config.domains.is_empty() {
         return Err("domains: at least one domain is needed".into());
     }
@@ -250,8 +253,15 @@ async fn run(mut config: Config, listens: Vec<Listen>, db: Option<PathBuf>) -> R
         }
     }
     tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored));
+    let resolver: Box<dyn Resolver> = match SystemResolver::from_system() {
+        Ok(r) => Box::new(r),
+        Err(e) => {
+            tracing::warn!("{e}; other domains are reached by IP address only");
+            Box::new(NoResolver)
+        }
+    };
     let mut tap = ServeTap { store };
-    let mut driver = Driver::new(&net, &mut proxy, &mut tap);
+    let mut driver = Driver::new(&net, &mut proxy, &mut tap, resolver);
     driver
         .run_until(shutdown_signal())
         .await

@@ -30,8 +30,8 @@ pub struct Config {
     pub limits: CoreLimits,
     /// Proxy behaviour (RFC 3261 §16).
     pub proxy: ProxyConfig,
-    /// Static name → address table, standing in for DNS (RFC 3263 comes later): host names
-    /// of next hops and contacts, and domains routed to their proxy.
+    /// Static name → address table, consulted before DNS: host names of next hops and
+    /// contacts, and domains routed to their proxy.
     pub hosts: Vec<(String, SocketAddr)>,
 }
 
@@ -51,6 +51,9 @@ pub struct ProxyConfig {
     /// Act as a redirect server (§8.3): answer requests for the served domains with 302
     /// and the location service's bindings as Contacts, instead of forwarding them.
     pub redirect: bool,
+    /// Ask the driver to resolve names that are neither IP literals nor in `hosts`
+    /// ([`crate::Event::Resolve`], RFC 3263). Off: such a name gets 404 or 503 at once.
+    pub dns: bool,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +65,7 @@ impl Default for ProxyConfig {
             timer_c: Duration::from_secs(185),
             branches_max: 16,
             redirect: false,
+            dns: false,
         }
     }
 }

@@ -71,6 +71,8 @@ pub(crate) enum TimerRef {
     Client(ClientKey),
     /// Timer C of a branch (§16.8).
     TimerC(ContextId, usize),
+    /// A DNS lookup that may not take longer (RFC 3263).
+    Lookup(crate::Query),
 }
 
 /// The SIP element: registrar, location service and transaction-stateful proxy.
@@ -95,6 +97,8 @@ pub struct Proxy {
     pub(crate) timers: BTreeSet<(Instant, TimerRef)>,
     pub(crate) queue: VecDeque<Output>,
     pub(crate) now: Instant,
+    /// RFC 3263 lookups waiting for the driver, and its answers.
+    pub(crate) dns: crate::proxy::dns::Dns,
 }
 
 impl Proxy {
@@ -142,6 +146,7 @@ impl Proxy {
             contexts: BTreeMap::new(),
             next_context: 0,
             timers: BTreeSet::new(),
+            dns: Default::default(),
             queue: VecDeque::new(),
             now: Instant::ZERO,
         }
@@ -182,6 +187,7 @@ impl Proxy {
         match input.kind {
             InputKind::Datagram(d) => self.handle_datagram(d),
             InputKind::Timeout => {}
+            InputKind::Resolved(r) => self.handle_resolved(r),
         }
         self.handle_timers();
     }
@@ -210,6 +216,7 @@ impl Proxy {
                 TimerRef::Server(key) => self.server_timeout(&key),
                 TimerRef::Client(key) => self.client_timeout(&key),
                 TimerRef::TimerC(ctx, i) => self.timer_c(ctx, i),
+                TimerRef::Lookup(q) => self.lookup_timeout(&q),
             }
         }
         for e in self.registrar.purge(self.now) {

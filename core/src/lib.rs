@@ -75,6 +75,31 @@ pub enum InputKind<'a> {
     Datagram(Datagram<'a>),
     /// The deadline the core last asked for (or a later one) has come.
     Timeout,
+    /// The answer to an [`Event::Resolve`].
+    Resolved(Resolution),
+}
+
+/// RFC 3263 §4: a name the proxy needs as an address to send a request on: the host of a
+/// Route value or of a Request-URI in a domain it does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Query {
+    /// The host name (never an IP literal: those need no lookup).
+    pub name: String,
+    /// The URI's explicit port. Without one the driver looks up SRV records first
+    /// (`_sip._udp.name`, `_sip._tcp.name`), then A/AAAA with port 5060 (§4.2).
+    pub port: Option<u16>,
+    /// The transport the request will use (from the URI's `transport` parameter).
+    pub transport: Transport,
+}
+
+/// The driver's answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// What was asked.
+    pub query: Query,
+    /// Addresses in the order to try them (SRV priority and weight applied); empty when the
+    /// name does not exist or has no usable record.
+    pub addrs: Vec<SocketAddr>,
 }
 
 /// A received datagram.
@@ -179,6 +204,9 @@ pub enum Event {
         /// The Contact URI that was bound.
         contact: String,
     },
+    /// The proxy needs `Query` resolved (RFC 3263): answer with [`InputKind::Resolved`].
+    /// The request waits meanwhile; without an answer it fails with 504 after a few seconds.
+    Resolve(Query),
     /// A server transaction finished: one line per transaction for the log.
     TransactionCompleted {
         /// The request method.

@@ -768,9 +768,11 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             }
             Host::Element(e) => {
                 run.addrs.insert(name.clone(), e.address);
+                // Names are found the way a deployed element finds them: by asking its
+                // driver (RFC 3263), which answers from the scenario's host table.
                 let mut config = element_config(name, e, seed);
-                config.hosts = hosts.clone();
-                run.world.add_element(name, e.address, config);
+                config.proxy.dns = true;
+                run.world.add_element(name, e.address, config, hosts.clone());
             }
         }
     }

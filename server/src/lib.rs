@@ -12,9 +12,13 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
+use tokio::sync::mpsc;
 use trapezoid_core::time::Instant;
-use trapezoid_core::{Datagram, Event, Input, InputKind, Output, Proxy, Transmit, Transport};
+use trapezoid_core::{
+    Datagram, Event, Input, InputKind, Output, Proxy, Query, Resolution, Transmit, Transport,
+};
 
+pub mod dns;
 pub mod net;
 pub mod store;
 
@@ -78,31 +82,62 @@ impl Tap for NoTap {
     fn datagram(&mut self, _: Instant, _: Direction, _: SocketAddr, _: SocketAddr, _: &[u8]) {}
 }
 
-/// Runs the element until the network fails. `now` for the core is the time since the loop
-/// started, read from `tokio::time`.
+/// Answers the core's RFC 3263 questions ([`Event::Resolve`]).
+pub trait Resolver {
+    /// Starts a lookup. The answer goes to `answers`, at once (a table) or later (a task).
+    fn resolve(&mut self, query: Query, answers: &mpsc::UnboundedSender<Resolution>);
+}
+
+impl<R: Resolver + ?Sized> Resolver for Box<R> {
+    fn resolve(&mut self, query: Query, answers: &mpsc::UnboundedSender<Resolution>) {
+        (**self).resolve(query, answers);
+    }
+}
+
+/// A resolver that knows no name: every lookup fails at once.
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn resolve(&mut self, query: Query, answers: &mpsc::UnboundedSender<Resolution>) {
+        let _ = answers.send(Resolution {
+            query,
+            addrs: Vec::new(),
+        });
+    }
+}
+
+/// Runs the element until the network fails, resolving no names. `now` for the core is the
+/// time since the loop started, read from `tokio::time`.
 pub async fn run<N: Network, T: Tap>(net: &N, proxy: &mut Proxy, tap: &mut T) -> io::Result<()> {
-    Driver::new(net, proxy, tap)
+    Driver::new(net, proxy, tap, NoResolver)
         .run_until(std::future::pending::<()>())
         .await
 }
 
 /// The run loop with its clock: [`Driver::run_until`] may be called again after it returns
 /// (a graceful shutdown keeps serving until the transactions end) and time goes on.
-pub struct Driver<'a, N, T> {
+pub struct Driver<'a, N, T, R> {
     net: &'a N,
     proxy: &'a mut Proxy,
     tap: &'a mut T,
+    resolver: R,
+    answers_tx: mpsc::UnboundedSender<Resolution>,
+    answers: mpsc::UnboundedReceiver<Resolution>,
     origin: tokio::time::Instant,
     buf: Vec<u8>,
 }
 
-impl<'a, N: Network, T: Tap> Driver<'a, N, T> {
+impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
     /// A loop whose clock (the core's `now`) starts at zero now.
-    pub fn new(net: &'a N, proxy: &'a mut Proxy, tap: &'a mut T) -> Self {
+    pub fn new(net: &'a N, proxy: &'a mut Proxy, tap: &'a mut T, resolver: R) -> Self {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
         Driver {
             net,
             proxy,
             tap,
+            resolver,
+            answers_tx,
+            answers,
             origin: tokio::time::Instant::now(),
             buf: vec![0u8; DATAGRAM_BYTES_MAX],
         }
@@ -119,9 +154,20 @@ impl<'a, N: Network, T: Tap> Driver<'a, N, T> {
         tokio::pin!(stop);
         let mut deadline = self.drain().await?;
         loop {
+            // Answers already in (a table answers at once) go in before anything else.
+            if let Ok(r) = self.answers.try_recv() {
+                let now = since(self.origin);
+                self.proxy.handle_input(Input {
+                    now,
+                    kind: InputKind::Resolved(r),
+                });
+                deadline = self.drain().await?;
+                continue;
+            }
             let net = self.net;
             let origin = self.origin;
             let buf = &mut self.buf;
+            let answers = &mut self.answers;
             let wait = async {
                 match deadline {
                     Some(at) => {
@@ -131,12 +177,24 @@ impl<'a, N: Network, T: Tap> Driver<'a, N, T> {
                     None => Some(net.recv(buf).await),
                 }
             };
-            let received = tokio::select! {
+            let woke = tokio::select! {
                 biased;
                 () = &mut stop => return Ok(()),
-                r = wait => r,
+                Some(r) = answers.recv() => Wake::Answer(r),
+                r = wait => Wake::Network(r),
             };
             let now = since(self.origin);
+            let received = match woke {
+                Wake::Answer(r) => {
+                    self.proxy.handle_input(Input {
+                        now,
+                        kind: InputKind::Resolved(r),
+                    });
+                    deadline = self.drain().await?;
+                    continue;
+                }
+                Wake::Network(r) => r,
+            };
             let kind = match received {
                 Some(Ok(a)) => {
                     let bytes = &self.buf[..a.len];
@@ -174,11 +232,23 @@ impl<'a, N: Network, T: Tap> Driver<'a, N, T> {
                         }
                     }
                 }
-                Output::Event(e) => self.tap.event(since(self.origin), &e, self.proxy),
+                Output::Event(e) => {
+                    self.tap.event(since(self.origin), &e, self.proxy);
+                    if let Event::Resolve(q) = e {
+                        self.resolver.resolve(q, &self.answers_tx);
+                    }
+                }
                 Output::Timeout(at) => return Ok(at),
             }
         }
     }
+}
+
+/// What ended a wait of the run loop.
+enum Wake {
+    Answer(Resolution),
+    /// A message (or an error), or `None`: the deadline passed.
+    Network(Option<io::Result<Arrival>>),
 }
 
 fn since(origin: tokio::time::Instant) -> Instant {

@@ -18,7 +18,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Event, Proxy, Transmit, Transport};
-use trapezoid_server::{Arrival, Direction, Network, Tap};
+use trapezoid_server::dns::TableResolver;
+use trapezoid_server::{Arrival, Direction, Driver, Network, Tap};
 
 pub use trace::{Trace, TraceEntry, TraceKind};
 
@@ -172,13 +173,20 @@ impl World {
         }
     }
 
-    /// Adds an element running the core with `config` on `addr`.
-    pub fn add_element(&mut self, name: &str, addr: SocketAddr, config: Config) {
+    /// Adds an element running the core with `config` on `addr`; `names` answers its DNS questions (RFC 3263), as the scenario's host table.
+    pub fn add_element(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        config: Config,
+        names: Vec<(String, SocketAddr)>,
+    ) {
         self.names.insert(addr, name.to_owned());
         let trace = self.trace.clone();
         let events = self.events.clone();
         self.sim.host(addr.ip(), move || {
             let config = config.clone();
+            let names = names.clone();
             let mut tap = SimTap {
                 trace: trace.clone(),
                 events: events.clone(),
@@ -189,8 +197,14 @@ impl World {
                     socket,
                     local: addr,
                 };
+                // RFC 3263 questions are answered from the scenario's host table, at once.
+                let resolver = TableResolver {
+                    table: names.clone(),
+                };
                 let mut proxy = Proxy::new(config);
-                trapezoid_server::run(&net, &mut proxy, &mut tap).await?;
+                Driver::new(&net, &mut proxy, &mut tap, resolver)
+                    .run_until(std::future::pending::<()>())
+                    .await?;
                 Ok(())
             }
         });

@@ -4,6 +4,7 @@
 //! state; this module is the part of its behaviour that §16 describes.
 
 pub mod context;
+pub mod dns;
 mod redirect;
 mod request;
 mod response;
@@ -33,6 +34,9 @@ pub struct Target {
     /// How to reach it: TCP when the URI asks for it (`;transport=tcp`, RFC 3263 §4.1) or
     /// the binding was registered over TCP (its connection is reused, RFC 5626 §5.3).
     pub transport: crate::Transport,
+    /// When its next hop is a name still to be looked up (RFC 3263): the question. The
+    /// branch is created when the answer comes; `next_hop` means nothing until then.
+    pub lookup: Option<crate::Query>,
 }
 
 /// RFC 3261 §16.7: what the proxy remembers about one request it forwarded.
@@ -68,12 +72,14 @@ pub struct ResponseContext {
     pub local: SocketAddr,
     /// The address it came from.
     pub remote: SocketAddr,
+    /// Targets waiting for a DNS answer before their branch exists (RFC 3263).
+    pub lookups: usize,
 }
 
 impl ResponseContext {
     /// Whether every branch has a final answer and no q group is left to try.
     pub fn all_done(&self) -> bool {
-        self.later.is_empty() && self.branches.iter().all(Branch::is_done)
+        self.later.is_empty() && self.lookups == 0 && self.branches.iter().all(Branch::is_done)
     }
 }
 

@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 
+use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::element::{ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, Uri};
-use crate::registrar::Reply;
+use crate::registrar::{Binding, Reply};
 use crate::transaction::{Effect, InviteClient, NonInviteClient, TxKey};
 use crate::{Datagram, Output, Proxy, Transmit, Transport};
 
@@ -16,6 +17,12 @@ const PROXY_EXTENSIONS: &[&str] = &[];
 
 /// Max-Forwards given to a request that has none (§16.6 step 3).
 const MAX_FORWARDS_DEFAULT: u32 = 70;
+
+/// Why a request has no target.
+enum NoTarget {
+    /// None at all: this is the answer.
+    Reply(Reply),
+}
 
 /// The outcome of route preprocessing and target determination for one request.
 struct Routing {
@@ -79,24 +86,95 @@ impl Proxy {
         }
     }
 
-    /// §16.5: the target set. `Err` is the response when there is none.
-    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, Reply> {
+    /// One target reached through `via` (a Route value or the Request-URI itself): its
+    /// address from an IP literal, the static table or an earlier DNS answer; else a lookup
+    /// to wait for (RFC 3263), or `fail` when lookups are off.
+    fn through(&self, via: &str, request_uri: &str, fail: Reply) -> Result<Target, NoTarget> {
+        let transport = transport_of(via);
+        let target = |next_hop| Target {
+            uri: request_uri.to_owned(),
+            next_hop,
+            q: 1000,
+            transport,
+            lookup: None,
+        };
+        let Ok(Uri::Sip(u)) = Uri::parse(strip_brackets(via)) else {
+            return Err(NoTarget::Reply(fail));
+        };
+        if let Some(addr) = self.locator.resolve(&u) {
+            return Ok(target(addr));
+        }
+        let host = u.params.get("maddr").flatten().unwrap_or(u.host);
+        let query = crate::Query {
+            name: host.to_ascii_lowercase(),
+            port: u.port,
+            transport,
+        };
+        if let Some(addr) = self.dns.cached(&query, self.now) {
+            return Ok(target(addr));
+        }
+        if self.config.proxy.dns {
+            let mut t = target(SocketAddr::from(([0, 0, 0, 0], 0)));
+            t.lookup = Some(query);
+            Ok(t)
+        } else {
+            Err(NoTarget::Reply(fail))
+        }
+    }
+
+    /// §16.5 for one binding: its Contact's address (literal, static table, an earlier DNS
+    /// answer or a lookup to make), or, when names are not looked up, the address its
+    /// REGISTER came from.
+    fn binding_target(&self, b: &Binding) -> Option<Target> {
+        let Ok(Uri::Sip(_)) = Uri::parse(&b.contact) else {
+            return None;
+        };
+        let q = b.q.unwrap_or(1000);
+        // Registered over a stream: back over that connection (the network reuses it while
+        // it is open), whatever the Contact says.
+        if b.flow.transport.is_reliable() {
+            return Some(Target {
+                uri: b.contact.clone(),
+                next_hop: b.flow.remote,
+                q,
+                transport: b.flow.transport,
+                lookup: None,
+            });
+        }
+        let fallback = Reply::new(404);
+        match self.through(&b.contact, &b.contact, fallback) {
+            Ok(mut t) => {
+                t.q = q;
+                Some(t)
+            }
+            Err(_) => Some(Target {
+                uri: b.contact.clone(),
+                next_hop: b.flow.remote,
+                q,
+                transport: transport_of(&b.contact),
+                lookup: None,
+            }),
+        }
+    }
+
+    /// §16.5: the target set. `Err` is the response when there is none, or the lookup the
+    /// target waits for.
+    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, NoTarget> {
         if let Some(route) = &routing.next_route {
-            let next_hop = self
-                .locator
-                .resolve_text(route)
-                .ok_or_else(|| Reply::with_reason(503, "Next Hop Not Resolvable"))?;
-            return Ok(vec![Target {
-                uri: routing.request_uri.clone(),
-                next_hop,
-                q: 1000,
-                transport: transport_of(strip_brackets(route)),
-            }]);
+            let fail = Reply::with_reason(503, "Next Hop Not Resolvable");
+            return self
+                .through(route, &routing.request_uri, fail)
+                .map(|t| vec![t]);
         }
         let uri = match Uri::parse(&routing.request_uri) {
             Ok(Uri::Sip(u)) => u,
-            Ok(Uri::Other { .. }) => return Err(Reply::with_reason(416, "Unsupported URI Scheme")),
-            Err(_) => return Err(Reply::with_reason(400, "Bad Request-URI")),
+            Ok(Uri::Other { .. }) => {
+                return Err(NoTarget::Reply(Reply::with_reason(
+                    416,
+                    "Unsupported URI Scheme",
+                )))
+            }
+            Err(_) => return Err(NoTarget::Reply(Reply::with_reason(400, "Bad Request-URI"))),
         };
         if self.locator.serves_uri(&uri) {
             // §16.5: a domain we are responsible for: the location service decides.
@@ -104,46 +182,18 @@ impl Proxy {
             let bindings = self.registrar.location().bindings(&aor, self.now);
             let mut targets: Vec<Target> = bindings
                 .iter()
-                .filter_map(|b| {
-                    let contact = match Uri::parse(&b.contact) {
-                        Ok(Uri::Sip(c)) => c,
-                        _ => return None,
-                    };
-                    // Registered over a stream: back over that connection (the network
-                    // reuses it while it is open), whatever the Contact says.
-                    let (next_hop, transport) = if b.flow.transport.is_reliable() {
-                        (b.flow.remote, b.flow.transport)
-                    } else {
-                        (
-                            self.locator.resolve(&contact).unwrap_or(b.flow.remote),
-                            transport_of(&b.contact),
-                        )
-                    };
-                    Some(Target {
-                        uri: b.contact.clone(),
-                        next_hop,
-                        q: b.q.unwrap_or(1000),
-                        transport,
-                    })
-                })
+                .filter_map(|b| self.binding_target(b))
                 .collect();
             if targets.is_empty() {
-                return Err(self.no_binding(&uri, &aor));
+                return Err(NoTarget::Reply(self.no_binding(&uri, &aor)));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
         }
-        // Another domain: where it lives (RFC 3263 comes later; the static table for now).
-        let next_hop = self
-            .locator
-            .resolve(&uri)
-            .ok_or_else(|| Reply::with_reason(404, "Domain Not Found"))?;
-        Ok(vec![Target {
-            uri: routing.request_uri.clone(),
-            next_hop,
-            q: 1000,
-            transport: transport_of(&routing.request_uri),
-        }])
+        // Another domain: where it lives (static table, then RFC 3263).
+        let fail = Reply::with_reason(404, "Domain Not Found");
+        self.through(&routing.request_uri, &routing.request_uri, fail)
+            .map(|t| vec![t])
     }
 
     /// §16.3-§16.6 for a request with a fresh server transaction `key`.
@@ -223,7 +273,7 @@ impl Proxy {
         let routing = self.route_preprocess(&msg);
         let targets = match self.targets(&routing) {
             Ok(t) => t,
-            Err(reply) => return self.respond(&key, &msg, reply),
+            Err(NoTarget::Reply(reply)) => return self.respond(&key, &msg, reply),
         };
         // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
         // sequence when all of the group fail.
@@ -264,6 +314,7 @@ impl Proxy {
                 consumed,
                 local: d.local,
                 remote: d.remote,
+                lookups: 0,
             },
         );
         if let Some(tx) = self.servers.get_mut(&key) {
@@ -274,9 +325,111 @@ impl Proxy {
         }
     }
 
+    /// RFC 3263: `parked` waits for `query`; the first to wait asks the driver. Whether it
+    /// could wait (false: too many lookups pending).
+    fn park(&mut self, query: crate::Query, parked: Parked) -> bool {
+        match self.dns.park(query.clone(), parked) {
+            Parking::Ask => {
+                self.queue
+                    .push_back(Output::Event(crate::Event::Resolve(query.clone())));
+                let at = self.now + super::dns::LOOKUP_TIMEOUT;
+                self.schedule(Some(at), TimerRef::Lookup(query));
+                true
+            }
+            Parking::Joined => true,
+            Parking::Full => false,
+        }
+    }
+
+    /// The driver answered `r` (RFC 3263): the requests that waited for it go on, to the
+    /// first address, or fail: 404 when the name has no address (§21.4.5, as for a domain
+    /// that does not exist).
+    pub(crate) fn handle_resolved(&mut self, r: crate::Resolution) {
+        for p in self.dns.answer(&r.query, &r.addrs, self.now) {
+            self.resume(p, r.addrs.first().copied());
+        }
+    }
+
+    /// No answer in time: RFC 3261 §21.5.5, 504 Server Time-out.
+    pub(crate) fn lookup_timeout(&mut self, query: &crate::Query) {
+        for p in self.dns.answer(query, &[], self.now) {
+            self.lookup_failed(p, 504);
+        }
+    }
+
+    /// A target whose name could not be resolved is a failed branch: `status` becomes a
+    /// candidate for §16.7 step 6 (404: no such domain; 504: the DNS did not answer).
+    fn lookup_failed(&mut self, p: Parked, status: u16) {
+        if p.ack.is_some() {
+            return;
+        }
+        let Some(ctx) = self.contexts.get_mut(&p.context) else {
+            return;
+        };
+        ctx.lookups = ctx.lookups.saturating_sub(1);
+        ctx.candidates.push(super::Candidate {
+            status,
+            bytes: None,
+            challenges: Vec::new(),
+        });
+        self.finish_if_done(p.context);
+    }
+
+    fn resume(&mut self, p: Parked, addr: Option<std::net::SocketAddr>) {
+        if let Some((bytes, local)) = p.ack {
+            // An ACK has no answer to give when its next hop has no address: it is lost,
+            // and the UAS retransmits its 2xx until the caller's next ACK (§13.3.1.4).
+            if let Some(remote) = addr {
+                self.queue.push_back(Output::Transmit(Transmit {
+                    transport: p.transport,
+                    local,
+                    remote,
+                    bytes,
+                }));
+            }
+            return;
+        }
+        let Some(next_hop) = addr else {
+            return self.lookup_failed(p, 404);
+        };
+        let Some(ctx) = self.contexts.get_mut(&p.context) else {
+            return;
+        };
+        ctx.lookups = ctx.lookups.saturating_sub(1);
+        // Cancelled or answered meanwhile: the branch is not worth starting.
+        if ctx.cancelled || ctx.final_sent {
+            return self.finish_if_done(p.context);
+        }
+        self.fork(
+            p.context,
+            Target {
+                uri: p.uri,
+                next_hop,
+                q: 1000,
+                transport: p.transport,
+                lookup: None,
+            },
+        );
+    }
+
     /// §16.6: one copy of the context's request to `target`, through a new client
     /// transaction.
     pub(crate) fn fork(&mut self, id: ContextId, target: Target) {
+        if let Some(query) = target.lookup {
+            let parked = Parked {
+                context: id,
+                uri: target.uri,
+                transport: target.transport,
+                ack: None,
+            };
+            if let Some(ctx) = self.contexts.get_mut(&id) {
+                ctx.lookups += 1;
+            }
+            if !self.park(query, parked.clone()) {
+                self.lookup_failed(parked, 503);
+            }
+            return;
+        }
         let Some(ctx) = self.contexts.get(&id) else {
             return;
         };
@@ -456,6 +609,8 @@ impl Proxy {
             return self.drop_ack(d, "ACK with Max-Forwards 0");
         }
         let routing = self.route_preprocess(&msg);
+        // The ACK's next hop may be a name nobody asked about yet (the callee's Contact):
+        // it then waits for the answer like a request would, without a context.
         let target = match self.targets(&routing) {
             Ok(mut t) if !t.is_empty() => t.remove(0),
             _ => return self.drop_ack(d, "ACK with no target"),
@@ -481,6 +636,18 @@ impl Proxy {
             rport,
             remove_lines: &[],
         });
+        if let Some(query) = target.lookup {
+            let parked = Parked {
+                context: 0,
+                uri: target.uri,
+                transport: target.transport,
+                ack: Some((bytes, d.local)),
+            };
+            if !self.park(query, parked) {
+                self.drop_ack(d, "ACK dropped: too many DNS lookups pending");
+            }
+            return;
+        }
         self.queue.push_back(Output::Transmit(Transmit {
             transport: target.transport,
             local: d.local,

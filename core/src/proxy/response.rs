@@ -198,7 +198,7 @@ impl Proxy {
         let Some(ctx) = self.contexts.get_mut(&id) else {
             return;
         };
-        if !ctx.branches.iter().all(|b| b.is_done()) {
+        if ctx.lookups > 0 || !ctx.branches.iter().all(|b| b.is_done()) {
             return;
         }
         if !ctx.final_sent && !ctx.cancelled {
@@ -216,6 +216,11 @@ impl Proxy {
             return;
         }
         let Some(chosen) = best(&ctx.candidates) else {
+            // No branch ever left (it was waiting for DNS) and the request was cancelled:
+            // §16.10, the INVITE still gets its final response.
+            if ctx.cancelled && ctx.invite {
+                self.respond(&ctx.upstream, &ctx.request, Reply::new(487));
+            }
             return;
         };
         // RFC 4320 §4.2: no 408 upstream for a non-INVITE; the client times out by itself.
