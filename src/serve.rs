@@ -137,6 +137,19 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
     };
     if !args.listen.is_empty() {
         listens = args.listen.clone();
+        // Without a domain of its own, the element serves the addresses it listens on
+        // (`sip:alice@[::1]` on an IPv6 listener), as the default serves 127.0.0.1.
+        if args.config.is_none() && args.domains.is_empty() {
+            let mut domains: Vec<String> = listens
+                .iter()
+                .map(|l| match l.addr.ip() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                })
+                .collect();
+            domains.dedup();
+            config.domains = domains;
+        }
     }
     if !args.domains.is_empty() {
         config.domains = args

@@ -78,3 +78,51 @@ fn a_bad_config_file_exits_2_naming_the_field_and_its_line() {
         "/nonexistent/element.yaml",
     );
 }
+
+/// `--listen udp:[::1]:PORT` alone: the element serves `[::1]` and registers over IPv6.
+#[test]
+fn serve_registers_over_ipv6_loopback() {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    let Ok(socket) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    let port = 25990;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trapezoid"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("udp:[::1]:{port}"),
+            "--seed",
+            "1",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let me = socket.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:[::1]:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKv6\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@[::1]>;tag=1\r\nTo: <sip:alice@[::1]>\r\n\
+         Call-ID: v6\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut answer = String::new();
+    while Instant::now() < deadline && answer.is_empty() {
+        let _ = socket.send_to(register.as_bytes(), ("::1", port));
+        let mut buf = [0u8; 4096];
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("SIP/2.0 200 OK"), "{answer}");
+    assert!(
+        answer.contains(&format!("Contact: <sip:alice@{me}>;expires=3600")),
+        "{answer}"
+    );
+}
