@@ -57,8 +57,9 @@ impl Proxy {
             if first {
                 branch.state = BranchState::Proceeding;
             }
-            // §16.8: a provisional response restarts Timer C.
-            if invite {
+            // §16.7 step 2: a provisional other than 100 restarts Timer C; once the branch
+            // is cancelled, the 64*T1 its CANCEL allows (§9.1) is not extended.
+            if invite && status > 100 && !branch.cancelled {
                 branch.timer_c = Some(now + timer_c);
             }
             let owed_cancel = branch.cancelled;

@@ -990,6 +990,22 @@ fn timer_c_cancels_a_branch_that_rings_too_long_and_the_487_goes_upstream() {
 }
 
 #[test]
+fn a_100_from_downstream_does_not_restart_timer_c() {
+    let (mut h, fwd) = call_forwarded();
+    h.wait_ms(1_000);
+    h.recv_from(BOB, &answer(&fwd, 100, "", ""));
+    // §16.7 step 2: only 101-199 restart Timer C, so it fires 185 s after the INVITE left,
+    // 184 s after the 100.
+    assert_eq!(
+        h.run_for(184_000),
+        [(
+            184_000,
+            "192.0.2.201:5060 CANCEL sip:bob@192.0.2.201 SIP/2.0".to_owned()
+        )]
+    );
+}
+
+#[test]
 fn timer_c_gives_up_on_a_branch_that_ignores_its_cancel() {
     let (mut h, fwd) = call_forwarded();
     h.recv_from(BOB, &answer(&fwd, 180, "314159", ""));
