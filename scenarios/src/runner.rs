@@ -772,7 +772,8 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
                 // driver (RFC 3263), which answers from the scenario's host table.
                 let mut config = element_config(name, e, seed);
                 config.proxy.dns = true;
-                run.world.add_element(name, e.address, config, hosts.clone());
+                run.world
+                    .add_element(name, e.address, config, hosts.clone());
             }
         }
     }
