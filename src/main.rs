@@ -1,12 +1,13 @@
 //! `trapezoid`: the command line. Thin: it parses arguments and calls the crates.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod serve;
-use trapezoid_scenarios::{ladder, run_file, RunOptions};
+use trapezoid_scenarios::{drive_file, ladder, run_file, DriveOptions, Outcome, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +43,35 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Plays the UAs of one scenario over real UDP sockets against a running proxy (every
+    /// element of the scenario is the target), checks every expectation, and prints the
+    /// ladder and every message.
+    Drive {
+        /// The scenario file.
+        file: PathBuf,
+        /// The proxy under test, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
+        target: SocketAddr,
+        /// The address the UAs' sockets are bound on (ports chosen by the system).
+        #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        local: IpAddr,
+        /// Overrides the file's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+/// `HOST:PORT`, an IP literal or a name the system resolves.
+fn parse_target(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let mut found = s
+        .to_socket_addrs()
+        .map_err(|e| format!("`{s}`: expected HOST:PORT ({e})"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("`{s}`: no address for this host"))
 }
 
 fn main() -> ExitCode {
@@ -58,6 +88,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths, seed } => check(paths, seed),
         Command::Run { file, seed } => run(&file, seed),
+        Command::Drive {
+            file,
+            target,
+            local,
+            seed,
+        } => drive(
+            &file,
+            &DriveOptions {
+                target,
+                local,
+                seed,
+            },
+        ),
         Command::Serve(args) => serve::serve(args),
     }
 }
@@ -174,20 +217,33 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
 
 fn run(file: &Path, seed: Option<u64>) -> ExitCode {
     match run_file(file, &RunOptions { seed }) {
-        Ok(outcome) => {
-            print!("{}", outcome.transcript());
-            match outcome.report() {
-                Some(report) => {
-                    println!("\n{report}");
-                    ExitCode::FAILURE
-                }
-                None => ExitCode::SUCCESS,
-            }
-        }
+        Ok(outcome) => verdict(&outcome),
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn drive(file: &Path, options: &DriveOptions) -> ExitCode {
+    match drive_file(file, options) {
+        Ok(outcome) => verdict(&outcome),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints the transcript, and the failure report if a step failed (exit code 1).
+fn verdict(outcome: &Outcome) -> ExitCode {
+    print!("{}", outcome.transcript());
+    match outcome.report() {
+        Some(report) => {
+            println!("\n{report}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
     }
 }
 

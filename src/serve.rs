@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// Log lines as text or as JSON objects. The level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Look up no names (RFC 3263): other domains only by IP address or the config's
+    /// table. For tests and closed networks: no query can leave the machine.
+    #[arg(long)]
+    pub no_dns: bool,
     /// Seed for tags, branches and nonce secrets. Default: drawn from the operating system
     /// (a fixed seed makes nonces predictable: use it for tests only).
     #[arg(long)]
@@ -175,8 +179,8 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
         Some(Mode::Proxy) => config.proxy.redirect = false,
         None => {}
     }
-    // Other domains are found with the system's DNS (RFC 3263).
-    config.proxy.dns = true;
+    // Other domains are found with the system's DNS (RFC 3263), unless told not to.
+    config.proxy.dns = !args.no_dns;
     if config.domains.is_empty() {
         return Err("domains: at least one domain is needed".into());
     }
@@ -266,11 +270,15 @@ async fn run(mut config: Config, listens: Vec<Listen>, db: Option<PathBuf>) -> R
         }
     }
     tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored));
-    let resolver: Box<dyn Resolver> = match SystemResolver::from_system() {
-        Ok(r) => Box::new(r),
-        Err(e) => {
-            tracing::warn!("{e}; other domains are reached by IP address only");
-            Box::new(NoResolver)
+    let resolver: Box<dyn Resolver> = if !config.proxy.dns {
+        Box::new(NoResolver)
+    } else {
+        match SystemResolver::from_system() {
+            Ok(r) => Box::new(r),
+            Err(e) => {
+                tracing::warn!("{e}; other domains are reached by IP address only");
+                Box::new(NoResolver)
+            }
         }
     };
     let mut tap = ServeTap { store };
@@ -322,12 +330,17 @@ fn banner(
             config.auth.users.len()
         )
     };
+    let dns = if config.proxy.dns {
+        "DNS for other domains"
+    } else {
+        "no DNS"
+    };
     let storage = match db {
         Some(p) => format!("bindings in {} ({restored} restored)", p.display()),
         None => "bindings in memory only".to_owned(),
     };
     format!(
-        "trapezoid {} serving domain {} as {role}; listening on {}; {auth}; {storage}",
+        "trapezoid {} serving domain {} as {role}; listening on {}; {auth}; {dns}; {storage}",
         env!("CARGO_PKG_VERSION"),
         config.domains.join(", "),
         listening.join(", ")

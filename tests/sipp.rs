@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Serve;
+
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/");
 /// Longest any one SIPp run may take before the test fails.
 const SIPP_MAX: Duration = Duration::from_secs(60);
@@ -41,78 +44,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A running `trapezoid serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Serve {
-    fn start(port: u16, extra: &[&str], dir: &Path) -> Serve {
-        let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
-        let listen_udp = format!("udp:127.0.0.1:{port}");
-        let listen_tcp = format!("tcp:127.0.0.1:{port}");
-        let mut args = vec![
-            "serve",
-            "--listen",
-            &listen_udp,
-            "--listen",
-            &listen_tcp,
-            "--seed",
-            "1",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_trapezoid"))
-            .args(&args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let serve = Serve { child, port };
-        serve.wait_ready();
-        serve
-    }
-
-    /// Until an OPTIONS to the element gets its 200 (bounded).
-    fn wait_ready(&self) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let me = socket.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut n = 0;
-        while Instant::now() < deadline {
-            n += 1;
-            let options = format!(
-                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{n}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
-                 Call-ID: ready{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                port = self.port
-            );
-            let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", self.port));
-            let mut buf = [0u8; 2048];
-            if let Ok((len, _)) = socket.recv_from(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return;
-                }
-            }
-        }
-        panic!("serve on port {} never answered", self.port);
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `serve` on UDP and TCP 127.0.0.1:`port`, with `extra` flags.
+fn start(port: u16, extra: &[&str], dir: &Path) -> Serve {
+    let udp = format!("udp:127.0.0.1:{port}");
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let mut args = vec!["--listen", udp.as_str(), "--listen", tcp.as_str()];
+    args.extend_from_slice(extra);
+    Serve::start(port, &args, dir)
 }
 
 /// Sends one request over UDP from an ephemeral port and returns the final response.
@@ -346,7 +284,7 @@ fn bindings_of(port: u16, user: &str, auth: Option<&str>) -> String {
 fn sipp_registers_1000_users_at_200_per_second() {
     let Some(sipp) = sipp() else { return };
     let dir = scratch("register");
-    let serve = Serve::start(25160, &[], &dir);
+    let serve = start(25160, &[], &dir);
     let users = users_file(&dir, 1000, false);
     register_many(&sipp, &dir, serve.port, "register.xml", &users, 25180);
     let r = bindings_of(serve.port, "user999", None);
@@ -372,7 +310,7 @@ fn sipp_registers_1000_users_with_digest_authentication() {
     }
     drop(f);
     let config = config.display().to_string();
-    let serve = Serve::start(25260, &["--config", &config], &dir);
+    let serve = start(25260, &["--config", &config], &dir);
     let users = users_file(&dir, 1000, true);
     register_many(&sipp, &dir, serve.port, "register_auth.xml", &users, 25280);
     // Without credentials, a query is challenged.
@@ -383,7 +321,7 @@ fn sipp_registers_1000_users_with_digest_authentication() {
 fn calls(transport: &str, base: u16) {
     let Some(sipp) = sipp() else { return };
     let dir = scratch(&format!("calls-{transport}"));
-    let serve = Serve::start(base, &[], &dir);
+    let serve = start(base, &[], &dir);
     let uas_port = base + 10;
     let contact = if transport == "t1" {
         format!("sip:callee@127.0.0.1:{uas_port};transport=tcp")
@@ -427,7 +365,7 @@ fn sipp_500_calls_through_the_proxy_over_tcp() {
 fn sipp_busy_callee_and_cancelled_calls() {
     let Some(sipp) = sipp() else { return };
     let dir = scratch("busy-cancel");
-    let serve = Serve::start(25560, &[], &dir);
+    let serve = start(25560, &[], &dir);
     let uas_port = 25570;
     let r = register(
         serve.port,
@@ -466,12 +404,12 @@ fn bindings_survive_kill_9_and_a_call_still_reaches_the_callee() {
     let db = dir.join("location.db").display().to_string();
     let port = 25660;
     let uas_port = 25670;
-    let serve = Serve::start(port, &["--db", &db], &dir);
+    let serve = start(port, &["--db", &db], &dir);
     let r = register(port, "callee", &format!("sip:callee@127.0.0.1:{uas_port}"));
     assert!(r.starts_with("SIP/2.0 200 OK"), "{r}");
     // SIGKILL right after the 200: no shutdown code runs.
     serve.kill();
-    let serve = Serve::start(port, &["--db", &db], &dir);
+    let serve = start(port, &["--db", &db], &dir);
     let mut callee = uas(&sipp, &dir, "uas.xml", "u1", 1, uas_port);
     uac(
         &sipp,

@@ -3,8 +3,10 @@
 //! A scenario names its hosts (scripted UAs and elements running the core), then lists steps:
 //! a UA sends a message rendered from a template, a UA expects a message and checks its
 //! headers, time passes. [`runner::run_file`] plays it in the simulator and returns the
-//! transcript that golden snapshots keep. The language is documented in `docs/scenarios.md`.
+//! transcript that golden snapshots keep; [`drive::drive_file`] plays the same steps over real
+//! UDP sockets against a running proxy. The language is documented in `docs/scenarios.md`.
 
+pub mod drive;
 pub mod error;
 pub mod ladder;
 pub mod matcher;
@@ -12,5 +14,6 @@ pub mod model;
 pub mod runner;
 pub mod template;
 
+pub use drive::{drive_file, drive_text, DriveError, DriveOptions};
 pub use error::ScenarioError;
 pub use runner::{run_file, run_text, Outcome, RunOptions};

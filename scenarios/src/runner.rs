@@ -1,10 +1,13 @@
-//! Plays a scenario in the simulator, step by step, and judges it.
+//! Plays a scenario, step by step, and judges it.
 //!
-//! The runner is the director: it holds the [`World`] and advances it one tick at a time.
-//! A `send` step queues bytes on a UA's socket; an `expect` step ticks until the UA has
-//! received a message (or the step's timeout passes in virtual time) and checks it; a `wait`
-//! step ticks. After the last step the world runs on for a while so that a message nobody
-//! expected is caught, not lost.
+//! The runner is the director of the scripted UAs. The step logic (send, expect, reply, ack,
+//! digest answers, retransmissions) is written once, over a `Wire`: the UAs' sockets and a
+//! clock. [`run_file`] plays it in the simulator, where the wire is the [`World`] advanced one
+//! tick at a time; [`crate::drive`] plays it over real UDP sockets against a real proxy.
+//! A `send` step queues bytes on a UA's socket; an `expect` step steps until the UA has
+//! received a message (or the step's timeout passes) and checks it; a `wait` step steps.
+//! After the last step the wire runs on for a while so that a message nobody expected is
+//! caught, not lost.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -59,12 +62,14 @@ pub struct Outcome {
     pub seed: u64,
     /// Messages on the wire.
     pub messages: usize,
-    /// Sim time at the end.
+    /// Time at the end: virtual in the simulator, wall-clock time under `drive`.
     pub sim_time: Duration,
     /// Every message sent, in order.
     pub lines: Vec<Line>,
     /// `None` when every step passed.
     pub failure: Option<Failure>,
+    /// The command that replays this run.
+    pub replay: String,
 }
 
 impl Outcome {
@@ -80,7 +85,7 @@ impl Outcome {
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        format!("trapezoid run {} --seed {}", self.file, self.seed)
+        self.replay.clone()
     }
 
     /// The failure report: the ladder up to the failure, the diff, the file and line, the
@@ -119,7 +124,7 @@ pub fn run_text(file: &str, text: &str, options: &RunOptions) -> Result<Outcome,
 }
 
 /// A stable 64-bit mix (FNV-1a) so each element gets its own seed derived from the run's.
-fn mix(seed: u64, name: &str) -> u64 {
+pub(crate) fn mix(seed: u64, name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
     for b in name.bytes() {
         h ^= u64::from(b);
@@ -264,17 +269,178 @@ fn header_param(value: &str, name: &str) -> Option<Option<String>> {
     None
 }
 
-struct Run {
+/// The scripted UAs' side of the network, and its clock: what the step logic needs from the
+/// simulator or from real sockets. Addresses are the wire's own: scenario addresses in the
+/// simulator, real ones under `drive`.
+pub(crate) trait Wire {
+    /// Time since the run started.
+    fn now(&self) -> Duration;
+    /// Lets time pass: one tick of the simulator, or one short poll of real sockets.
+    fn step(&mut self) -> Result<(), String>;
+    /// Where datagrams to the host `name` go, and where datagrams from it come from.
+    fn addr_of(&self, name: &str) -> Option<SocketAddr>;
+    /// Queues a datagram on UA `ua`'s socket; it is on the wire once [`Wire::idle`].
+    fn queue(&mut self, ua: &str, to: SocketAddr, bytes: Vec<u8>) -> Result<(), String>;
+    /// Whether everything `ua` queued has gone out.
+    fn idle(&self, ua: &str) -> bool;
+    /// Datagrams `ua` received and no step took yet, oldest first.
+    fn pending(&self, ua: &str) -> Vec<Received>;
+    /// Takes the oldest datagram at `ua` that `pred` accepts, leaving the others in order.
+    fn take_where(&mut self, ua: &str, pred: &mut dyn FnMut(&Received) -> bool)
+        -> Option<Received>;
+    /// Where a SIP URI leads (the host part resolved the way this network resolves names).
+    fn resolve(&self, uri: &str) -> Option<SocketAddr>;
+    /// The bytes as the scenario should read them when `at` checks them, expecting them
+    /// from the host `from`: unchanged in the simulator, real addresses mapped back to the
+    /// scenario's under `drive`.
+    fn view(&self, at: &str, from: Option<&str>, bytes: &[u8]) -> Vec<u8>;
+    /// A crash, restart, partition or heal, at once.
+    fn fault(&mut self, kind: &model::StepKind) -> Result<(), String>;
+    /// Every message sent so far, for the ladder.
+    fn lines(&self) -> Vec<Line>;
+    /// The host name of an address of this wire, or the address itself.
+    fn name_of(&self, addr: SocketAddr) -> String;
+    /// What a failure report adds to explain the wire (the address map under `drive`).
+    fn legend(&self) -> String {
+        String::new()
+    }
+}
+
+/// The simulator as a [`Wire`]: scripted UAs are turmoil hosts whose sockets the runner fills
+/// between ticks; the scenario's host table is the network's DNS.
+struct SimWire {
     world: World,
     uas: BTreeMap<String, Ua>,
     addrs: BTreeMap<String, SocketAddr>,
+    /// The simulated DNS (see [`host_table`]).
+    hosts: Vec<(String, SocketAddr)>,
+}
+
+impl SimWire {
+    fn ua(&self, name: &str) -> Result<&Ua, String> {
+        self.uas.get(name).ok_or(format!("{name} is not a UA"))
+    }
+
+    fn addrs_of(&self, hosts: &[impl AsRef<str>]) -> Result<Vec<SocketAddr>, String> {
+        hosts
+            .iter()
+            .map(|h| {
+                let h = h.as_ref();
+                self.addrs
+                    .get(h)
+                    .copied()
+                    .ok_or(format!("unknown host {h}"))
+            })
+            .collect()
+    }
+}
+
+impl Wire for SimWire {
+    fn now(&self) -> Duration {
+        self.world.now()
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        self.world.step()
+    }
+
+    fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.addrs.get(name).copied()
+    }
+
+    fn queue(&mut self, ua: &str, to: SocketAddr, bytes: Vec<u8>) -> Result<(), String> {
+        self.ua(ua)?.send(to, bytes);
+        Ok(())
+    }
+
+    fn idle(&self, ua: &str) -> bool {
+        self.uas.get(ua).is_none_or(Ua::idle)
+    }
+
+    fn pending(&self, ua: &str) -> Vec<Received> {
+        self.uas.get(ua).map(Ua::pending).unwrap_or_default()
+    }
+
+    fn take_where(
+        &mut self,
+        ua: &str,
+        pred: &mut dyn FnMut(&Received) -> bool,
+    ) -> Option<Received> {
+        self.uas.get(ua)?.take_where(pred)
+    }
+
+    /// The host of a SIP URI, looked up in the scenario's host table or taken as an IP.
+    fn resolve(&self, uri: &str) -> Option<SocketAddr> {
+        match trapezoid_core::message::Uri::parse(uri).ok()? {
+            trapezoid_core::message::Uri::Sip(u) => {
+                let port = u.port.unwrap_or(5060);
+                if let Ok(ip) = u.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+                    return Some(SocketAddr::new(ip, port));
+                }
+                self.hosts
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(u.host))
+                    .map(|(_, a)| *a)
+            }
+            _ => None,
+        }
+    }
+
+    fn view(&self, _: &str, _: Option<&str>, bytes: &[u8]) -> Vec<u8> {
+        bytes.to_vec()
+    }
+
+    fn fault(&mut self, kind: &model::StepKind) -> Result<(), String> {
+        match kind {
+            model::StepKind::Crash(h) => {
+                let a = self.addrs_of(&[h])?;
+                self.world.crash(a[0]);
+            }
+            model::StepKind::Restart(h) => {
+                let a = self.addrs_of(&[h])?;
+                self.world.restart(a[0]);
+            }
+            model::StepKind::Partition(p) => {
+                let a = self.addrs_of(p)?;
+                self.world.partition(a[0], a[1]);
+            }
+            model::StepKind::Heal(p) => {
+                let a = self.addrs_of(p)?;
+                self.world.heal(a[0], a[1]);
+            }
+            _ => return Err("not a fault".into()),
+        }
+        Ok(())
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        self.world
+            .trace()
+            .sent_with_fate()
+            .into_iter()
+            .map(|(e, delivered)| Line {
+                at: e.at,
+                from: self.world.name_of(e.from),
+                to: self.world.name_of(e.to),
+                bytes: e.bytes,
+                lost: !delivered,
+            })
+            .collect()
+    }
+
+    fn name_of(&self, addr: SocketAddr) -> String {
+        self.world.name_of(addr)
+    }
+}
+
+/// The step logic, over any [`Wire`].
+pub(crate) struct Run<W: Wire> {
+    pub(crate) wire: W,
     vars: BTreeMap<String, String>,
     /// The last INVITE each UA sent, and where to.
     invites: BTreeMap<String, (Message, SocketAddr)>,
     /// The last response each UA received.
     responses: BTreeMap<String, Message>,
-    /// The simulated DNS (see [`host_table`]).
-    hosts: Vec<(String, SocketAddr)>,
     /// Branches for the ACKs `ack:` builds.
     ids: Ids,
     /// The requests each UA received, latest last (what `reply:` answers), and where they
@@ -287,7 +453,7 @@ struct Run {
 /// RFC 3261 §17.1.1.2 / §17.1.2.2 over UDP for a scripted UA's request: when to send it
 /// again, and until when.
 struct Retransmission {
-    ua: Ua,
+    ua: String,
     to: SocketAddr,
     bytes: Vec<u8>,
     /// Top Via branch and CSeq method: what a response to it carries (§17.1.3).
@@ -303,8 +469,8 @@ struct Retransmission {
 const UA_T1: Duration = Duration::from_millis(500);
 const UA_T2: Duration = Duration::from_secs(4);
 
-/// The simulator's tick.
-const TICK: Duration = Duration::from_millis(1);
+/// The simulator's tick (under `drive`, the poll interval of the real sockets).
+pub(crate) const TICK: Duration = Duration::from_millis(1);
 
 impl Retransmission {
     /// Whether `r` is a response to this request; a final one, or any one for an INVITE
@@ -323,23 +489,24 @@ impl Retransmission {
     }
 }
 
-impl Run {
+impl<W: Wire> Run<W> {
     fn lookup(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()
     }
 
-    /// One tick of the world, then the scripted UAs' retransmission timers.
+    /// One step of the wire, then the scripted UAs' retransmission timers.
     fn step(&mut self) -> Result<(), String> {
-        self.world.step()?;
-        let now = self.world.now();
+        self.wire.step()?;
+        let now = self.wire.now();
         let mut i = 0;
         while i < self.retransmissions.len() {
             let r = &mut self.retransmissions[i];
-            let heard: Vec<bool> =
-                r.ua.pending()
-                    .iter()
-                    .filter_map(|p| r.answered_by(p))
-                    .collect();
+            let heard: Vec<bool> = self
+                .wire
+                .pending(&r.ua)
+                .iter()
+                .filter_map(|p| r.answered_by(p))
+                .collect();
             if heard.contains(&true) || now >= r.deadline {
                 self.retransmissions.remove(i);
                 continue;
@@ -350,7 +517,7 @@ impl Run {
             }
             // Queued now, it leaves on the next tick: exactly when the timer fires.
             if now + TICK >= r.next {
-                r.ua.send(r.to, r.bytes.clone());
+                self.wire.queue(&r.ua, r.to, r.bytes.clone())?;
                 r.interval = if r.method == "INVITE" {
                     r.interval * 2
                 } else {
@@ -363,47 +530,21 @@ impl Run {
         Ok(())
     }
 
-    /// A crash, restart, partition or heal of the named hosts, at once.
-    fn fault(
-        &mut self,
-        f: impl FnOnce(&mut World, &[SocketAddr]),
-        hosts: &[impl AsRef<str>],
-    ) -> Result<(), String> {
-        let addrs = hosts
-            .iter()
-            .map(|h| {
-                let h = h.as_ref();
-                self.addrs
-                    .get(h)
-                    .copied()
-                    .ok_or(format!("unknown host {h}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        f(&mut self.world, &addrs);
-        Ok(())
-    }
-
     fn tick_for(&mut self, d: Duration) -> Result<(), String> {
-        let until = self.world.now() + d;
-        while self.world.now() < until {
+        let until = self.wire.now() + d;
+        while self.wire.now() < until {
             self.step()?;
         }
         Ok(())
     }
 
-    fn lines(&self) -> Vec<Line> {
-        self.world
-            .trace()
-            .sent_with_fate()
-            .into_iter()
-            .map(|(e, delivered)| Line {
-                at: e.at,
-                from: self.world.name_of(e.from),
-                to: self.world.name_of(e.to),
-                bytes: e.bytes,
-                lost: !delivered,
-            })
-            .collect()
+    /// Queues a datagram and steps until it has left.
+    fn send_now(&mut self, ua: &str, to: SocketAddr, bytes: Vec<u8>) -> Result<(), String> {
+        self.wire.queue(ua, to, bytes)?;
+        while !self.wire.idle(ua) {
+            self.step()?;
+        }
+        Ok(())
     }
 
     fn send(&mut self, s: &SendStep) -> Result<(), String> {
@@ -432,14 +573,9 @@ impl Run {
         }
         let lookup = |n: &str| self.lookup(n);
         let bytes = template::render(&s.message, &lookup)?;
-        let ua = self
-            .uas
-            .get(&s.from)
-            .cloned()
-            .ok_or(format!("{} is not a UA", s.from))?;
-        let to = *self
-            .addrs
-            .get(&s.to)
+        let to = self
+            .wire
+            .addr_of(&s.to)
             .ok_or(format!("unknown host {}", s.to))?;
         if let Ok(m) = Message::parse(&bytes, &Limits::default()) {
             if m.method().is_some_and(|x| x.as_str() == "INVITE") {
@@ -455,7 +591,7 @@ impl Run {
                 return Err("a message to retransmit needs a Via branch and a CSeq".into());
             };
             Some(Retransmission {
-                ua: ua.clone(),
+                ua: s.from.clone(),
                 to,
                 bytes: bytes.clone(),
                 branch,
@@ -467,43 +603,42 @@ impl Run {
         } else {
             None
         };
-        ua.send(to, bytes);
+        self.wire.queue(&s.from, to, bytes)?;
         // The UA sends on the next tick.
-        let sent_at = self.world.now() + TICK;
+        let sent_at = self.wire.now() + TICK;
         if let Some(mut r) = retransmission {
             r.next = sent_at + UA_T1;
             r.deadline = sent_at + UA_T1 * 64;
             self.retransmissions.push(r);
         }
         // One tick puts it on the wire.
-        while !ua.idle() {
+        while !self.wire.idle(&s.from) {
             self.step()?;
         }
         Ok(())
     }
 
     fn expect(&mut self, e: &ExpectStep) -> Result<(), String> {
-        let ua = self
-            .uas
-            .get(&e.at)
-            .cloned()
-            .ok_or(format!("{} is not a UA", e.at))?;
         let from = match &e.from {
-            Some(f) => Some(*self.addrs.get(f).ok_or(format!("unknown host {f}"))?),
+            Some(f) => Some(self.wire.addr_of(f).ok_or(format!("unknown host {f}"))?),
             None => None,
         };
         let timeout = e.timeout();
-        let deadline = self.world.now() + timeout;
+        let deadline = self.wire.now() + timeout;
         let got: Received = loop {
-            if let Some(r) = ua.take_where(|r| from.is_none_or(|f| f == r.from)) {
+            if let Some(r) = self
+                .wire
+                .take_where(&e.at, &mut |r| from.is_none_or(|f| f == r.from))
+            {
                 break r;
             }
-            if self.world.now() >= deadline {
+            if self.wire.now() >= deadline {
                 return Err(format!(
-                    "{}\nnothing arrived at {} within {} ms",
+                    "{}\nnothing arrived at {} within {} ms{}",
                     matcher::expectation(e),
                     e.at,
-                    timeout.as_millis()
+                    timeout.as_millis(),
+                    self.wire.legend()
                 ));
             }
             self.step()?;
@@ -527,8 +662,16 @@ impl Run {
                 ))
             }
         };
+        // What the checks read: the same message with the wire's addresses mapped back to the
+        // scenario's (the same bytes in the simulator). Replies and ACKs use the real one.
+        let seen = self.wire.view(&e.at, e.from.as_deref(), msg.as_bytes());
+        let view = if seen == msg.as_bytes() {
+            msg.clone()
+        } else {
+            Message::parse(&seen, &Limits::default()).unwrap_or_else(|_| msg.clone())
+        };
         let lookup = |n: &str| self.lookup(n);
-        match matcher::check(e, &View { msg: &msg }, &lookup) {
+        match matcher::check(e, &View { msg: &view }, &lookup) {
             Ok(captures) => {
                 for (k, v) in captures {
                     self.vars.insert(k, v);
@@ -544,16 +687,16 @@ impl Run {
                 }
                 Ok(())
             }
-            Err(mismatches) => Err(matcher::diff_report(
-                e,
-                &ladder::printable(msg.as_bytes()),
-                &mismatches,
+            Err(mismatches) => Err(format!(
+                "{}{}",
+                matcher::diff_report(e, &ladder::printable(view.as_bytes()), &mismatches),
+                self.wire.legend()
             )),
         }
     }
 }
 
-impl Run {
+impl<W: Wire> Run<W> {
     /// `ack:`: RFC 3261 §17.1.1.3 (non-2xx) or §13.2.2.4 (2xx).
     fn ack(&mut self, a: &model::AckStep) -> Result<(), String> {
         let (invite, sent_to) = self
@@ -616,37 +759,12 @@ impl Run {
                 })
                 .unwrap_or(contact);
             let to = self
+                .wire
                 .resolve(&first_hop)
                 .ok_or(format!("no host in the scenario answers to {first_hop}"))?;
             (text.into_bytes(), to)
         };
-        let ua = self
-            .uas
-            .get(&a.from)
-            .cloned()
-            .ok_or(format!("{} is not a UA", a.from))?;
-        ua.send(to, bytes);
-        while !ua.idle() {
-            self.step()?;
-        }
-        Ok(())
-    }
-
-    /// The host of a SIP URI, looked up in the scenario's host table or taken as an IP.
-    fn resolve(&self, uri: &str) -> Option<SocketAddr> {
-        match trapezoid_core::message::Uri::parse(uri).ok()? {
-            trapezoid_core::message::Uri::Sip(u) => {
-                let port = u.port.unwrap_or(5060);
-                if let Ok(ip) = u.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
-                    return Some(SocketAddr::new(ip, port));
-                }
-                self.hosts
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(u.host))
-                    .map(|(_, a)| *a)
-            }
-            _ => None,
-        }
+        self.send_now(&a.from, to, bytes)
     }
 
     /// `reply:`: RFC 3261 §8.2.6 for the UA's last received request.
@@ -726,57 +844,61 @@ impl Run {
             &extra_refs,
             &body,
         );
-        let ua = self
-            .uas
-            .get(&r.from)
-            .cloned()
-            .ok_or(format!("{} is not a UA", r.from))?;
-        ua.send(from, bytes);
-        while !ua.idle() {
-            self.step()?;
-        }
-        Ok(())
+        self.send_now(&r.from, from, bytes)
     }
 }
 
 fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
     let seed = options.seed.unwrap_or_else(|| scenario.seed());
-    let world = World::new(&WorldConfig {
-        seed,
-        latency: scenario.network.latency(),
-    });
-    let mut run = Run {
-        world,
+    let mut wire = SimWire {
+        world: World::new(&WorldConfig {
+            seed,
+            latency: scenario.network.latency(),
+        }),
         uas: BTreeMap::new(),
         addrs: BTreeMap::new(),
-        vars: BTreeMap::new(),
-        requests: BTreeMap::new(),
-        invites: BTreeMap::new(),
-        responses: BTreeMap::new(),
-        hosts: Vec::new(),
-        ids: Ids::new(mix(seed, "acks")),
-        retransmissions: Vec::new(),
+        hosts: host_table(scenario),
     };
-    let hosts = host_table(scenario);
-    run.hosts = hosts.clone();
     for (name, host) in &scenario.hosts {
         match host {
             Host::Ua(u) => {
-                run.addrs.insert(name.clone(), u.address);
-                let ua = run.world.add_ua(name, u.address);
-                run.uas.insert(name.clone(), ua);
+                wire.addrs.insert(name.clone(), u.address);
+                let ua = wire.world.add_ua(name, u.address);
+                wire.uas.insert(name.clone(), ua);
             }
             Host::Element(e) => {
-                run.addrs.insert(name.clone(), e.address);
+                wire.addrs.insert(name.clone(), e.address);
                 // Names are found the way a deployed element finds them: by asking its
                 // driver (RFC 3263), which answers from the scenario's host table.
                 let mut config = element_config(name, e, seed);
                 config.proxy.dns = true;
-                run.world
-                    .add_element(name, e.address, config, hosts.clone());
+                wire.world
+                    .add_element(name, e.address, config, wire.hosts.clone());
             }
         }
     }
+    let replay = format!("trapezoid run {file} --seed {seed}");
+    play_on(file, scenario, seed, wire, replay)
+}
+
+/// Plays the steps of `scenario` over `wire`, then lets it run for [`SETTLE`] and fails the
+/// run on a message a UA received that no step expected.
+pub(crate) fn play_on<W: Wire>(
+    file: &str,
+    scenario: &Scenario,
+    seed: u64,
+    wire: W,
+    replay: String,
+) -> Outcome {
+    let mut run = Run {
+        wire,
+        vars: BTreeMap::new(),
+        requests: BTreeMap::new(),
+        invites: BTreeMap::new(),
+        responses: BTreeMap::new(),
+        ids: Ids::new(mix(seed, "acks")),
+        retransmissions: Vec::new(),
+    };
     // Random variables come from their own stream, so adding one does not shift the IDs
     // the elements draw.
     let mut ids = Ids::new(mix(seed, "vars"));
@@ -800,10 +922,10 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             model::StepKind::WaitMs(ms) => run.tick_for(Duration::from_millis(*ms)),
             model::StepKind::Reply(r) => run.reply(r),
             model::StepKind::Ack(a) => run.ack(a),
-            model::StepKind::Crash(h) => run.fault(|w, a| w.crash(a[0]), &[h]),
-            model::StepKind::Restart(h) => run.fault(|w, a| w.restart(a[0]), &[h]),
-            model::StepKind::Partition(p) => run.fault(|w, a| w.partition(a[0], a[1]), p),
-            model::StepKind::Heal(p) => run.fault(|w, a| w.heal(a[0], a[1]), p),
+            kind @ (model::StepKind::Crash(_)
+            | model::StepKind::Restart(_)
+            | model::StepKind::Partition(_)
+            | model::StepKind::Heal(_)) => run.wire.fault(kind),
         };
         if let Err(report) = result {
             failure = Some(Failure {
@@ -824,21 +946,19 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
                 report,
             });
         }
-        let silent: Vec<&String> = scenario
+        // By name, as the simulator has always listed them.
+        let uas: std::collections::BTreeSet<&String> = scenario
             .hosts
             .iter()
-            .filter(|(_, h)| matches!(h, Host::Ua(u) if u.silent))
+            .filter(|(_, h)| matches!(h, Host::Ua(u) if !u.silent))
             .map(|(n, _)| n)
             .collect();
         let mut unexpected = String::new();
-        for (name, ua) in &run.uas {
-            if silent.contains(&name) {
-                continue;
-            }
-            for r in ua.pending() {
+        for name in uas {
+            for r in run.wire.pending(name) {
                 unexpected.push_str(&format!(
                     "unexpected message at {name} from {}:\n{}",
-                    run.world.name_of(r.from),
+                    run.wire.name_of(r.from),
                     ladder::printable(&r.bytes)
                 ));
             }
@@ -851,14 +971,15 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             });
         }
     }
-    let lines = run.lines();
+    let lines = run.wire.lines();
     Outcome {
         name: scenario.name.clone(),
         file: file.to_owned(),
         seed,
         messages: lines.len(),
-        sim_time: run.world.now(),
+        sim_time: run.wire.now(),
         lines,
         failure,
+        replay,
     }
 }

@@ -1,0 +1,78 @@
+//! A `trapezoid serve` process for the real-socket tests: started with a fixed seed and no
+//! DNS (scenarios name example.com hosts: no query may leave the machine), ready once it
+//! answers an OPTIONS, killed when dropped.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `trapezoid serve`.
+pub struct Serve {
+    child: Child,
+    /// Its UDP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Serve {
+    /// Starts `trapezoid serve --seed 1 --no-dns ARGS`, logging (RUST_LOG=debug: every
+    /// datagram and event) into `dir/serve-PORT.log`; `port` is the UDP
+    /// port on 127.0.0.1 the arguments make it listen on.
+    pub fn start(port: u16, args: &[&str], dir: &Path) -> Serve {
+        let log = dir.join(format!("serve-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_trapezoid"))
+            .args(["serve", "--seed", "1", "--no-dns"])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let serve = Serve { child, port };
+        serve.wait_ready();
+        serve
+    }
+
+    /// Until an OPTIONS to the element gets its 200 (bounded).
+    fn wait_ready(&self) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let me = socket.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            n += 1;
+            let options = format!(
+                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+                 Call-ID: ready{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                port = self.port
+            );
+            let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", self.port));
+            let mut buf = [0u8; 2048];
+            if let Ok((len, _)) = socket.recv_from(&mut buf) {
+                if buf[..len].starts_with(b"SIP/2.0 200") {
+                    return;
+                }
+            }
+        }
+        panic!("serve on port {} never answered", self.port);
+    }
+
+    /// Stops it at once (SIGKILL): no shutdown code runs.
+    // Each test binary compiles this module; not every one kills a serve.
+    #[allow(dead_code)]
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
