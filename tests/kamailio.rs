@@ -1,0 +1,140 @@
+//! The RFC 3665 §2 registration flows, driven over loopback against Kamailio (Debian
+//! `kamailio`) set up like their element (`tests/kamailio/registrar.cfg`): the same files
+//! that the simulator plays against the core hold against a registrar nobody here wrote.
+//! Each flow gets a fresh Kamailio on its own port, bounded in time. Without `kamailio` the
+//! test says so and passes, except when `CI` is set: CI installs it.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use trapezoid_scenarios::{drive_file, DriveOptions};
+
+const CONFIG: &str = include_str!("kamailio/registrar.cfg");
+
+fn kamailio() -> Option<PathBuf> {
+    let found = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kamailio is not installed, and CI must run this test (apt-get install kamailio)"
+        );
+        eprintln!("skipped: kamailio is not installed (apt-get install kamailio)");
+    }
+    found
+}
+
+/// A Kamailio process, killed when dropped.
+struct Kamailio(Child);
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(bin: &Path, dir: &Path, port: u16) -> Kamailio {
+    let db = dir.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    for table in ["version", "subscriber"] {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/kamailio/db")
+            .join(table);
+        std::fs::copy(src, db.join(table)).unwrap();
+    }
+    let cfg = dir.join("registrar.cfg");
+    std::fs::write(
+        &cfg,
+        CONFIG
+            .replace("__PORT__", &port.to_string())
+            .replace("__DB__", &db.display().to_string()),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+    // -DD: stay in the foreground; -E: log to stderr; -Y: its runtime files here, not in
+    // /run/kamailio (which need not exist).
+    let child = Command::new(bin)
+        .args(["-DD", "-E", "-f"])
+        .arg(&cfg)
+        .arg("-Y")
+        .arg(dir)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let k = Kamailio(child);
+    wait_ready(port);
+    k
+}
+
+/// Until an OPTIONS gets any answer (the config answers 404 to everything but REGISTER).
+fn wait_ready(port: u16) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let me = socket.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let options = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKk{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: k{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", port));
+        let mut buf = [0u8; 2048];
+        if socket.recv_from(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("kamailio on port {port} never answered");
+}
+
+#[test]
+fn the_registration_flows_hold_against_kamailio() {
+    let Some(bin) = kamailio() else { return };
+    let flows = [
+        "2_1_successful_new_registration.yaml",
+        "2_2_update_of_contact_list.yaml",
+        "2_3_request_for_current_contact_list.yaml",
+        "2_4_cancellation_of_registration.yaml",
+        "2_5_unsuccessful_registration.yaml",
+    ];
+    for (i, flow) in flows.iter().enumerate() {
+        let port = 25900 + i as u16;
+        let dir =
+            std::env::temp_dir().join(format!("trapezoid-kamailio-{}-{i}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let k = start(&bin, &dir, port);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rfc3665")
+            .join(flow);
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let outcome =
+            drive_file(&path, &DriveOptions::new(target)).unwrap_or_else(|e| panic!("{e}"));
+        drop(k);
+        if let Some(report) = outcome.report() {
+            let log = std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default();
+            panic!(
+                "{flow} against Kamailio:\n{report}\n--- kamailio.log (tail)\n{}",
+                tail(&log)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
