@@ -5,6 +5,7 @@
 //! test says so and passes, except when `CI` is set: CI installs it.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,11 +29,15 @@ fn kamailio() -> Option<PathBuf> {
     found
 }
 
-/// A Kamailio process, killed when dropped.
+/// A Kamailio process group, killed when dropped. Kamailio forks its workers: killing only
+/// the main process would leave them serving the port with the old bindings, so the whole
+/// group goes.
 struct Kamailio(Child);
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -59,6 +64,7 @@ fn start(bin: &Path, dir: &Path, port: u16) -> Kamailio {
     // -DD: stay in the foreground; -E: log to stderr; -Y: its runtime files here, not in
     // /run/kamailio (which need not exist).
     let child = Command::new(bin)
+        .process_group(0)
         .args(["-DD", "-E", "-f"])
         .arg(&cfg)
         .arg("-Y")
@@ -123,6 +129,11 @@ fn the_registration_flows_hold_against_kamailio() {
         let outcome =
             drive_file(&path, &DriveOptions::new(target)).unwrap_or_else(|e| panic!("{e}"));
         drop(k);
+        // Its workers went with it: the port is free again.
+        assert!(
+            port_free(port),
+            "a Kamailio worker outlived the test on port {port}"
+        );
         if let Some(report) = outcome.report() {
             let log = std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default();
             panic!(
@@ -137,4 +148,18 @@ fn the_registration_flows_hold_against_kamailio() {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Whether UDP `port` on 127.0.0.1 can be bound (nothing listens there), within a second.
+fn port_free(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
