@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod serve;
+use trapezoid_scenarios::drive::Targets;
 use trapezoid_scenarios::{drive_file, ladder, run_file, DriveOptions, Outcome, RunOptions};
 
 #[derive(Parser)]
@@ -43,15 +44,16 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Plays the UAs of one scenario over real UDP sockets against a running proxy (every
-    /// element of the scenario is the target), checks every expectation, and prints the
-    /// ladder and every message.
+    /// Plays the UAs of one scenario over real UDP sockets against running proxies (one
+    /// target for every element of the scenario, or one per element), checks every
+    /// expectation, and prints the ladder and every message.
     Drive {
         /// The scenario file.
         file: PathBuf,
-        /// The proxy under test, HOST:PORT.
-        #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
-        target: SocketAddr,
+        /// The proxy under test, HOST:PORT: every element of the scenario is this one. Or,
+        /// repeated, NAME=HOST:PORT for each element NAME of the scenario (all of them).
+        #[arg(long = "target", value_name = "[NAME=]HOST:PORT", value_parser = parse_target_arg, required = true)]
+        targets: Vec<(Option<String>, SocketAddr)>,
         /// The address the UAs' sockets are bound on (ports chosen by the system).
         #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
         local: IpAddr,
@@ -59,6 +61,41 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+/// `HOST:PORT`, or `NAME=HOST:PORT` for the element NAME of the scenario.
+fn parse_target_arg(s: &str) -> Result<(Option<String>, SocketAddr), String> {
+    match s.split_once('=') {
+        Some(("", _)) => Err(format!(
+            "`{s}`: expected NAME=HOST:PORT, with an element's name"
+        )),
+        Some((name, addr)) => Ok((Some(name.to_owned()), parse_target(addr)?)),
+        None => Ok((None, parse_target(s)?)),
+    }
+}
+
+/// One `--target HOST:PORT` for every element, or `--target NAME=HOST:PORT` for each.
+fn targets(args: Vec<(Option<String>, SocketAddr)>) -> Result<Targets, String> {
+    let mut all = Vec::new();
+    let mut each = std::collections::BTreeMap::new();
+    for (name, addr) in args {
+        match name {
+            None => all.push(addr),
+            Some(n) => {
+                if each.insert(n.clone(), addr).is_some() {
+                    return Err(format!("--target: two targets for the element `{n}`"));
+                }
+            }
+        }
+    }
+    match (all.as_slice(), each.is_empty()) {
+        ([one], true) => Ok(Targets::All(*one)),
+        ([], false) => Ok(Targets::Each(each)),
+        _ => Err(
+            "--target: give either one HOST:PORT for every element, or NAME=HOST:PORT for each element"
+                .into(),
+        ),
+    }
 }
 
 /// `HOST:PORT`, an IP literal or a name the system resolves.
@@ -90,17 +127,23 @@ fn main() -> ExitCode {
         Command::Run { file, seed } => run(&file, seed),
         Command::Drive {
             file,
-            target,
+            targets: args,
             local,
             seed,
-        } => drive(
-            &file,
-            &DriveOptions {
-                target,
-                local,
-                seed,
-            },
-        ),
+        } => match targets(args) {
+            Ok(targets) => drive(
+                &file,
+                &DriveOptions {
+                    targets,
+                    local,
+                    seed,
+                },
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve(args) => serve::serve(args),
     }
 }

@@ -48,7 +48,12 @@ pub struct ServeArgs {
     /// Log lines as text or as JSON objects. The level comes from RUST_LOG (default info).
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
-    /// Look up no names (RFC 3263): other domains only by IP address or the config's
+    /// A name and its address, without DNS: a domain or host name (another proxy's, a next
+    /// hop's) that is reached at IP:PORT; a URI's own port wins over this one. Consulted
+    /// before DNS. Repeatable.
+    #[arg(long = "host", value_name = "NAME=IP:PORT", value_parser = parse_host)]
+    pub hosts: Vec<(String, SocketAddr)>,
+    /// Look up no names (RFC 3263): other domains only by IP address or the `--host`
     /// table. For tests and closed networks: no query can leave the machine.
     #[arg(long)]
     pub no_dns: bool,
@@ -96,6 +101,22 @@ fn parse_user(s: &str) -> Result<(String, String), String> {
         Some((n, p)) if !n.is_empty() && !p.is_empty() => Ok((n.to_owned(), p.to_owned())),
         _ => Err(format!("`{s}`: expected NAME:PASSWORD")),
     }
+}
+
+fn parse_host(s: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=IP:PORT"))?;
+    let name = name.trim();
+    if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "`{s}`: expected NAME=IP:PORT, NAME a domain or host name"
+        ));
+    }
+    let addr: SocketAddr = addr.parse().map_err(|_| {
+        format!("`{addr}`: expected NAME=IP:PORT (an IP address, IPv6 in brackets: [::1]:5060)")
+    })?;
+    Ok((name.to_ascii_lowercase(), addr))
 }
 
 /// The configuration the flags and file describe, or the one-line error that names the
@@ -179,7 +200,12 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
         Some(Mode::Proxy) => config.proxy.redirect = false,
         None => {}
     }
-    // Other domains are found with the system's DNS (RFC 3263), unless told not to.
+    // The static table comes first; other names are found with the system's DNS
+    // (RFC 3263), unless told not to.
+    for (name, addr) in &args.hosts {
+        config.hosts.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        config.hosts.push((name.clone(), *addr));
+    }
     config.proxy.dns = !args.no_dns;
     if config.domains.is_empty() {
         return Err("domains: at least one domain is needed".into());
@@ -330,11 +356,19 @@ fn banner(
             config.auth.users.len()
         )
     };
-    let dns = if config.proxy.dns {
-        "DNS for other domains"
+    let mut dns = if config.proxy.dns {
+        "DNS for other domains".to_owned()
     } else {
-        "no DNS"
+        "no DNS".to_owned()
     };
+    if !config.hosts.is_empty() {
+        let table: Vec<String> = config
+            .hosts
+            .iter()
+            .map(|(n, a)| format!("{n}={a}"))
+            .collect();
+        dns.push_str(&format!(" (hosts: {})", table.join(", ")));
+    }
     let storage = match db {
         Some(p) => format!("bindings in {} ({restored} restored)", p.display()),
         None => "bindings in memory only".to_owned(),

@@ -1,13 +1,15 @@
 //! `trapezoid drive` against `trapezoid serve`, over loopback only: the RFC 3665 §2
 //! registration flows, the §3 flows with one proxy (§3.5, §3.7) or none (§3.1), and three
 //! §3 calls redrawn through one proxy (`tests/drive/`) pass with real UDP sockets, with the
-//! same expectations as in the simulator; §3.9, which needs two proxies, fails at the step
-//! that shows it; fault steps are refused.
+//! same expectations as in the simulator; the two-proxy flows §3.2, §3.8 and §3.9 pass as
+//! written against two serves, one per element (`--target NAME=HOST:PORT`); §3.9 against a
+//! single target fails at the step that shows it needs two proxies; fault steps are refused.
 //!
-//! Each test runs its own `serve` on its own port, configured from the scenario's `element:`
-//! settings with `address: 127.0.0.1:PORT`, and every run is bounded in time (the scenario's
-//! timeouts, the readiness probe). serve runs with `--no-dns`: the scenarios name example.com
-//! hosts, and no query may leave the machine; a flow that needed a lookup would fail with
+//! Each test runs its own `serve`s on their own ports, configured from the scenario's
+//! `element:` settings with `address: 127.0.0.1:PORT`, and every run is bounded in time (the
+//! scenario's timeouts, the readiness probe). serve runs with `--no-dns`: the scenarios name
+//! example.com hosts, and no query may leave the machine; a proxy finds the other one's
+//! domains and host names through `--host`, and a flow that needed a lookup would fail with
 //! 404 or 503 instead.
 
 mod common;
@@ -73,6 +75,88 @@ fn element_config(scenario: &Path, port: u16, dir: &Path) -> PathBuf {
     let path = dir.join("element.yaml");
     std::fs::write(&path, serde_yaml::to_string(&element).unwrap()).unwrap();
     path
+}
+
+/// The elements of the scenario, by name, in the order of the file.
+fn elements(scenario: &Path) -> Vec<(String, Mapping)> {
+    let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(scenario).unwrap()).unwrap();
+    doc["hosts"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, host)| {
+            let e = host.get("element")?.as_mapping()?.clone();
+            Some((name.as_str()?.to_owned(), e))
+        })
+        .collect()
+}
+
+/// The names in the `key` list (`domains`, `host_names`) of an element.
+fn names(element: &Mapping, key: &str) -> Vec<String> {
+    match element.get(key) {
+        Some(Value::Sequence(l)) => l
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Drives the scenario `flow` with a `serve` per element, each configured like its element
+/// and listening on the next of `ports`, each reaching the others' domains and host names
+/// through `--host` (no DNS).
+fn drive_against_serves(flow: &str, ports: &[u16]) -> Outcome {
+    let dir = scratch(&format!("each-{}", ports[0]));
+    let scenario = root(flow);
+    let elements = elements(&scenario);
+    assert_eq!(elements.len(), ports.len(), "a port per element");
+    let mut serves = Vec::new();
+    let mut targets = Vec::new();
+    for (i, (name, element)) in elements.iter().enumerate() {
+        let mut element = element.clone();
+        element.insert("address".into(), format!("127.0.0.1:{}", ports[i]).into());
+        let config = dir.join(format!("{name}.yaml"));
+        std::fs::write(&config, serde_yaml::to_string(&element).unwrap()).unwrap();
+        let mut args = vec!["--config".to_owned(), config.display().to_string()];
+        for (j, (_, other)) in elements.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            for n in names(other, "domains")
+                .into_iter()
+                .chain(names(other, "host_names"))
+            {
+                args.push("--host".into());
+                args.push(format!("{n}=127.0.0.1:{}", ports[j]));
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serves.push(Serve::start(ports[i], &args, &dir));
+        targets.push((name.clone(), loopback(ports[i])));
+    }
+    let outcome =
+        drive_file(&scenario, &DriveOptions::each(targets)).unwrap_or_else(|e| panic!("{e}"));
+    drop(serves);
+    outcome
+}
+
+#[rstest]
+#[case("rfc3665/3_2_session_establishment_through_two_proxies.yaml", 25883)]
+#[case("rfc3665/3_8_unsuccessful_no_answer.yaml", 25885)]
+#[case("rfc3665/3_9_unsuccessful_busy.yaml", 25887)]
+fn two_proxy_flow_passes_against_two_serves(#[case] flow: &str, #[case] port: u16) {
+    let outcome = drive_against_serves(flow, &[port, port + 1]);
+    if let Some(report) = outcome.report() {
+        panic!("{report}");
+    }
+    // The UAs see the same messages as in the simulator; the messages between the two
+    // proxies are theirs, not drive's, and are not in its ladder.
+    let sim = run_file(&root(flow), &RunOptions::default()).unwrap();
+    let at_uas = |o: &Outcome| {
+        let both = |l: &String| l.contains("alice") || l.contains("bob");
+        messages(o).into_iter().filter(both).collect::<Vec<_>>()
+    };
+    assert_eq!(at_uas(&outcome), at_uas(&sim), "{}", outcome.transcript());
 }
 
 /// Drives the scenario `flow` against a fresh `serve` configured like its element(s).
@@ -160,9 +244,10 @@ fn ua_to_ua_needs_no_target() {
 
 #[test]
 fn rfc3665_3_9_against_one_serve_fails_where_the_flow_needs_two_proxies() {
-    // Both proxies are the one target. Everything up to Bob's INVITE holds (registration,
-    // the INVITE routed by the pre-loaded Route and relayed to Bob's real socket, 100
-    // Trying); the INVITE then carries one proxy's Via and Record-Route, not two.
+    // With a single `--target`, both proxies are the one target. Everything up to Bob's
+    // INVITE holds (registration, the INVITE routed by the pre-loaded Route and relayed to
+    // Bob's real socket, 100 Trying); the INVITE then carries one proxy's Via and
+    // Record-Route, not two. With a target per proxy it passes (above).
     let outcome = drive_against_serve("rfc3665/3_9_unsuccessful_busy.yaml", 25879);
     let failure = outcome.failure.clone().expect("one proxy is not two");
     assert_eq!(failure.step, 5, "{}", outcome.report().unwrap());
@@ -247,6 +332,17 @@ fn the_drive_command_exits_0_1_or_2() {
         )),
         "{stdout}"
     );
+    // The same with a target per element (here the only one), which the replay repeats.
+    let named = format!("ss2={target}");
+    let (code, stdout, _) = bin(&["drive", &wrong, "--target", &named]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("ss2 -> bob  SIP/2.0 200 OK"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "replay with: trapezoid drive {wrong} --target {named} --seed 1"
+        )),
+        "{stdout}"
+    );
     drop(serve);
 
     // 2: a scenario drive cannot play, a bad target, a bad file: one line on stderr.
@@ -261,6 +357,45 @@ fn the_drive_command_exits_0_1_or_2() {
             "crash: proxy1",
         ),
         (vec!["drive", flow, "--target", "nowhere"], "--target"),
+        (
+            vec![
+                "drive",
+                "rfc3665/3_9_unsuccessful_busy.yaml",
+                "--target",
+                "proxy1=127.0.0.1:9",
+            ],
+            "no target for the element `proxy2`",
+        ),
+        (
+            vec!["drive", flow, "--target", "bob=127.0.0.1:9"],
+            "`bob`, which is not an element",
+        ),
+        (
+            vec![
+                "drive",
+                flow,
+                "--target",
+                "127.0.0.1:9",
+                "--target",
+                "ss2=127.0.0.1:9",
+            ],
+            "either one HOST:PORT",
+        ),
+        (
+            vec![
+                "drive",
+                flow,
+                "--target",
+                "ss2=127.0.0.1:9",
+                "--target",
+                "ss2=127.0.0.1:8",
+            ],
+            "two targets for the element `ss2`",
+        ),
+        (
+            vec!["drive", flow, "--target", "=127.0.0.1:9"],
+            "NAME=HOST:PORT",
+        ),
         (
             vec!["drive", "no/such.yaml", "--target", "127.0.0.1:9"],
             "cannot read",

@@ -43,6 +43,9 @@ fn bad_flags_exit_2_with_one_line() {
     );
     one_line_error(&["--listen", "udp:localhost"], "IP:PORT");
     one_line_error(&["--user", "alice"], "NAME:PASSWORD");
+    one_line_error(&["--host", "biloxi.example.com"], "NAME=IP:PORT");
+    one_line_error(&["--host", "biloxi.example.com=localhost:5060"], "IP:PORT");
+    one_line_error(&["--host", "127.0.0.2=127.0.0.1:5060"], "NAME=IP:PORT");
     one_line_error(&["--mode", "b2bua"], "--mode");
     one_line_error(&["--no-such-flag"], "--no-such-flag");
 }

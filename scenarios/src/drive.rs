@@ -1,10 +1,13 @@
 //! `trapezoid drive`: the scripted UAs of a scenario over real UDP sockets, against a real
 //! proxy (the *target*), checked by the same step logic as the simulator.
 //!
-//! Every element of the scenario is the target: what a UA sends "to" an element goes to the
-//! target, and what comes from the target counts as coming from whichever element the step's
-//! `from:` names. Each UA gets its own UDP socket on the local address, on a port the
-//! operating system picks; no scenario address (192.0.2.x) is ever bound or sent to.
+//! Each element of the scenario is a target: one target for all of them ([`Targets::All`]),
+//! or one per element ([`Targets::Each`], a proxy per element of a flow through several).
+//! What a UA sends "to" an element goes to that element's target, and what comes from a
+//! target counts as coming from the element it plays (from whichever of them the step's
+//! `from:` names, when one target plays several). Each UA gets its own UDP socket on the
+//! local address, on a port the operating system picks; no scenario address (192.0.2.x) is
+//! ever bound or sent to.
 //!
 //! Messages name hosts, so the scenario's addresses are rewritten on the way out and mapped
 //! back on the way in ([`Mapping`]). Only the places where SIP routes are rewritten: the
@@ -17,18 +20,20 @@
 //!   it is the UA's scenario IP;
 //! - a UA's scenario IP, or one of its `host_names`, in a URI becomes the UA's real address
 //!   (the target must reach it, and has no name for it);
-//! - an element's scenario IP becomes the target's address; an element's host name keeps its
-//!   name and gets the target's port (the target recognises itself by name and port, §16.4);
+//! - an element's scenario IP becomes its target's address; an element's host name keeps its
+//!   name and gets its target's port (the target recognises itself by name and port, §16.4);
 //! - served domains, other names, From, To, Call-ID, digest credentials and bodies (SDP)
 //!   are left as written.
 //!
 //! In, before an `expect` checks a message, every text the outgoing rewrite produced is turned
 //! back into what the scenario wrote (a `received` naming a UA's real IP becomes its scenario
-//! IP), a UA's real address becomes its scenario address, the target's address becomes the
-//! scenario address of the element the step expects, and an element host name on the
-//! target's port loses that port. Anything else the target writes is compared as it is: an
-//! expectation that cannot hold against a real proxy (its own host names, its tags) fails
-//! with the diff and the address map. Replies and ACKs are built from the real messages.
+//! IP), a UA's real address becomes its scenario address, a target's address becomes the
+//! scenario address of the element it plays (the one the step expects, when it plays
+//! several), an element host name on its target's port loses that port, and the `received`
+//! and `rport` a target notes on an element's Via name the element's scenario address.
+//! Anything else the target writes is compared as it is: an expectation that cannot hold
+//! against a real proxy (its own host names, its tags) fails with the diff and the address
+//! map. Replies and ACKs are built from the real messages.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -55,11 +60,43 @@ pub const INBOX_MAX: usize = 1024;
 /// Largest UDP payload.
 const DATAGRAM_MAX: usize = 65_535;
 
+/// Where the elements of a scenario really are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// One proxy under test plays every element of the scenario.
+    All(SocketAddr),
+    /// Each element, by its name among the scenario's hosts, is its own proxy under test:
+    /// every element of the scenario must be in the map, and nothing else.
+    Each(BTreeMap<String, SocketAddr>),
+}
+
+impl Targets {
+    /// Where the element `name` is (nothing for a name an [`Targets::Each`] map lacks).
+    pub fn of(&self, name: &str) -> Option<SocketAddr> {
+        match self {
+            Targets::All(a) => Some(*a),
+            Targets::Each(m) => m.get(name).copied(),
+        }
+    }
+
+    /// The `--target` flags that say the same.
+    pub fn flags(&self) -> String {
+        match self {
+            Targets::All(a) => format!("--target {a}"),
+            Targets::Each(m) => m
+                .iter()
+                .map(|(n, a)| format!("--target {n}={a}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
 /// Where and how to drive a scenario.
 #[derive(Clone, Debug)]
 pub struct DriveOptions {
-    /// The proxy under test: every element of the scenario is this address.
-    pub target: SocketAddr,
+    /// The proxy or proxies under test, and which elements of the scenario they play.
+    pub targets: Targets,
     /// The local address the UAs' sockets are bound on (ports chosen by the system).
     pub local: IpAddr,
     /// Overrides the file's seed (random variables, ACK branches).
@@ -67,10 +104,20 @@ pub struct DriveOptions {
 }
 
 impl DriveOptions {
-    /// Against `target`, from 127.0.0.1, with the file's seed.
+    /// Against `target` playing every element, from 127.0.0.1, with the file's seed.
     pub fn new(target: SocketAddr) -> Self {
         DriveOptions {
-            target,
+            targets: Targets::All(target),
+            local: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seed: None,
+        }
+    }
+
+    /// Against one target per element (`(element name, address)`), from 127.0.0.1, with the
+    /// file's seed.
+    pub fn each<N: Into<String>>(targets: impl IntoIterator<Item = (N, SocketAddr)>) -> Self {
+        DriveOptions {
+            targets: Targets::Each(targets.into_iter().map(|(n, a)| (n.into(), a)).collect()),
             local: IpAddr::V4(Ipv4Addr::LOCALHOST),
             seed: None,
         }
@@ -85,6 +132,9 @@ pub enum DriveError {
     /// A valid scenario that cannot run against a real target (a fault step, a wait longer
     /// than [`WAIT_MAX`]).
     Refused(ScenarioError),
+    /// The targets do not fit the scenario: an element without one, or one for a host that
+    /// is not an element.
+    Targets(String),
     /// A socket could not be opened.
     Io(String),
 }
@@ -93,7 +143,7 @@ impl fmt::Display for DriveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DriveError::Invalid(e) | DriveError::Refused(e) => write!(f, "{e}"),
-            DriveError::Io(e) => write!(f, "{e}"),
+            DriveError::Io(e) | DriveError::Targets(e) => write!(f, "{e}"),
         }
     }
 }
@@ -119,14 +169,44 @@ pub fn drive_text(file: &str, text: &str, options: &DriveOptions) -> Result<Outc
     if let Some(e) = refusal(&scenario) {
         return Err(DriveError::Refused(e));
     }
+    check_targets(file, &scenario, &options.targets).map_err(DriveError::Targets)?;
     let seed = options.seed.unwrap_or_else(|| scenario.seed());
     let wire = RealWire::open(&scenario, options).map_err(DriveError::Io)?;
-    let mut replay = format!("trapezoid drive {file} --target {}", options.target);
+    let mut replay = format!("trapezoid drive {file} {}", options.targets.flags());
     if options.local != IpAddr::V4(Ipv4Addr::LOCALHOST) {
         replay.push_str(&format!(" --local {}", options.local));
     }
     replay.push_str(&format!(" --seed {seed}"));
     Ok(runner::play_on(file, &scenario, seed, wire, replay))
+}
+
+/// With a target per element: every element has one, and nothing else does.
+fn check_targets(file: &str, scenario: &Scenario, targets: &Targets) -> Result<(), String> {
+    let Targets::Each(map) = targets else {
+        return Ok(());
+    };
+    let elements: Vec<&str> = scenario
+        .hosts
+        .iter()
+        .filter(|(_, h)| matches!(h, Host::Element(_)))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let list = if elements.is_empty() {
+        "it has none".to_owned()
+    } else {
+        format!("its elements are {}", elements.join(", "))
+    };
+    if let Some(n) = map.keys().find(|n| !elements.contains(&n.as_str())) {
+        return Err(format!(
+            "{file}: a target for `{n}`, which is not an element of the scenario ({list})"
+        ));
+    }
+    if let Some(n) = elements.iter().find(|n| !map.contains_key(**n)) {
+        return Err(format!(
+            "{file}: no target for the element `{n}`: with a target per element, every element needs one ({list})"
+        ));
+    }
+    Ok(())
 }
 
 /// The first step a real target cannot play, as an error at that step: faults need the
@@ -186,7 +266,7 @@ struct Peer {
     names: Vec<String>,
     /// Its `domains` (elements), lower-case.
     domains: Vec<String>,
-    /// Its real address: the UA's socket, or the target for an element.
+    /// Its real address: the UA's socket, or an element's target.
     real: SocketAddr,
 }
 
@@ -196,11 +276,14 @@ impl Peer {
     }
 }
 
+/// An element for [`Mapping::new`]: its name, scenario address, host names, domains, and
+/// target.
+pub type MappedElement = (String, SocketAddr, Vec<String>, Vec<String>, SocketAddr);
+
 /// The address map between a scenario and the real sockets, both ways (see the module
 /// documentation for what is rewritten).
 #[derive(Clone, Debug)]
 pub struct Mapping {
-    target: SocketAddr,
     uas: Vec<Peer>,
     elements: Vec<Peer>,
     /// Every text the outgoing rewrite produced, with what the scenario had written there and
@@ -319,15 +402,14 @@ fn edit(bytes: &[u8], mut f: impl FnMut(Field, &str) -> String) -> Vec<u8> {
 
 impl Mapping {
     /// A map for UAs `(name, scenario address, host names, real address)` and elements
-    /// `(name, scenario address, host names, domains)`, all elements being `target`.
+    /// `(name, scenario address, host names, domains, target)`; several elements may have
+    /// the same target.
     pub fn new(
-        target: SocketAddr,
         uas: &[(String, SocketAddr, Vec<String>, SocketAddr)],
-        elements: &[(String, SocketAddr, Vec<String>, Vec<String>)],
+        elements: &[MappedElement],
     ) -> Self {
         let lower = |v: &[String]| v.iter().map(|n| n.to_ascii_lowercase()).collect();
         Mapping {
-            target,
             uas: uas
                 .iter()
                 .map(|(name, scenario, names, real)| Peer {
@@ -340,12 +422,12 @@ impl Mapping {
                 .collect(),
             elements: elements
                 .iter()
-                .map(|(name, scenario, names, domains)| Peer {
+                .map(|(name, scenario, names, domains, target)| Peer {
                     name: name.clone(),
                     scenario: *scenario,
                     names: lower(names),
                     domains: lower(domains),
-                    real: target,
+                    real: *target,
                 })
                 .collect(),
             journal: BTreeMap::new(),
@@ -358,6 +440,27 @@ impl Mapping {
 
     fn element_index(&self, name: &str) -> Option<usize> {
         self.elements.iter().position(|e| e.name == name)
+    }
+
+    /// Whether `addr` is a target.
+    fn is_target(&self, addr: SocketAddr) -> bool {
+        self.elements.iter().any(|e| e.real == addr)
+    }
+
+    /// The element the target at `addr` plays: `expected` if it plays that one, else the
+    /// first it plays.
+    fn played_by(&self, addr: SocketAddr, expected: Option<usize>) -> Option<usize> {
+        expected
+            .filter(|e| self.elements[*e].real == addr)
+            .or_else(|| self.elements.iter().position(|e| e.real == addr))
+    }
+
+    /// The element a host name on a real port names: one of its host names on its target's
+    /// port.
+    fn named(&self, host: &str, port: u16) -> Option<usize> {
+        self.elements
+            .iter()
+            .position(|e| e.has_name(host) && e.real.port() == port)
     }
 
     /// A message the UA `sender` sends, with the scenario's addresses replaced by real ones.
@@ -421,16 +524,14 @@ impl Mapping {
         }
     }
 
-    /// The real IP standing for a scenario IP (a UA's: the local address; an element's: the
+    /// The real IP standing for a scenario IP (a UA's: the local address; an element's: its
     /// target's).
     fn out_ip(&self, ip: IpAddr) -> Option<String> {
-        if let Some(u) = self.uas.iter().find(|u| u.scenario.ip() == ip) {
-            return Some(u.real.ip().to_string());
-        }
-        self.elements
+        self.uas
             .iter()
-            .any(|e| e.scenario.ip() == ip)
-            .then(|| self.target.ip().to_string())
+            .chain(&self.elements)
+            .find(|p| p.scenario.ip() == ip)
+            .map(|p| p.real.ip().to_string())
     }
 
     /// The sent-by of a Via in a message UA `s` sends.
@@ -456,7 +557,7 @@ impl Mapping {
     }
 
     /// A host of the scenario anywhere in a URI or a Via: a UA's IP or name becomes where the
-    /// UA really is, an element's IP the target, an element's name the target's port.
+    /// UA really is, an element's IP its target, an element's name its target's port.
     fn general(
         &self,
         kind: Kind,
@@ -470,8 +571,8 @@ impl Mapping {
             return self
                 .elements
                 .iter()
-                .any(|e| e.scenario.ip() == ip)
-                .then(|| (self.target.to_string(), None));
+                .find(|e| e.scenario.ip() == ip)
+                .map(|e| (e.real.to_string(), None));
         }
         let at = |p: u16| port.is_none_or(|x| x == p);
         if let Some(v) = self
@@ -489,16 +590,15 @@ impl Mapping {
         }
         self.elements
             .iter()
-            .any(|e| e.has_name(host) && at(e.scenario.port()))
-            .then(|| (format!("{host}:{}", self.target.port()), None))
+            .find(|e| e.has_name(host) && at(e.scenario.port()))
+            .map(|e| (format!("{host}:{}", e.real.port()), None))
     }
 
     /// A message that arrived, as the scenario reads it: real addresses mapped back.
-    /// `element` is the element the step expects it from (the target plays every element).
+    /// `element` is the element the step expects it from: a target that plays several
+    /// elements reads as that one.
     pub fn incoming(&self, element: Option<&str>, bytes: &[u8]) -> Vec<u8> {
-        let element = element
-            .and_then(|e| self.element_index(e))
-            .or((!self.elements.is_empty()).then_some(0));
+        let element = element.and_then(|e| self.element_index(e));
         edit(bytes, |field, text| match field {
             Field::Via => via_regex()
                 .replace_all(text, |c: &Captures<'_>| {
@@ -507,8 +607,11 @@ impl Mapping {
                         .back(Kind::Via, element, host, port, "sip")
                         .unwrap_or_else(|| (host_port(host, port), None));
                     let params = match owner {
-                        Some(v) => self.back_params(v, &c[4]),
-                        None => c[4].to_owned(),
+                        Some(v) => self.back_params(&self.uas[v], &c[4]),
+                        None => match self.via_element(element, host, port) {
+                            Some(e) => self.back_params(&self.elements[e], &c[4]),
+                            None => c[4].to_owned(),
+                        },
                     };
                     format!("{}{sent_by}{params}", &c[1])
                 })
@@ -545,16 +648,14 @@ impl Mapping {
             if let Some(v) = self.uas.iter().position(|u| u.real == real) {
                 return Some((self.uas[v].scenario.to_string(), Some(v)));
             }
-            if real == self.target {
-                return element.map(|e| (self.elements[e].scenario.to_string(), None));
-            }
-            return None;
+            return self
+                .played_by(real, element)
+                .map(|e| (self.elements[e].scenario.to_string(), None));
         }
-        if p == self.target.port() {
-            if let Some(e) = self.elements.iter().find(|e| e.has_name(host)) {
-                let port = (e.scenario.port() != default).then_some(e.scenario.port());
-                return Some((host_port(host, port), None));
-            }
+        if let Some(e) = self.named(host, p) {
+            let e = &self.elements[e];
+            let port = (e.scenario.port() != default).then_some(e.scenario.port());
+            return Some((host_port(host, port), None));
         }
         let v = self
             .uas
@@ -563,18 +664,28 @@ impl Mapping {
         Some((host_port(host, Some(self.uas[v].scenario.port())), Some(v)))
     }
 
-    /// `received` and `rport` of a UA's own Via: its real IP and port become the scenario's.
-    fn back_params(&self, v: usize, params: &str) -> String {
-        let ua = &self.uas[v];
+    /// The element whose Via has the real sent-by `host` and `port`: its target's address, or
+    /// one of its names on its target's port.
+    fn via_element(&self, expected: Option<usize>, host: &str, port: Option<u16>) -> Option<usize> {
+        let p = port.unwrap_or(5060);
+        match ip_of(host) {
+            Some(ip) => self.played_by(SocketAddr::new(ip, p), expected),
+            None => self.named(host, p),
+        }
+    }
+
+    /// `received` and `rport` of a host's own Via (a UA's, or an element's that its next hop
+    /// noted): its real IP and port become the scenario's.
+    fn back_params(&self, peer: &Peer, params: &str) -> String {
         via_param_regex()
             .replace_all(params, |p: &Captures<'_>| {
                 let value = if p[2].eq_ignore_ascii_case("received") {
                     match ip_of(&p[3]) {
-                        Some(ip) if ip == ua.real.ip() => ua.scenario.ip().to_string(),
+                        Some(ip) if ip == peer.real.ip() => peer.scenario.ip().to_string(),
                         _ => p[3].to_owned(),
                     }
-                } else if p[3].parse::<u16>().ok() == Some(ua.real.port()) {
-                    ua.scenario.port().to_string()
+                } else if p[3].parse::<u16>().ok() == Some(peer.real.port()) {
+                    peer.scenario.port().to_string()
                 } else {
                     p[3].to_owned()
                 };
@@ -583,7 +694,7 @@ impl Mapping {
             .into_owned()
     }
 
-    /// Where a URI leads: the target for an element's address, name or domain; a UA's socket
+    /// Where a URI leads: its target for an element's address, name or domain; a UA's socket
     /// for its real address, scenario address or name; nothing else.
     fn resolve(&self, uri: &str) -> Option<SocketAddr> {
         let trapezoid_core::message::Uri::Sip(u) =
@@ -595,8 +706,8 @@ impl Mapping {
         let port = u.port.unwrap_or(default);
         if let Some(ip) = ip_of(u.host) {
             let at = SocketAddr::new(ip, port);
-            if at == self.target {
-                return Some(self.target);
+            if self.is_target(at) {
+                return Some(at);
             }
             if let Some(ua) = self
                 .uas
@@ -608,16 +719,16 @@ impl Mapping {
             return self
                 .elements
                 .iter()
-                .any(|e| e.scenario.ip() == ip)
-                .then_some(self.target);
+                .find(|e| e.scenario.ip() == ip)
+                .map(|e| e.real);
         }
         let host = u.host.to_ascii_lowercase();
-        if self
+        if let Some(e) = self
             .elements
             .iter()
-            .any(|e| e.has_name(&host) || e.domains.contains(&host))
+            .find(|e| e.has_name(&host) || e.domains.contains(&host))
         {
-            return Some(self.target);
+            return Some(e.real);
         }
         self.uas
             .iter()
@@ -643,10 +754,15 @@ impl Mapping {
                 u.name, u.scenario, u.real
             ));
         }
+        let one = self
+            .elements
+            .iter()
+            .all(|e| e.real == self.elements[0].real);
+        let whose = if one { "the" } else { "its" };
         for e in &self.elements {
             out.push_str(&format!(
-                "\n  {:<width$}  {}  is  {} (the target; its host names keep their names, on the target's port)",
-                e.name, e.scenario, self.target
+                "\n  {:<width$}  {}  is  {} ({whose} target; its host names keep their names, on {whose} target's port)",
+                e.name, e.scenario, e.real
             ));
         }
         out.push('\n');
@@ -670,8 +786,6 @@ struct RealWire {
     sockets: Vec<UdpSocket>,
     inboxes: Vec<VecDeque<Received>>,
     log: Vec<Logged>,
-    /// How the ladder names the target: the scenario's element names.
-    target_name: String,
     buf: Vec<u8>,
 }
 
@@ -697,30 +811,27 @@ impl RealWire {
                     uas.push((name.clone(), u.address, u.host_names.clone(), real));
                     sockets.push(socket);
                 }
-                Host::Element(e) => elements.push((
-                    name.clone(),
-                    e.address,
-                    e.host_names.clone(),
-                    e.domains.clone(),
-                )),
+                Host::Element(e) => {
+                    let target = options
+                        .targets
+                        .of(name)
+                        .ok_or_else(|| format!("no target for the element {name}"))?;
+                    elements.push((
+                        name.clone(),
+                        e.address,
+                        e.host_names.clone(),
+                        e.domains.clone(),
+                        target,
+                    ));
+                }
             }
         }
-        let target_name = if elements.is_empty() {
-            "target".to_owned()
-        } else {
-            elements
-                .iter()
-                .map(|(n, ..)| n.as_str())
-                .collect::<Vec<_>>()
-                .join("/")
-        };
         Ok(RealWire {
             start: Instant::now(),
-            map: Mapping::new(options.target, &uas, &elements),
+            map: Mapping::new(&uas, &elements),
             inboxes: sockets.iter().map(|_| VecDeque::new()).collect(),
             sockets,
             log: Vec::new(),
-            target_name,
             buf: vec![0; DATAGRAM_MAX],
         })
     }
@@ -784,15 +895,17 @@ impl Wire for RealWire {
         if let Some(i) = self.map.ua_index(name) {
             return Some(self.map.uas[i].real);
         }
-        self.map.element_index(name).map(|_| self.map.target)
+        self.map
+            .element_index(name)
+            .map(|e| self.map.elements[e].real)
     }
 
     fn queue(&mut self, ua: &str, to: SocketAddr, bytes: Vec<u8>) -> Result<(), String> {
         let i = self.index(ua)?;
-        // Only the target and our own sockets are ever sent to.
-        if to != self.map.target && !self.map.uas.iter().any(|u| u.real == to) {
+        // Only the targets and our own sockets are ever sent to.
+        if !self.map.is_target(to) && !self.map.uas.iter().any(|u| u.real == to) {
             return Err(format!(
-                "drive sends only to the target or to its own UAs, not to {to}"
+                "drive sends only to its targets or to its own UAs, not to {to}"
             ));
         }
         let bytes = self.map.outgoing(ua, &bytes);
@@ -856,8 +969,17 @@ impl Wire for RealWire {
     }
 
     fn name_of(&self, addr: SocketAddr) -> String {
-        if addr == self.map.target {
-            return self.target_name.clone();
+        // A target under the names of the elements it plays (`proxy1/proxy2` for one that
+        // plays two).
+        let played: Vec<&str> = self
+            .map
+            .elements
+            .iter()
+            .filter(|e| e.real == addr)
+            .map(|e| e.name.as_str())
+            .collect();
+        if !played.is_empty() {
+            return played.join("/");
         }
         self.map
             .uas
@@ -882,7 +1004,6 @@ mod tests {
     /// Bob of RFC 3665 §2 (no host names) and §3 (Alice with a host name), one registrar.
     fn mapping() -> Mapping {
         Mapping::new(
-            addr("127.0.0.1:25061"),
             &[
                 (
                     "bob".into(),
@@ -902,6 +1023,7 @@ mod tests {
                 addr("192.0.2.222:5061"),
                 vec!["ss2.biloxi.example.com".into()],
                 vec!["biloxi.example.com".into()],
+                addr("127.0.0.1:25061"),
             )],
         )
     }
@@ -1011,6 +1133,112 @@ mod tests {
         );
         assert_eq!(m.resolve("sip:carol@192.0.2.99"), None);
         assert_eq!(m.resolve("sip:carol@chicago.example.com"), None);
+    }
+
+    /// RFC 3665 §3.2: Alice behind proxy1, Bob behind proxy2, each proxy its own target.
+    fn two_proxies() -> Mapping {
+        Mapping::new(
+            &[
+                (
+                    "alice".into(),
+                    addr("192.0.2.101:5060"),
+                    vec!["client.atlanta.example.com".into()],
+                    addr("127.0.0.1:40002"),
+                ),
+                (
+                    "bob".into(),
+                    addr("192.0.2.201:5060"),
+                    vec!["client.biloxi.example.com".into()],
+                    addr("127.0.0.1:40001"),
+                ),
+            ],
+            &[
+                (
+                    "proxy1".into(),
+                    addr("192.0.2.111:5060"),
+                    vec!["ss1.atlanta.example.com".into()],
+                    vec!["atlanta.example.com".into()],
+                    addr("127.0.0.1:25071"),
+                ),
+                (
+                    "proxy2".into(),
+                    addr("192.0.2.222:5060"),
+                    vec!["ss2.biloxi.example.com".into()],
+                    vec!["biloxi.example.com".into()],
+                    addr("127.0.0.1:25072"),
+                ),
+            ],
+        )
+    }
+
+    #[test]
+    fn each_element_is_its_own_target_out_and_back() {
+        let mut m = two_proxies();
+        let ack = "ACK sip:bob@client.biloxi.example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74b76\r\n\
+            Route: <sip:ss1.atlanta.example.com;lr>,\r\n <sip:ss2.biloxi.example.com;lr>,\r\n <sip:192.0.2.222;lr>\r\n\
+            Content-Length: 0\r\n\r\n";
+        assert_eq!(
+            text(m.outgoing("alice", ack.as_bytes())),
+            "ACK sip:bob@127.0.0.1:40001 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP client.atlanta.example.com:40002;branch=z9hG4bK74b76\r\n\
+             Route: <sip:ss1.atlanta.example.com:25071;lr>,\r\n <sip:ss2.biloxi.example.com:25072;lr>,\r\n <sip:127.0.0.1:25072;lr>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        // What proxy2 relays to Bob: both proxies' Vias (proxy2 noted where proxy1's came
+        // from) and Record-Routes read as the scenario's, whichever element the step names.
+        let relayed = "INVITE sip:bob@127.0.0.1:40001 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP ss2.biloxi.example.com:25072;branch=z9hG4bK2\r\n\
+            Via: SIP/2.0/UDP ss1.atlanta.example.com:25071;branch=z9hG4bK1;received=127.0.0.1;rport=25071\r\n\
+            Record-Route: <sip:ss2.biloxi.example.com:25072;lr>, <sip:127.0.0.1:25071;lr>\r\n\r\n";
+        let expected = "INVITE sip:bob@client.biloxi.example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP ss2.biloxi.example.com;branch=z9hG4bK2\r\n\
+            Via: SIP/2.0/UDP ss1.atlanta.example.com;branch=z9hG4bK1;received=192.0.2.111;rport=5060\r\n\
+            Record-Route: <sip:ss2.biloxi.example.com;lr>, <sip:192.0.2.111:5060;lr>\r\n\r\n";
+        for from in [Some("proxy2"), Some("proxy1"), None] {
+            assert_eq!(text(m.incoming(from, relayed.as_bytes())), expected);
+        }
+        // A name on the other proxy's port is not that proxy.
+        let wrong =
+            "SIP/2.0 180 Ringing\r\nRecord-Route: <sip:ss1.atlanta.example.com:25072;lr>\r\n\r\n";
+        assert_eq!(text(m.incoming(Some("proxy1"), wrong.as_bytes())), wrong);
+    }
+
+    #[test]
+    fn each_element_name_address_and_domain_resolves_to_its_target() {
+        let m = two_proxies();
+        for (uri, to) in [
+            ("sip:ss1.atlanta.example.com;lr", "127.0.0.1:25071"),
+            ("sip:bob@atlanta.example.com", "127.0.0.1:25071"),
+            ("sip:192.0.2.111", "127.0.0.1:25071"),
+            ("sip:ss2.biloxi.example.com:25072;lr", "127.0.0.1:25072"),
+            ("sip:bob@biloxi.example.com", "127.0.0.1:25072"),
+            ("sip:127.0.0.1:25072;lr", "127.0.0.1:25072"),
+        ] {
+            assert_eq!(m.resolve(uri), Some(addr(to)), "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_target_per_element_needs_every_element_and_only_them() {
+        let scenario = "name: x\nhosts:\n  a: { ua: { address: 192.0.2.1:5060 } }\n  \
+             p: { element: { address: 192.0.2.2:5060, domains: [d] } }\n  \
+             q: { element: { address: 192.0.2.3:5060, domains: [e] } }\nsteps:\n  - wait_ms: 1\n";
+        let drive = |targets: &[(&str, &str)]| {
+            let options = DriveOptions::each(targets.iter().map(|(n, a)| (*n, addr(a))));
+            match drive_text("f.yaml", scenario, &options) {
+                Err(DriveError::Targets(e)) => e,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            drive(&[("p", "127.0.0.1:9")]),
+            "f.yaml: no target for the element `q`: with a target per element, every element needs one (its elements are p, q)"
+        );
+        assert_eq!(
+            drive(&[("p", "127.0.0.1:9"), ("q", "127.0.0.1:9"), ("a", "127.0.0.1:9")]),
+            "f.yaml: a target for `a`, which is not an element of the scenario (its elements are p, q)"
+        );
     }
 
     #[test]
