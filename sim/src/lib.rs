@@ -8,6 +8,7 @@
 //!
 //! The simulator knows hosts and datagrams, not YAML.
 
+pub mod faults;
 pub mod trace;
 
 use std::cell::RefCell;
@@ -21,6 +22,7 @@ use trapezoid_core::{Config, Event, Proxy, Transmit, Transport};
 use trapezoid_server::dns::TableResolver;
 use trapezoid_server::{Arrival, Direction, Driver, Network, Tap};
 
+pub use faults::{Faults, LinkFaults};
 pub use trace::{Trace, TraceEntry, TraceKind};
 
 /// The simulation's wall-clock origin: fixed, so nothing depends on when a run happens.
@@ -87,11 +89,20 @@ impl Ua {
 pub struct SimNetwork {
     socket: turmoil::net::UdpSocket,
     local: SocketAddr,
+    faults: Rc<RefCell<Faults>>,
 }
 
 impl Network for SimNetwork {
     async fn send(&self, t: &Transmit) -> std::io::Result<()> {
-        self.socket.send_to(&t.bytes, t.remote).await.map(|_| ())
+        // The trace has recorded the send already; a lost copy never arrives.
+        let copies = self
+            .faults
+            .borrow_mut()
+            .copies(self.local.ip(), t.remote.ip());
+        for _ in 0..copies {
+            self.socket.send_to(&t.bytes, t.remote).await?;
+        }
+        Ok(())
     }
 
     async fn recv(&self, buf: &mut [u8]) -> std::io::Result<Arrival> {
@@ -151,6 +162,7 @@ pub struct World {
     trace: Trace,
     events: Rc<RefCell<Vec<(Duration, Event)>>>,
     names: BTreeMap<SocketAddr, String>,
+    faults: Rc<RefCell<Faults>>,
 }
 
 impl World {
@@ -170,6 +182,7 @@ impl World {
             trace: Trace::default(),
             events: Rc::default(),
             names: BTreeMap::new(),
+            faults: Rc::new(RefCell::new(Faults::new(config.seed))),
         }
     }
 
@@ -184,9 +197,11 @@ impl World {
         self.names.insert(addr, name.to_owned());
         let trace = self.trace.clone();
         let events = self.events.clone();
+        let faults = self.faults.clone();
         self.sim.host(addr.ip(), move || {
             let config = config.clone();
             let names = names.clone();
+            let faults = faults.clone();
             let mut tap = SimTap {
                 trace: trace.clone(),
                 events: events.clone(),
@@ -196,6 +211,7 @@ impl World {
                 let net = SimNetwork {
                     socket,
                     local: addr,
+                    faults: faults.clone(),
                 };
                 // RFC 3263 questions are answered from the scenario's host table, at once.
                 let resolver = TableResolver {
@@ -219,6 +235,7 @@ impl World {
             state: state.clone(),
         };
         let trace = self.trace.clone();
+        let faults = self.faults.clone();
         self.sim.client(addr.ip(), async move {
             let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?;
             let mut buf = vec![0u8; trapezoid_server::DATAGRAM_BYTES_MAX];
@@ -228,7 +245,10 @@ impl World {
                     let next = state.outbox.borrow_mut().pop_front();
                     let Some((to, bytes)) = next else { break };
                     trace.record(sim_now(), TraceKind::Sent, addr, to, &bytes);
-                    socket.send_to(&bytes, to).await?;
+                    let copies = faults.borrow_mut().copies(addr.ip(), to.ip());
+                    for _ in 0..copies {
+                        socket.send_to(&bytes, to).await?;
+                    }
                 }
                 // Wake every tick to look at the outbox; the director fills it between ticks.
                 if let Ok(Ok((n, from))) =
@@ -245,6 +265,16 @@ impl World {
             }
         });
         ua
+    }
+
+    /// Faults for every link without faults of its own (loss, duplication).
+    pub fn set_faults(&mut self, f: LinkFaults) {
+        self.faults.borrow_mut().set_every_link(f);
+    }
+
+    /// Faults for datagrams from `from` to `to` (one direction).
+    pub fn set_link_faults(&mut self, from: SocketAddr, to: SocketAddr, f: LinkFaults) {
+        self.faults.borrow_mut().set_link(from.ip(), to.ip(), f);
     }
 
     /// Crashes the element on `addr`: its software stops, its state is lost and datagrams
