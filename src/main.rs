@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod new;
 mod serve;
 use trapezoid_scenarios::drive::Targets;
 use trapezoid_scenarios::{drive_file, ladder, run_file, DriveOptions, Outcome, RunOptions};
@@ -33,6 +34,16 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Writes a new scenario file, NAME.yaml (or NAME when it ends in .yaml), that passes at
+    /// once: a registration against an element, or with --from a copy of another scenario
+    /// under the new name. An existing file is never overwritten.
+    New {
+        /// The scenario's name, or the path of the file to write.
+        name: String,
+        /// Copies this scenario instead of writing the registration template.
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
+    },
     /// Runs the element over real UDP and TCP sockets (default: 127.0.0.1:5060, domain
     /// 127.0.0.1, registrar and record-routing proxy, no authentication).
     Serve(serve::ServeArgs),
@@ -43,6 +54,16 @@ enum Command {
         /// Overrides the file's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Draws the run as a sequence diagram (text, mermaid or svg), printed instead of
+        /// the transcript (a failure report then goes to stderr), or written to -o PATH.
+        #[arg(long, value_name = "FORMAT", value_parser = parse_ladder)]
+        ladder: Option<trapezoid_scenarios::diagram::Format>,
+        /// Writes the --ladder diagram to this file; the transcript is printed as usual.
+        #[arg(short = 'o', long = "output", value_name = "PATH", requires = "ladder")]
+        output: Option<PathBuf>,
+        /// Writes every datagram of the run to this file as a pcap capture (IP + UDP).
+        #[arg(long, value_name = "PATH")]
+        pcap: Option<PathBuf>,
     },
     /// Plays the UAs of one scenario over real UDP sockets against running proxies (one
     /// target for every element of the scenario, or one per element), checks every
@@ -124,7 +145,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { paths, seed } => check(paths, seed),
-        Command::Run { file, seed } => run(&file, seed),
+        Command::Run {
+            file,
+            seed,
+            ladder: diagram,
+            output,
+            pcap,
+        } => run(
+            &file,
+            seed,
+            &RunOutputs {
+                diagram,
+                output,
+                pcap,
+            },
+        ),
         Command::Drive {
             file,
             targets: args,
@@ -145,6 +180,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => serve::serve(args),
+        Command::New { name, from } => new::new(&name, from.as_deref()),
     }
 }
 
@@ -258,13 +294,57 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
     }
 }
 
-fn run(file: &Path, seed: Option<u64>) -> ExitCode {
-    match run_file(file, &RunOptions { seed }) {
-        Ok(outcome) => verdict(&outcome),
+/// `--ladder FORMAT`.
+fn parse_ladder(s: &str) -> Result<trapezoid_scenarios::diagram::Format, String> {
+    s.parse()
+}
+
+/// What `run` writes besides its usual output.
+struct RunOutputs {
+    /// `--ladder`: the diagram's format.
+    diagram: Option<trapezoid_scenarios::diagram::Format>,
+    /// `-o`: where the diagram goes (stdout, instead of the transcript, when absent).
+    output: Option<PathBuf>,
+    /// `--pcap`: where the capture goes.
+    pcap: Option<PathBuf>,
+}
+
+fn run(file: &Path, seed: Option<u64>, outputs: &RunOutputs) -> ExitCode {
+    let outcome = match run_file(file, &RunOptions { seed }) {
+        Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let write = |path: &Path, bytes: &[u8]| {
+        std::fs::write(path, bytes).map_err(|e| format!("error: {}: {e}", path.display()))
+    };
+    if let Some(path) = &outputs.pcap {
+        let capture = trapezoid_scenarios::pcap::capture(&outcome.lines);
+        if let Err(e) = write(path, &capture) {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    }
+    let Some(format) = outputs.diagram else {
+        return verdict(&outcome);
+    };
+    let drawing = trapezoid_scenarios::diagram::render(format, &outcome.lines, &outcome.hosts);
+    if let Some(path) = &outputs.output {
+        if let Err(e) = write(path, drawing.as_bytes()) {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+        return verdict(&outcome);
+    }
+    print!("{drawing}");
+    match outcome.report() {
+        Some(report) => {
+            eprintln!("{report}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
     }
 }
 

@@ -962,6 +962,8 @@ impl Wire for RealWire {
                 at: l.at,
                 from: self.name_of(l.from),
                 to: self.name_of(l.to),
+                from_addr: l.from,
+                to_addr: l.to,
                 bytes: l.bytes.clone(),
                 lost: false,
             })

@@ -2,6 +2,7 @@
 //! golden snapshots keep. The format is documented in `golden/README.md`.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// One message on the wire, as the ladder shows it.
@@ -13,6 +14,10 @@ pub struct Line {
     pub from: String,
     /// Receiver's host name.
     pub to: String,
+    /// Sender's address (the socket it left from).
+    pub from_addr: SocketAddr,
+    /// Receiver's address (where it was sent to).
+    pub to_addr: SocketAddr,
     /// The bytes.
     pub bytes: Vec<u8>,
     /// It never arrived (its receiver had crashed, or the link was cut).
@@ -108,6 +113,8 @@ mod tests {
                 at: Duration::from_millis(1),
                 from: "bob".into(),
                 to: "ss2".into(),
+                from_addr: "192.0.2.201:5060".parse().unwrap(),
+                to_addr: "192.0.2.222:5060".parse().unwrap(),
                 bytes: b"REGISTER sip:x SIP/2.0\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec(),
                 lost: false,
             },
@@ -115,6 +122,8 @@ mod tests {
                 at: Duration::from_millis(12),
                 from: "ss2".into(),
                 to: "bob".into(),
+                from_addr: "192.0.2.222:5060".parse().unwrap(),
+                to_addr: "192.0.2.201:5060".parse().unwrap(),
                 bytes: b"SIP/2.0 200 OK\r\n\r\n".to_vec(),
                 lost: false,
             },

@@ -4,13 +4,17 @@
 //! a UA sends a message rendered from a template, a UA expects a message and checks its
 //! headers, time passes. [`runner::run_file`] plays it in the simulator and returns the
 //! transcript that golden snapshots keep; [`drive::drive_file`] plays the same steps over real
-//! UDP sockets against a running proxy. The language is documented in `docs/scenarios.md`.
+//! UDP sockets against a running proxy. [`diagram`] draws a run as a sequence diagram (text,
+//! Mermaid, SVG) and [`pcap`] writes it as a capture file. The language is documented in
+//! `docs/scenarios.md`.
 
+pub mod diagram;
 pub mod drive;
 pub mod error;
 pub mod ladder;
 pub mod matcher;
 pub mod model;
+pub mod pcap;
 pub mod runner;
 pub mod template;
 

@@ -66,6 +66,8 @@ pub struct Outcome {
     pub sim_time: Duration,
     /// Every message sent, in order.
     pub lines: Vec<Line>,
+    /// The scenario's host names, in the order of its `hosts:`.
+    pub hosts: Vec<String>,
     /// `None` when every step passed.
     pub failure: Option<Failure>,
     /// The command that replays this run.
@@ -422,6 +424,8 @@ impl Wire for SimWire {
                 at: e.at,
                 from: self.world.name_of(e.from),
                 to: self.world.name_of(e.to),
+                from_addr: e.from,
+                to_addr: e.to,
                 bytes: e.bytes,
                 lost: !delivered,
             })
@@ -979,6 +983,7 @@ pub(crate) fn play_on<W: Wire>(
         messages: lines.len(),
         sim_time: run.wire.now(),
         lines,
+        hosts: scenario.hosts.iter().map(|(n, _)| n.clone()).collect(),
         failure,
         replay,
     }
