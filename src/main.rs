@@ -262,8 +262,12 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
     };
     let (mut passed, mut failed) = (0, 0);
     let options = RunOptions { seed };
-    for file in files {
-        match run_file(&file, &options) {
+    let progress = Progress::new(files.len());
+    for (i, file) in files.into_iter().enumerate() {
+        progress.show(i, &file);
+        let result = run_file(&file, &options);
+        progress.clear();
+        match result {
             Ok(outcome) => {
                 let verdict = if outcome.passed() { "pass" } else { "FAIL" };
                 println!(
@@ -375,4 +379,32 @@ fn indent(s: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A `[3/28] file` line on stderr while a long run works, rewritten in place and cleared
+/// before each result; nothing at all when stderr is not a terminal (CI logs, pipes).
+struct Progress {
+    total: usize,
+    on: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            on: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn show(&self, i: usize, file: &Path) {
+        if self.on {
+            eprint!("\r\x1b[K[{}/{}] {}", i + 1, self.total, file.display());
+        }
+    }
+
+    fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[K");
+        }
+    }
 }

@@ -36,6 +36,12 @@ fn check_runs_the_rfc3665_and_example_folders_by_default_and_prints_the_summary(
         .sum();
     assert!(n >= 16, "the flows and examples are there: {n}");
     assert_eq!(last, format!("{n} passed, 0 failed"));
+    // Progress lines are for terminals only: a pipe gets none.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
