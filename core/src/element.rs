@@ -52,8 +52,9 @@ pub(crate) enum ClientMachine {
 #[derive(Debug)]
 pub(crate) struct ClientTx {
     pub(crate) machine: ClientMachine,
-    /// The request it sent, parsed back (CANCEL and ACK are built from it).
-    pub(crate) request: Message,
+    /// The request it sent. Parsed again only when a CANCEL or a non-2xx ACK is built from
+    /// it (§9.1, §17.1.1.3): most branches never need it, so the forward path does not pay.
+    pub(crate) request: Vec<u8>,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) transport: Transport,

@@ -463,9 +463,7 @@ impl Proxy {
             .method()
             .map(|m| m.as_str().to_owned())
             .unwrap_or_default();
-        let Ok(request) = Message::parse(&bytes, &self.config.limits.message) else {
-            return;
-        };
+        let request = bytes.clone();
         let now = self.now;
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
         if let Some(ctx) = self.contexts.get_mut(&id) {
@@ -563,13 +561,14 @@ impl Proxy {
         {
             return;
         }
-        let Some(cancel) = tx.request.cancel() else {
+        let Ok(invite) = Message::parse(&tx.request, &self.config.limits.message) else {
+            return;
+        };
+        let Some(cancel) = invite.cancel() else {
             return;
         };
         let (local, remote, transport) = (tx.local, tx.remote, tx.transport);
-        let Ok(request) = Message::parse(&cancel, &self.config.limits.message) else {
-            return;
-        };
+        let request = cancel.clone();
         let (m, effects) = NonInviteClient::new(
             cancel,
             self.config.timers,

@@ -25,8 +25,13 @@ impl Proxy {
         };
         let effects = match &mut tx.machine {
             ClientMachine::Invite(m) => {
-                let request = &tx.request;
-                m.on_response(status, now, || request.ack_for(&msg).unwrap_or_default())
+                let (request, limits) = (&tx.request, &self.config.limits.message);
+                m.on_response(status, now, || {
+                    Message::parse(request, limits)
+                        .ok()
+                        .and_then(|r| r.ack_for(&msg))
+                        .unwrap_or_default()
+                })
             }
             ClientMachine::NonInvite(m) => m.on_response(status, now),
         };
