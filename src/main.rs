@@ -82,6 +82,13 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Prints the JSON Schema (draft-07) of the scenario language, for editors that complete
+    /// and check scenario files (docs/scenario.schema.json is a copy).
+    Schema {
+        /// Writes the schema to this file instead.
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// `HOST:PORT`, or `NAME=HOST:PORT` for the element NAME of the scenario.
@@ -181,6 +188,7 @@ fn main() -> ExitCode {
         },
         Command::Serve(args) => serve::serve(args),
         Command::New { name, from } => new::new(&name, from.as_deref()),
+        Command::Schema { output } => schema(output.as_deref()),
     }
 }
 
@@ -359,6 +367,24 @@ fn drive(file: &Path, options: &DriveOptions) -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Prints the scenario language's JSON Schema, or writes it to `output`.
+fn schema(output: Option<&Path>) -> ExitCode {
+    let text = trapezoid_scenarios::schema::schema_json();
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

@@ -5,8 +5,8 @@
 //! headers, time passes. [`runner::run_file`] plays it in the simulator and returns the
 //! transcript that golden snapshots keep; [`drive::drive_file`] plays the same steps over real
 //! UDP sockets against a running proxy. [`diagram`] draws a run as a sequence diagram (text,
-//! Mermaid, SVG) and [`pcap`] writes it as a capture file. The language is documented in
-//! `docs/scenarios.md`.
+//! Mermaid, SVG) and [`pcap`] writes it as a capture file. [`schema`] is the JSON Schema of the
+//! language, for editors. The language is documented in `docs/scenarios.md`.
 
 pub mod diagram;
 pub mod drive;
@@ -16,6 +16,7 @@ pub mod matcher;
 pub mod model;
 pub mod pcap;
 pub mod runner;
+pub mod schema;
 pub mod template;
 
 pub use drive::{drive_file, drive_text, DriveError, DriveOptions};

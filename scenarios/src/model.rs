@@ -6,6 +6,7 @@
 //! the order of the file: they deserialise into `Vec<(String, T)>` through [`ordered_map`],
 //! which also rejects duplicate keys at the key's position.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
@@ -15,6 +16,8 @@ use std::time::Duration;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
 use crate::error::{locate, Position, ScenarioError, Seg};
 use crate::template;
@@ -38,7 +41,7 @@ pub const ALGORITHMS: &[&str] = &[
 ];
 
 /// A whole scenario file.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Title, shown in transcripts.
@@ -51,14 +54,19 @@ pub struct Scenario {
     pub seed: Option<u64>,
     /// Link properties.
     #[serde(default)]
+    // `network:` with nothing after it is the defaults, and is `null` once read as JSON.
+    #[schemars(with = "Option<Network>")]
     pub network: Network,
     /// The hosts, in file order (the order is the order they are created in).
     #[serde(deserialize_with = "de_hosts")]
+    #[schemars(schema_with = "ordered_map_schema::<Host>")]
     pub hosts: Vec<(String, Host)>,
     /// Variables, in file order.
     #[serde(default, deserialize_with = "de_vars")]
+    #[schemars(schema_with = "ordered_map_schema::<VarDef>")]
     pub vars: Vec<(String, VarDef)>,
     /// What happens, in order.
+    #[schemars(with = "Vec<StepKind>")]
     pub steps: Vec<Step>,
     /// The file name given to [`parse_scenario`], for errors found while running.
     #[serde(skip)]
@@ -90,7 +98,7 @@ impl Scenario {
 }
 
 /// Link properties shared by every pair of hosts.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// Fixed one-way latency in milliseconds.
@@ -119,7 +127,8 @@ fn default_latency_ms() -> u64 {
 
 /// A host: a scripted user agent, or an element running the Trapezoid core. Written as a
 /// one-key map, `ua:` or `element:`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(rename_all = "snake_case")]
 // A scenario has a handful of hosts; boxing the element would only complicate matching on it.
 #[allow(clippy::large_enum_variant)]
 pub enum Host {
@@ -148,10 +157,11 @@ impl Host {
 }
 
 /// A scripted user agent.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UaHost {
     /// IP and port it sends from and receives on.
+    #[schemars(pattern(SOCKET_ADDRESS))]
     pub address: SocketAddr,
     /// Host names that resolve to it in the simulated network (e.g. the
     /// `client.atlanta.example.com` of its Contact), so elements can reach it by name.
@@ -164,10 +174,11 @@ pub struct UaHost {
 }
 
 /// An element: the core, configured.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ElementHost {
     /// IP and port it listens on.
+    #[schemars(pattern(SOCKET_ADDRESS))]
     pub address: SocketAddr,
     /// Domains it is responsible for (registrar and proxy target domains).
     pub domains: Vec<String>,
@@ -195,7 +206,7 @@ pub struct ElementHost {
 }
 
 /// Proxy behaviour (RFC 3261 §16).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxySpec {
     /// Add Record-Route to dialog-creating requests (default true).
@@ -214,7 +225,7 @@ pub struct ProxySpec {
 }
 
 /// What the element challenges, and how.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSpec {
     /// Challenge REGISTER requests.
@@ -229,7 +240,7 @@ pub struct AuthSpec {
 }
 
 /// A user of an element.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     /// Digest username.
@@ -242,7 +253,7 @@ pub struct UserSpec {
 }
 
 /// Registrar limits (seconds, and bindings per address of record).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrarSpec {
     /// Expiry granted when the request asks for none.
@@ -260,7 +271,7 @@ pub struct RegistrarSpec {
 }
 
 /// RFC 3261 timer values in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimersSpec {
     /// RTT estimate.
@@ -287,7 +298,7 @@ pub enum VarDef {
 }
 
 /// Kinds of generated values; the runner decides their exact shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RandomKind {
     /// A Via branch (with the RFC 3261 magic cookie).
@@ -322,8 +333,10 @@ impl Step {
     }
 }
 
-/// What a step does. Written as a one-key map: `send:`, `expect:` or `wait_ms:`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a step does. Written as a one-key map: `send:`, `expect:`, `reply:`, `ack:`,
+/// `wait_ms:`, `crash:`, `restart:`, `partition:` or `heal:`.
+#[derive(Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[schemars(rename_all = "snake_case")]
 pub enum StepKind {
     /// A UA sends a message.
     Send(SendStep),
@@ -340,9 +353,9 @@ pub enum StepKind {
     /// A crashed element starts again from scratch.
     Restart(String),
     /// The link between two hosts is cut, both ways.
-    Partition(Vec<String>),
+    Partition(#[schemars(length(equal = 2))] Vec<String>),
     /// A cut link is restored.
-    Heal(Vec<String>),
+    Heal(#[schemars(length(equal = 2))] Vec<String>),
 }
 
 /// `ack:`: the ACK a UAC sends for the final response to its last INVITE. For a non-2xx it is
@@ -350,7 +363,7 @@ pub enum StepKind {
 /// response's To), sent where the INVITE went. For a 2xx it is the dialog's (§13.2.2.4: to the
 /// remote target, the Contact; Route from the Record-Route set reversed; a new branch), sent to
 /// the first Route hop or the remote target.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckStep {
     /// The UA that sent the INVITE.
@@ -360,7 +373,7 @@ pub struct AckStep {
 /// `reply:`: a UA answers the last request it received, the way RFC 3261 §8.2.6 and §12.1.1
 /// say: Via, From, To, Call-ID and CSeq copied, the To tag added, Record-Route copied into
 /// 1xx and 2xx answers; then the extra header lines and the body.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyStep {
     /// The answering UA.
@@ -386,14 +399,15 @@ pub struct ReplyStep {
 }
 
 /// `send:`: a UA sends a message rendered from a template.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendStep {
     /// The sending UA.
     pub from: String,
     /// The receiving host.
     pub to: String,
-    /// The message template (see [`crate::template::render`]).
+    /// The message template: the SIP message with `{{var}}` placeholders (see
+    /// [`crate::template::render`]).
     pub message: String,
     /// Digest credentials; when present `{{response}}` is computed before rendering. A
     /// list answers several challenges at once (RFC 3665 §3.3: one per proxy), each into
@@ -408,7 +422,7 @@ pub struct SendStep {
 }
 
 /// One `send.auth` block, or a list of them.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum AuthSteps {
     /// `auth: { username: ..., ... }`
@@ -431,7 +445,7 @@ impl AuthSteps {
 }
 
 /// Inputs of a digest `response` (RFC 7616). Every field may use `{{vars}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthStep {
     /// The template variable the computed response fills; [`template::RESPONSE`] when absent.
@@ -474,7 +488,7 @@ impl AuthStep {
 }
 
 /// `expect:`: a UA waits for a message and checks it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectStep {
     /// The receiving UA.
@@ -484,6 +498,7 @@ pub struct ExpectStep {
     pub from: Option<String>,
     /// Expected response status (exactly one of `status` and `method`).
     #[serde(default)]
+    #[schemars(range(min = 100, max = 699))]
     pub status: Option<u16>,
     /// Expected request method.
     #[serde(default)]
@@ -496,6 +511,7 @@ pub struct ExpectStep {
     pub timeout_ms: Option<u64>,
     /// Header checks in file order; each header has one or more matchers.
     #[serde(default, deserialize_with = "de_headers")]
+    #[schemars(schema_with = "ordered_map_schema::<Matchers>")]
     pub headers: Vec<(String, Vec<HeaderMatcher>)>,
 }
 
@@ -508,8 +524,9 @@ impl ExpectStep {
 
 /// Checks on one header. A plain string is shorthand for `{ equals: ... }`. The semantics are
 /// in [`crate::matcher::check`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schemars(rename = "HeaderMatcher", transform = or_scalar)]
 pub struct HeaderMatcher {
     /// Which value (0-based, after splitting comma lists) the value checks look at; without
     /// it they look at all values joined with `", "`.
@@ -532,6 +549,7 @@ pub struct HeaderMatcher {
     pub count: Option<usize>,
     /// Checks on the `;params` of the value at `index` (default 0), in file order.
     #[serde(default, deserialize_with = "de_params")]
+    #[schemars(schema_with = "ordered_map_schema::<ParamMatcher>")]
     pub param: Vec<(String, ParamMatcher)>,
     /// Store the value (or regex group 1) in this variable for later steps.
     #[serde(default)]
@@ -539,8 +557,9 @@ pub struct HeaderMatcher {
 }
 
 /// Checks on one header parameter. A plain string is shorthand for `{ equals: ... }`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
+#[schemars(rename = "ParamMatcher", transform = or_scalar)]
 pub struct ParamMatcher {
     /// The parameter's value equals this.
     #[serde(default)]
@@ -932,6 +951,87 @@ fn de_headers<'de, D: Deserializer<'de>>(
 
 fn de_params<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, ParamMatcher)>, D::Error> {
     ordered_map(d, "parameter names to matchers")
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema: the shapes read by hand above, described for `trapezoid schema`
+
+/// The shape of an `IP:PORT` or `[IPv6]:PORT` socket address, for editors (the parser's check
+/// is stricter: it parses the address).
+const SOCKET_ADDRESS: &str =
+    r"^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9A-Fa-f:.]+(%[0-9]+)?\]):[0-9]{1,5}$";
+
+/// The scalars a shorthand accepts: strings, and integers and booleans taken as their text
+/// (a float is refused, since its exact text is lost).
+fn scalar_schema() -> Schema {
+    json_schema!({ "type": ["string", "integer", "boolean"] })
+}
+
+/// A map read by [`ordered_map`]: any keys, each value a `T`; an empty value is an empty map.
+fn ordered_map_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": ["object", "null"],
+        "additionalProperties": generator.subschema_for::<T>(),
+    })
+}
+
+/// Turns the derived map form of a [`Shorthand`] type into "a scalar, or the map form".
+fn or_scalar(schema: &mut Schema) {
+    let mut map = std::mem::replace(schema, json_schema!({}));
+    let description = map.remove("description");
+    let mut scalar = scalar_schema();
+    scalar.insert(
+        "description".into(),
+        "Shorthand for `{ equals: ... }`.".into(),
+    );
+    *schema = json_schema!({ "anyOf": [scalar, map] });
+    if let Some(d) = description {
+        schema.insert("description".into(), d);
+    }
+}
+
+impl JsonSchema for Matchers {
+    fn schema_name() -> Cow<'static, str> {
+        "Matchers".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<HeaderMatcher>();
+        json_schema!({
+            "description": "One matcher, or a non-empty list of them that must all hold.",
+            "anyOf": [
+                one,
+                { "type": "array", "items": one, "minItems": 1 },
+            ],
+        })
+    }
+}
+
+impl JsonSchema for VarDef {
+    fn schema_name() -> Cow<'static, str> {
+        "VarDef".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut literal = scalar_schema();
+        literal.insert(
+            "description".into(),
+            "A fixed value (numbers and booleans are taken as their text).".into(),
+        );
+        json_schema!({
+            "description": "A variable: a fixed string, or a value generated from the seed.",
+            "anyOf": [
+                literal,
+                {
+                    "description": "A value generated from the seed: `{ random: kind }`.",
+                    "type": "object",
+                    "properties": { "random": generator.subschema_for::<RandomKind>() },
+                    "required": ["random"],
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
