@@ -64,6 +64,14 @@ enum Command {
         /// Writes every datagram of the run to this file as a pcap capture (IP + UDP).
         #[arg(long, value_name = "PATH")]
         pcap: Option<PathBuf>,
+        /// Loses this percent of the datagrams on every link (e.g. 10 or 10%), drawn from
+        /// the seed; overrides the file's `network.loss_percent`.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        loss: Option<u8>,
+        /// Delivers this percent of the datagrams twice; overrides the file's
+        /// `network.duplicate_percent`.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        dup: Option<u8>,
     },
     /// Plays the UAs of one scenario over real UDP sockets against running proxies (one
     /// target for every element of the scenario, or one per element), checks every
@@ -158,9 +166,15 @@ fn main() -> ExitCode {
             ladder: diagram,
             output,
             pcap,
+            loss,
+            dup,
         } => run(
             &file,
-            seed,
+            &RunOptions {
+                seed,
+                loss_percent: loss,
+                duplicate_percent: dup,
+            },
             &RunOutputs {
                 diagram,
                 output,
@@ -269,7 +283,10 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
         }
     };
     let (mut passed, mut failed) = (0, 0);
-    let options = RunOptions { seed };
+    let options = RunOptions {
+        seed,
+        ..RunOptions::default()
+    };
     let progress = Progress::new(files.len());
     for (i, file) in files.into_iter().enumerate() {
         progress.show(i, &file);
@@ -306,6 +323,15 @@ fn check(paths: Vec<PathBuf>, seed: Option<u64>) -> ExitCode {
     }
 }
 
+/// `--loss 10`, `--loss 10%`: a percent from 0 to 100.
+fn parse_percent(s: &str) -> Result<u8, String> {
+    let n = s.trim_end_matches('%');
+    match n.parse::<u8>() {
+        Ok(p) if p <= 100 => Ok(p),
+        _ => Err(format!("`{s}`: expected a percent from 0 to 100")),
+    }
+}
+
 /// `--ladder FORMAT`.
 fn parse_ladder(s: &str) -> Result<trapezoid_scenarios::diagram::Format, String> {
     s.parse()
@@ -321,8 +347,8 @@ struct RunOutputs {
     pcap: Option<PathBuf>,
 }
 
-fn run(file: &Path, seed: Option<u64>, outputs: &RunOutputs) -> ExitCode {
-    let outcome = match run_file(file, &RunOptions { seed }) {
+fn run(file: &Path, options: &RunOptions, outputs: &RunOutputs) -> ExitCode {
+    let outcome = match run_file(file, options) {
         Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("{e}");

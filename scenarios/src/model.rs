@@ -104,12 +104,22 @@ pub struct Network {
     /// Fixed one-way latency in milliseconds.
     #[serde(default = "default_latency_ms")]
     pub latency_ms: u64,
+    /// Percent of datagrams lost on every link (0 to 100), drawn from the seed.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub loss_percent: u8,
+    /// Percent of delivered datagrams that arrive twice (0 to 100), drawn from the seed.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub duplicate_percent: u8,
 }
 
 impl Default for Network {
     fn default() -> Self {
         Network {
             latency_ms: DEFAULT_LATENCY_MS,
+            loss_percent: 0,
+            duplicate_percent: 0,
         }
     }
 }
@@ -1185,6 +1195,18 @@ impl Validator<'_> {
     }
 
     fn run(&self) -> Check {
+        for (key, value) in [
+            ("loss_percent", self.scenario.network.loss_percent),
+            ("duplicate_percent", self.scenario.network.duplicate_percent),
+        ] {
+            if value > 100 {
+                return Err(self.error(
+                    &[Seg::Key("network"), Seg::Key(key)],
+                    None,
+                    format!("{key} is a percent: 0 to 100, not {value}"),
+                ));
+            }
+        }
         self.hosts()?;
         let mut known: BTreeSet<String> = BTreeSet::new();
         for (name, _) in &self.scenario.vars {
@@ -2380,6 +2402,23 @@ steps:
         assert!(e.contains("`r1` is already a variable here"), "{e}");
         let e = err(&TWO.replace("{{r2}}", "{{r3}}"));
         assert!(e.contains("undefined variable `r3`"), "{e}");
+    }
+
+    #[test]
+    fn network_faults_are_percents() {
+        let text =
+            "name: t\nnetwork: { loss_percent: 20, duplicate_percent: 5 }\nhosts: {}\nsteps: []\n";
+        let s = parse(text).unwrap();
+        assert_eq!(
+            (s.network.loss_percent, s.network.duplicate_percent),
+            (20, 5)
+        );
+        let e = err(&text.replace("20", "150"));
+        assert!(e.starts_with("t.yaml:2:"), "{e}");
+        assert!(
+            e.contains("loss_percent is a percent: 0 to 100, not 150"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use trapezoid_core::config::{Timers, User};
 use trapezoid_core::ids::Ids;
 use trapezoid_core::message::{HeaderName, Limits, Message};
 use trapezoid_core::Config;
-use trapezoid_sim::{Received, Ua, World, WorldConfig};
+use trapezoid_sim::{LinkFaults, Received, Ua, World, WorldConfig};
 
 use crate::error::{Position, ScenarioError};
 use crate::ladder::{self, Line};
@@ -38,6 +38,10 @@ pub const SETTLE: Duration = Duration::from_millis(500);
 pub struct RunOptions {
     /// Overrides the file's seed.
     pub seed: Option<u64>,
+    /// Overrides the file's `network.loss_percent`.
+    pub loss_percent: Option<u8>,
+    /// Overrides the file's `network.duplicate_percent`.
+    pub duplicate_percent: Option<u8>,
 }
 
 /// Why a run failed, with everything needed to understand and replay it.
@@ -881,7 +885,26 @@ fn play(file: &str, scenario: &Scenario, options: &RunOptions) -> Outcome {
             }
         }
     }
-    let replay = format!("trapezoid run {file} --seed {seed}");
+    let loss = options
+        .loss_percent
+        .unwrap_or(scenario.network.loss_percent);
+    let duplicate = options
+        .duplicate_percent
+        .unwrap_or(scenario.network.duplicate_percent);
+    if loss > 0 || duplicate > 0 {
+        wire.world.set_faults(LinkFaults {
+            loss: f64::from(loss.min(100)) / 100.0,
+            duplicate: f64::from(duplicate.min(100)) / 100.0,
+        });
+    }
+    let mut replay = format!("trapezoid run {file} --seed {seed}");
+    // The faults are part of what replays the run (from the file or from the flags).
+    if options.loss_percent.is_some() {
+        replay.push_str(&format!(" --loss {loss}"));
+    }
+    if options.duplicate_percent.is_some() {
+        replay.push_str(&format!(" --dup {duplicate}"));
+    }
     play_on(file, scenario, seed, wire, replay)
 }
 
