@@ -100,6 +100,41 @@ pub struct Proxy {
     pub(crate) now: Instant,
     /// RFC 3263 lookups waiting for the driver, and its answers.
     pub(crate) dns: crate::proxy::dns::Dns,
+    /// The configured users by name (a lookup per request must not scan the list).
+    pub(crate) users: UserIndex,
+}
+
+/// The element's users by name, and every address of record one of them lists.
+#[derive(Debug, Default)]
+pub(crate) struct UserIndex {
+    by_name: BTreeMap<String, usize>,
+    aors: BTreeSet<String>,
+}
+
+impl UserIndex {
+    fn new(users: &[crate::config::User]) -> Self {
+        let mut index = UserIndex::default();
+        for (i, u) in users.iter().enumerate() {
+            // The first entry for a name wins, as a scan would find it.
+            index.by_name.entry(u.name.clone()).or_insert(i);
+            index.aors.extend(u.aors.iter().cloned());
+        }
+        index
+    }
+
+    /// The user called `name`.
+    pub(crate) fn get<'a>(
+        &self,
+        users: &'a [crate::config::User],
+        name: &str,
+    ) -> Option<&'a crate::config::User> {
+        self.by_name.get(name).and_then(|i| users.get(*i))
+    }
+
+    /// Whether some user lists `aor`, exactly as written.
+    pub(crate) fn lists_aor(&self, aor: &str) -> bool {
+        self.aors.contains(aor)
+    }
 }
 
 impl Proxy {
@@ -135,6 +170,7 @@ impl Proxy {
         // Derived from the seed without drawing from the RNG, so the IDs an element puts
         // on the wire do not depend on whether it ever proxies.
         let loop_salt = config.seed.rotate_left(17) ^ 0x5bd1_e995_1f12_3bb5;
+        let users = UserIndex::new(&config.auth.users);
         Proxy {
             registrar: Registrar::new(config.registrar.clone(), identity),
             locator,
@@ -148,6 +184,7 @@ impl Proxy {
             next_context: 0,
             timers: BTreeSet::new(),
             dns: Default::default(),
+            users,
             queue: VecDeque::new(),
             now: Instant::ZERO,
         }
@@ -426,6 +463,7 @@ impl Proxy {
     pub(crate) fn authenticate(&mut self, msg: &Message, proxy: bool) -> Result<String, Reply> {
         authenticate(
             &self.config,
+            &self.users,
             &mut self.nonces,
             &mut self.ids,
             self.now,
@@ -437,20 +475,22 @@ impl Proxy {
     fn handle_register(&mut self, msg: &Message, d: &Datagram<'_>) -> Reply {
         let now = self.now;
         let mut events = Vec::new();
-        let (config, nonces, ids) = (&self.config, &mut self.nonces, &mut self.ids);
+        let (config, index, nonces, ids) =
+            (&self.config, &self.users, &mut self.nonces, &mut self.ids);
         // Called by the registrar at §10.3 step 3, after the domain and Require checks, so a
         // request it refuses anyway is not challenged.
         let mut authenticate = || {
             if !config.auth.register {
                 return Authentication::NotRequired;
             }
-            match authenticate(config, nonces, ids, now, msg, false) {
+            match authenticate(config, index, nonces, ids, now, msg, false) {
                 Ok(user) => Authentication::User(user),
                 Err(reply) => Authentication::Reply(reply),
             }
         };
         let authorize = UserTable {
             users: &config.auth.users,
+            index,
             domains: &config.domains,
         };
         let reply = self.registrar.register(
@@ -594,6 +634,7 @@ fn realm(config: &Config) -> String {
 /// §22.3 over the element's users and nonces; see [`Proxy::authenticate`].
 fn authenticate(
     config: &Config,
+    index: &UserIndex,
     nonces: &mut NonceManager,
     ids: &mut Ids,
     now: Instant,
@@ -618,10 +659,7 @@ fn authenticate(
         .map(|m| m.as_str().to_owned())
         .unwrap_or_default();
     let verdict = verifier.verify_any(nonces, now, &method, msg.values(&credentials), |u| {
-        users
-            .iter()
-            .find(|x| x.name == u)
-            .map(|x| x.password.clone())
+        index.get(users, u).map(|x| x.password.clone())
     });
     match verdict {
         Verdict::Ok { username } => Ok(username),
@@ -701,12 +739,13 @@ fn response_target(msg: &Message, remote: SocketAddr, transport: Transport) -> S
 /// the configuration lists for it.
 struct UserTable<'a> {
     users: &'a [crate::config::User],
+    index: &'a UserIndex,
     domains: &'a [String],
 }
 
 impl Authorize for UserTable<'_> {
     fn may_register(&self, user: &str, aor: &str) -> bool {
-        let Some(u) = self.users.iter().find(|u| u.name == user) else {
+        let Some(u) = self.index.get(self.users, user) else {
             return false;
         };
         // User parts are case-sensitive (§19.1.4); `aor` has its host lower-cased already.

@@ -41,10 +41,10 @@ impl Proxy {
     /// binding: 480 Temporarily Unavailable for a user we know (they may register again),
     /// 404 Not Found for one we do not.
     pub(crate) fn no_binding(&self, uri: &SipUri<'_>, aor: &str) -> Reply {
-        let known =
-            self.config.auth.users.iter().any(|u| {
-                uri.user == Some(u.name.as_str()) || u.aors.iter().any(|a| a.as_str() == aor)
-            });
+        let known = uri
+            .user
+            .is_some_and(|name| self.users.get(&self.config.auth.users, name).is_some())
+            || self.users.lists_aor(aor);
         if known {
             Reply::new(480)
         } else {

@@ -132,3 +132,19 @@ fn another_domain_is_not_redirected() {
     let r = out.response();
     assert!(r.starts_with("SIP/2.0 404 Domain Not Found\r\n"), "{r}");
 }
+
+#[test]
+fn an_aor_a_user_lists_counts_as_known() {
+    let mut c = biloxi();
+    c.proxy.redirect = true;
+    c.auth.users = vec![User {
+        name: "carol".into(),
+        password: "x".into(),
+        aors: vec!["sip:help@biloxi.example.com".into()],
+    }];
+    let mut h = Harness::new(c);
+    // Listed exactly: a known address with no binding, 480; the user part is case-sensitive
+    // (RFC 3261 §19.1.4), so `Help` is nobody: 404.
+    assert_eq!(h.receive(&invite("help", "z9hG4bKi1")).status(), 480);
+    assert_eq!(h.receive(&invite("Help", "z9hG4bKi2")).status(), 404);
+}
