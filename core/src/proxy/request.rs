@@ -18,12 +18,6 @@ const PROXY_EXTENSIONS: &[&str] = &[];
 /// Max-Forwards given to a request that has none (§16.6 step 3).
 const MAX_FORWARDS_DEFAULT: u32 = 70;
 
-/// Why a request has no target.
-enum NoTarget {
-    /// None at all: this is the answer.
-    Reply(Reply),
-}
-
 /// The outcome of route preprocessing and target determination for one request.
 struct Routing {
     /// Edits from §16.4 (Route popped, Request-URI restored).
@@ -89,7 +83,7 @@ impl Proxy {
     /// One target reached through `via` (a Route value or the Request-URI itself): its
     /// address from an IP literal, the static table or an earlier DNS answer; else a lookup
     /// to wait for (RFC 3263), or `fail` when lookups are off.
-    fn through(&self, via: &str, request_uri: &str, fail: Reply) -> Result<Target, NoTarget> {
+    fn through(&self, via: &str, request_uri: &str, fail: Reply) -> Result<Target, Reply> {
         let transport = transport_of(via);
         let target = |next_hop| Target {
             uri: request_uri.to_owned(),
@@ -99,7 +93,7 @@ impl Proxy {
             lookup: None,
         };
         let Ok(Uri::Sip(u)) = Uri::parse(strip_brackets(via)) else {
-            return Err(NoTarget::Reply(fail));
+            return Err(fail);
         };
         if let Some(addr) = self.locator.resolve(&u) {
             return Ok(target(addr));
@@ -118,7 +112,7 @@ impl Proxy {
             t.lookup = Some(query);
             Ok(t)
         } else {
-            Err(NoTarget::Reply(fail))
+            Err(fail)
         }
     }
 
@@ -159,7 +153,7 @@ impl Proxy {
 
     /// §16.5: the target set. `Err` is the response when there is none, or the lookup the
     /// target waits for.
-    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, NoTarget> {
+    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, Reply> {
         if let Some(route) = &routing.next_route {
             let fail = Reply::with_reason(503, "Next Hop Not Resolvable");
             return self
@@ -168,13 +162,8 @@ impl Proxy {
         }
         let uri = match Uri::parse(&routing.request_uri) {
             Ok(Uri::Sip(u)) => u,
-            Ok(Uri::Other { .. }) => {
-                return Err(NoTarget::Reply(Reply::with_reason(
-                    416,
-                    "Unsupported URI Scheme",
-                )))
-            }
-            Err(_) => return Err(NoTarget::Reply(Reply::with_reason(400, "Bad Request-URI"))),
+            Ok(Uri::Other { .. }) => return Err(Reply::with_reason(416, "Unsupported URI Scheme")),
+            Err(_) => return Err(Reply::with_reason(400, "Bad Request-URI")),
         };
         if self.locator.serves_uri(&uri) {
             // §16.5: a domain we are responsible for: the location service decides.
@@ -185,7 +174,7 @@ impl Proxy {
                 .filter_map(|b| self.binding_target(b))
                 .collect();
             if targets.is_empty() {
-                return Err(NoTarget::Reply(self.no_binding(&uri, &aor)));
+                return Err(self.no_binding(&uri, &aor));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
@@ -273,7 +262,7 @@ impl Proxy {
         let routing = self.route_preprocess(&msg);
         let targets = match self.targets(&routing) {
             Ok(t) => t,
-            Err(NoTarget::Reply(reply)) => return self.respond(&key, &msg, reply),
+            Err(reply) => return self.respond(&key, &msg, reply),
         };
         // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
         // sequence when all of the group fail.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::util::*;
-use crate::{Event, Input, InputKind, Output, Query, Resolution, Transport};
+use crate::{Event, InputKind, Query, Resolution, Transport};
 
 fn element() -> Harness {
     let mut c = biloxi();
@@ -35,24 +35,10 @@ fn query(name: &str) -> Query {
 }
 
 fn resolved(h: &mut Harness, name: &str, addrs: &[&str]) -> Drained {
-    h.proxy.handle_input(Input {
-        now: h.now,
-        kind: InputKind::Resolved(Resolution {
-            query: query(name),
-            addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        }),
-    });
-    let mut d = Drained::default();
-    loop {
-        match h.proxy.poll_output() {
-            Output::Transmit(t) => d.transmits.push(t),
-            Output::Event(e) => d.events.push(e),
-            Output::Timeout(at) => {
-                d.timeout = at;
-                return d;
-            }
-        }
-    }
+    h.input(InputKind::Resolved(Resolution {
+        query: query(name),
+        addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+    }))
 }
 
 fn statuses(d: &Drained) -> Vec<String> {

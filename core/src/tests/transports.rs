@@ -5,27 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::util::*;
-use crate::{Datagram, Input, InputKind, Output, Transmit, Transport};
+use crate::{Transmit, Transport};
 
 fn receive(h: &mut Harness, text: &str, remote: &str, transport: Transport) -> Vec<Transmit> {
-    let bytes = crlf(text);
-    h.proxy.handle_input(Input {
-        now: h.now,
-        kind: InputKind::Datagram(Datagram {
-            local: REGISTRAR.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            transport,
-            bytes: &bytes,
-        }),
-    });
-    let mut out = Vec::new();
-    loop {
-        match h.proxy.poll_output() {
-            Output::Transmit(t) => out.push(t),
-            Output::Event(_) => {}
-            Output::Timeout(_) => return out,
-        }
-    }
+    h.receive_over(&crlf(text), remote.parse().unwrap(), transport)
+        .transmits
 }
 
 fn invite(branch: &str) -> String {

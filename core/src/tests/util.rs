@@ -69,14 +69,29 @@ impl Harness {
     }
 
     pub(crate) fn receive_bytes(&mut self, bytes: &[u8], remote: SocketAddr) -> Drained {
+        self.receive_over(bytes, remote, Transport::Udp)
+    }
+
+    /// Delivers `bytes` from `remote` over `transport`.
+    pub(crate) fn receive_over(
+        &mut self,
+        bytes: &[u8],
+        remote: SocketAddr,
+        transport: Transport,
+    ) -> Drained {
+        self.input(InputKind::Datagram(Datagram {
+            local: REGISTRAR.parse().unwrap(),
+            remote,
+            transport,
+            bytes,
+        }))
+    }
+
+    /// Feeds any input at the current time and drains the outputs.
+    pub(crate) fn input(&mut self, kind: InputKind<'_>) -> Drained {
         self.proxy.handle_input(Input {
             now: self.now,
-            kind: InputKind::Datagram(Datagram {
-                local: REGISTRAR.parse().unwrap(),
-                remote,
-                transport: Transport::Udp,
-                bytes,
-            }),
+            kind,
         });
         self.drain()
     }
