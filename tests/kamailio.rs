@@ -12,21 +12,12 @@ use std::time::{Duration, Instant};
 
 use trapezoid_scenarios::{drive_file, DriveOptions};
 
+mod common;
+
 const CONFIG: &str = include_str!("kamailio/registrar.cfg");
 
 fn kamailio() -> Option<PathBuf> {
-    let found = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kamailio is not installed, and CI must run this test (apt-get install kamailio)"
-        );
-        eprintln!("skipped: kamailio is not installed (apt-get install kamailio)");
-    }
-    found
+    common::peer("kamailio", "kamailio")
 }
 
 /// A Kamailio process group, killed when dropped. Kamailio forks its workers: killing only
@@ -82,27 +73,7 @@ fn start(bin: &Path, dir: &Path, port: u16) -> Kamailio {
 
 /// Until an OPTIONS gets any answer (the config answers 404 to everything but REGISTER).
 fn wait_ready(port: u16) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let me = socket.local_addr().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut n = 0;
-    while Instant::now() < deadline {
-        n += 1;
-        let options = format!(
-            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKk{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
-             Call-ID: k{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
-        let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", port));
-        let mut buf = [0u8; 2048];
-        if socket.recv_from(&mut buf).is_ok() {
-            return;
-        }
-    }
-    panic!("kamailio on port {port} never answered");
+    common::wait_for_answer(port, |_| true);
 }
 
 #[test]

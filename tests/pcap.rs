@@ -3,6 +3,7 @@
 //! good checksums. Without `tshark` the test prints why and passes, except when `CI` is set:
 //! CI installs tshark, so a missing one fails there.
 
+mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -15,20 +16,8 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn tshark() -> Option<&'static str> {
-    let found = Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some("tshark");
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tshark is not installed, and CI must run this test (apt-get install tshark)"
-    );
-    eprintln!("skipped: tshark is not installed (apt-get install tshark)");
-    None
+fn tshark() -> Option<std::path::PathBuf> {
+    common::peer("tshark", "tshark")
 }
 
 /// What tshark should print for a message: `METHOD\t` for a request, `\tCODE` for a response.
@@ -43,7 +32,7 @@ fn method_or_status(bytes: &[u8]) -> String {
     }
 }
 
-fn read_back(tshark: &str, pcap: &Path, fields: &[&str]) -> Vec<String> {
+fn read_back(tshark: &Path, pcap: &Path, fields: &[&str]) -> Vec<String> {
     let mut cmd = Command::new(tshark);
     cmd.args(["-n", "-r"])
         .arg(pcap)
@@ -105,7 +94,7 @@ fn the_pcap_of_a_run_reads_back_in_tshark_with_every_sip_message_in_order() {
         .iter()
         .map(|l| method_or_status(&l.bytes))
         .collect();
-    let found = read_back(tshark, &pcap, &["sip.Method", "sip.Status-Code"]);
+    let found = read_back(&tshark, &pcap, &["sip.Method", "sip.Status-Code"]);
     assert_eq!(found, expected, "every SIP message, in order");
 
     // The simulation's fixed epoch (2003-12-01) plus sim time.
@@ -128,7 +117,7 @@ fn the_pcap_of_a_run_reads_back_in_tshark_with_every_sip_message_in_order() {
         })
         .collect();
     let found = read_back(
-        tshark,
+        &tshark,
         &pcap,
         &[
             "ip.src",
@@ -151,6 +140,6 @@ fn the_pcap_of_a_run_reads_back_in_tshark_with_every_sip_message_in_order() {
         .iter()
         .map(|l| (l.bytes.len() + 8).to_string())
         .collect();
-    assert_eq!(read_back(tshark, &pcap, &["udp.length"]), sizes);
+    assert_eq!(read_back(&tshark, &pcap, &["udp.length"]), sizes);
     std::fs::remove_file(&pcap).ok();
 }

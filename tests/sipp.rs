@@ -21,19 +21,7 @@ const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/");
 const SIPP_MAX: Duration = Duration::from_secs(60);
 
 fn sipp() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "sipp is not installed, and CI must run these tests (apt-get install sip-tester)"
-        );
-        eprintln!("skipped: sipp is not installed (apt-get install sip-tester)");
-    }
-    found
+    common::peer("sipp", "sip-tester")
 }
 
 /// A scratch directory for one test (SIPp writes its logs into its working directory).

@@ -2,8 +2,11 @@
 //! DNS (scenarios name example.com hosts: no query may leave the machine), ready once it
 //! answers an OPTIONS, killed when dropped.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,39 +38,61 @@ impl Serve {
 
     /// Until an OPTIONS to the element gets its 200 (bounded).
     fn wait_ready(&self) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let me = socket.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut n = 0;
-        while Instant::now() < deadline {
-            n += 1;
-            let options = format!(
-                "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{n}\r\n\
-                 Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
-                 Call-ID: ready{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                port = self.port
-            );
-            let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", self.port));
-            let mut buf = [0u8; 2048];
-            if let Ok((len, _)) = socket.recv_from(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return;
-                }
-            }
-        }
-        panic!("serve on port {} never answered", self.port);
+        wait_for_answer(self.port, |answer| answer.starts_with(b"SIP/2.0 200"));
     }
 
     /// Stops it at once (SIGKILL): no shutdown code runs.
-    // Each test binary compiles this module; not every one kills a serve.
-    #[allow(dead_code)]
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends OPTIONS to 127.0.0.1:`port` until an answer `accept`s (bounded: a peer that never
+/// answers fails the test instead of hanging it).
+pub fn wait_for_answer(port: u16, accept: impl Fn(&[u8]) -> bool) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let me = socket.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let options = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: ready{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = socket.send_to(options.as_bytes(), ("127.0.0.1", port));
+        let mut buf = [0u8; 2048];
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            if accept(&buf[..len]) {
+                return;
+            }
+        }
+    }
+    panic!("nothing on port {port} answered");
+}
+
+/// A real SIP peer's program (`sipp`, `kamailio`, `tshark`), found on PATH or in the
+/// system's sbin folders. Without it a test says why it skips, except under CI, which
+/// installs every peer (`.ci/run`): there a missing one fails the test.
+pub fn peer(program: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} is not installed, and CI must run this test (apt-get install {package})"
+        );
+        eprintln!("skipped: {program} is not installed (apt-get install {package})");
+    }
+    found
 }
 
 impl Drop for Serve {
