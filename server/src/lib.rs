@@ -73,6 +73,9 @@ pub trait Tap {
     /// transmits the same input produced after it: a binding is stored before the 200 to
     /// its REGISTER leaves.
     fn event(&mut self, _now: Instant, _event: &Event, _proxy: &Proxy) {}
+    /// The core has nothing more to say for now (every output of the last input is out):
+    /// `proxy` can be looked at in a settled state, e.g. for its live counts.
+    fn drained(&mut self, _now: Instant, _proxy: &Proxy) {}
 }
 
 /// A tap that sees nothing.
@@ -238,7 +241,10 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
                         self.resolver.resolve(q, &self.answers_tx);
                     }
                 }
-                Output::Timeout(at) => return Ok(at),
+                Output::Timeout(at) => {
+                    self.tap.drained(since(self.origin), self.proxy);
+                    return Ok(at);
+                }
             }
         }
     }

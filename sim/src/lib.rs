@@ -22,7 +22,7 @@ use trapezoid_core::{Config, Event, Proxy, Transmit, Transport};
 use trapezoid_server::dns::TableResolver;
 use trapezoid_server::{Arrival, Direction, Driver, Network, Tap};
 
-pub use faults::{Faults, LinkFaults};
+pub use faults::{Action, Faults, LinkFaults, Rule};
 pub use trace::{Trace, TraceEntry, TraceKind};
 
 /// The simulation's wall-clock origin: fixed, so nothing depends on when a run happens.
@@ -47,6 +47,9 @@ pub struct Received {
 struct UaState {
     outbox: RefCell<VecDeque<(SocketAddr, Vec<u8>)>>,
     inbox: RefCell<VecDeque<Received>>,
+    /// Wakes the UA's host when the outbox is filled, so that an idle UA costs nothing per
+    /// tick.
+    filled: tokio::sync::Notify,
 }
 
 /// A handle on a scripted UA's socket.
@@ -65,6 +68,7 @@ impl Ua {
     /// Queues a datagram; the host sends it on the next tick.
     pub fn send(&self, to: SocketAddr, bytes: Vec<u8>) {
         self.state.outbox.borrow_mut().push_back((to, bytes));
+        self.state.filled.notify_one();
     }
 
     /// Takes the oldest received datagram matching `pred`, leaving others in order.
@@ -85,24 +89,42 @@ impl Ua {
     }
 }
 
+/// Puts one datagram on the wire as the fault layer decides: each copy at once or after its
+/// extra delay (a task of the sending host, so a crash loses what it had not sent yet).
+async fn send_with_faults(
+    socket: &Rc<turmoil::net::UdpSocket>,
+    faults: &RefCell<Faults>,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    // The trace has recorded the send already; a lost copy never arrives.
+    let delays = faults.borrow_mut().fate(from.ip(), to.ip(), bytes);
+    for delay in delays {
+        if delay.is_zero() {
+            socket.send_to(bytes, to).await?;
+        } else {
+            let socket = socket.clone();
+            let bytes = bytes.to_vec();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                let _ = socket.send_to(&bytes, to).await;
+            });
+        }
+    }
+    Ok(())
+}
+
 /// turmoil UDP as a [`Network`] for the run loop.
 pub struct SimNetwork {
-    socket: turmoil::net::UdpSocket,
+    socket: Rc<turmoil::net::UdpSocket>,
     local: SocketAddr,
     faults: Rc<RefCell<Faults>>,
 }
 
 impl Network for SimNetwork {
     async fn send(&self, t: &Transmit) -> std::io::Result<()> {
-        // The trace has recorded the send already; a lost copy never arrives.
-        let copies = self
-            .faults
-            .borrow_mut()
-            .copies(self.local.ip(), t.remote.ip());
-        for _ in 0..copies {
-            self.socket.send_to(&t.bytes, t.remote).await?;
-        }
-        Ok(())
+        send_with_faults(&self.socket, &self.faults, self.local, t.remote, &t.bytes).await
     }
 
     async fn recv(&self, buf: &mut [u8]) -> std::io::Result<Arrival> {
@@ -124,6 +146,19 @@ fn sim_now() -> Duration {
 struct SimTap {
     trace: Trace,
     events: Rc<RefCell<Vec<(Duration, Event)>>>,
+    /// This element's live state, as of its last drained input.
+    state: Rc<RefCell<BTreeMap<SocketAddr, ElementState>>>,
+    addr: SocketAddr,
+}
+
+/// What an element holds, as its core counts it: when both are zero it has forgotten every
+/// request it saw (RFC 3261 §17: every transaction ends).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ElementState {
+    /// Live transactions, client and server.
+    pub transactions: usize,
+    /// Live proxy response contexts (§16).
+    pub contexts: usize,
 }
 
 impl Tap for SimTap {
@@ -145,6 +180,16 @@ impl Tap for SimTap {
     fn event(&mut self, _: Instant, event: &Event, _: &Proxy) {
         self.events.borrow_mut().push((sim_now(), event.clone()));
     }
+
+    fn drained(&mut self, _: Instant, proxy: &Proxy) {
+        self.state.borrow_mut().insert(
+            self.addr,
+            ElementState {
+                transactions: proxy.transaction_count(),
+                contexts: proxy.context_count(),
+            },
+        );
+    }
 }
 
 /// Settings of a world.
@@ -163,6 +208,7 @@ pub struct World {
     events: Rc<RefCell<Vec<(Duration, Event)>>>,
     names: BTreeMap<SocketAddr, String>,
     faults: Rc<RefCell<Faults>>,
+    state: Rc<RefCell<BTreeMap<SocketAddr, ElementState>>>,
 }
 
 impl World {
@@ -183,6 +229,7 @@ impl World {
             events: Rc::default(),
             names: BTreeMap::new(),
             faults: Rc::new(RefCell::new(Faults::new(config.seed))),
+            state: Rc::default(),
         }
     }
 
@@ -198,6 +245,7 @@ impl World {
         let trace = self.trace.clone();
         let events = self.events.clone();
         let faults = self.faults.clone();
+        let state = self.state.clone();
         self.sim.host(addr.ip(), move || {
             let config = config.clone();
             let names = names.clone();
@@ -205,9 +253,12 @@ impl World {
             let mut tap = SimTap {
                 trace: trace.clone(),
                 events: events.clone(),
+                state: state.clone(),
+                addr,
             };
             async move {
-                let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?;
+                let socket =
+                    Rc::new(turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?);
                 let net = SimNetwork {
                     socket,
                     local: addr,
@@ -237,7 +288,7 @@ impl World {
         let trace = self.trace.clone();
         let faults = self.faults.clone();
         self.sim.client(addr.ip(), async move {
-            let socket = turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?;
+            let socket = Rc::new(turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?);
             let mut buf = vec![0u8; trapezoid_server::DATAGRAM_BYTES_MAX];
             loop {
                 loop {
@@ -245,15 +296,16 @@ impl World {
                     let next = state.outbox.borrow_mut().pop_front();
                     let Some((to, bytes)) = next else { break };
                     trace.record(sim_now(), TraceKind::Sent, addr, to, &bytes);
-                    let copies = faults.borrow_mut().copies(addr.ip(), to.ip());
-                    for _ in 0..copies {
-                        socket.send_to(&bytes, to).await?;
-                    }
+                    send_with_faults(&socket, &faults, addr, to, &bytes).await?;
                 }
-                // Wake every tick to look at the outbox; the director fills it between ticks.
-                if let Ok(Ok((n, from))) =
-                    tokio::time::timeout(Duration::from_millis(1), socket.recv_from(&mut buf)).await
-                {
+                // Wake on a datagram, or when the director (between ticks) fills the outbox:
+                // it goes out on the next tick, as it would with a UA polling every tick.
+                let received = tokio::select! {
+                    biased;
+                    r = socket.recv_from(&mut buf) => Some(r),
+                    () = state.filled.notified() => None,
+                };
+                if let Some(Ok((n, from))) = received {
                     let bytes = buf[..n].to_vec();
                     trace.record(sim_now(), TraceKind::Received, from, addr, &bytes);
                     state.inbox.borrow_mut().push_back(Received {
@@ -277,10 +329,22 @@ impl World {
         self.faults.borrow_mut().set_link(from.ip(), to.ip(), f);
     }
 
+    /// Adds a scripted fault rule (see [`Rule`]); it sees the datagrams sent from now on.
+    pub fn add_fault_rule(&mut self, rule: Rule) {
+        self.faults.borrow_mut().add_rule(rule);
+    }
+
+    /// What each running element holds, by address, as of its last drained input.
+    pub fn element_states(&self) -> BTreeMap<SocketAddr, ElementState> {
+        self.state.borrow().clone()
+    }
+
     /// Crashes the element on `addr`: its software stops, its state is lost and datagrams
     /// sent to it are dropped until [`World::restart`].
     pub fn crash(&mut self, addr: SocketAddr) {
         self.sim.crash(addr.ip());
+        // A crashed element holds nothing; a restarted one reports when it has started.
+        self.state.borrow_mut().remove(&addr);
     }
 
     /// Starts the element on `addr` again from scratch (a fresh core with its config).

@@ -39,6 +39,7 @@ fn lost_datagrams_never_arrive_and_are_marked() {
         LinkFaults {
             loss: 0.25,
             duplicate: 0.0,
+            ..LinkFaults::default()
         },
     );
     assert_eq!(got.len() + lost, 400);
@@ -50,7 +51,8 @@ fn lost_datagrams_never_arrive_and_are_marked() {
             400,
             LinkFaults {
                 loss: 0.25,
-                duplicate: 0.0
+                duplicate: 0.0,
+                ..LinkFaults::default()
             }
         ),
         (got, lost)
@@ -65,6 +67,7 @@ fn a_duplicated_datagram_arrives_twice() {
         LinkFaults {
             loss: 0.0,
             duplicate: 1.0,
+            ..LinkFaults::default()
         },
     );
     assert_eq!(lost, 0);
@@ -86,6 +89,7 @@ fn the_other_direction_is_untouched() {
         LinkFaults {
             loss: 1.0,
             duplicate: 0.0,
+            ..LinkFaults::default()
         },
     );
     b.send(a.addr(), b"back".to_vec());
@@ -95,4 +99,79 @@ fn the_other_direction_is_untouched() {
     }
     assert_eq!(a.pending().len(), 1);
     assert!(b.pending().is_empty());
+}
+
+#[test]
+fn jitter_reorders_without_losing_and_replays_by_seed() {
+    let faults = LinkFaults {
+        jitter: (Duration::ZERO, Duration::from_millis(40)),
+        ..LinkFaults::default()
+    };
+    // `run` waits 20 ticks after the last send; a 40 ms jitter needs more.
+    let arrivals = |seed| {
+        let mut w = World::new(&WorldConfig {
+            seed,
+            latency: Duration::from_millis(5),
+        });
+        let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
+        let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+        w.set_link_faults(a.addr(), b.addr(), faults);
+        for i in 0..100 {
+            a.send(b.addr(), format!("datagram {i}").into_bytes());
+            w.step().unwrap();
+        }
+        for _ in 0..60 {
+            w.step().unwrap();
+        }
+        b.pending()
+            .into_iter()
+            .map(|r| String::from_utf8(r.bytes).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let got = arrivals(4);
+    assert_eq!(got.len(), 100, "jitter loses nothing");
+    let sent: Vec<String> = (0..100).map(|i| format!("datagram {i}")).collect();
+    assert_ne!(got, sent, "a 40 ms jitter on 1 ms spacing reorders");
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|s| s[9..].parse::<u32>().unwrap());
+    assert_eq!(sorted, sent);
+    assert_eq!(arrivals(4), got, "same seed, same order");
+}
+
+#[test]
+fn a_scripted_rule_drops_exactly_its_datagram() {
+    let mut w = World::new(&WorldConfig {
+        seed: 1,
+        latency: Duration::from_millis(5),
+    });
+    let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
+    let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+    w.add_fault_rule(trapezoid_sim::Rule {
+        from: Some(a.addr().ip()),
+        to: None,
+        message: Some("INVITE".into()),
+        nth: Some(2),
+        action: trapezoid_sim::Action::Drop,
+    });
+    for text in [
+        "INVITE sip:b 1",
+        "OPTIONS sip:b",
+        "INVITE sip:b 2",
+        "INVITE sip:b 3",
+    ] {
+        a.send(b.addr(), text.as_bytes().to_vec());
+        w.step().unwrap();
+    }
+    for _ in 0..20 {
+        w.step().unwrap();
+    }
+    let got: Vec<Vec<u8>> = b.pending().into_iter().map(|r| r.bytes).collect();
+    assert_eq!(
+        got,
+        vec![
+            b"INVITE sip:b 1".to_vec(),
+            b"OPTIONS sip:b".to_vec(),
+            b"INVITE sip:b 3".to_vec()
+        ]
+    );
 }
