@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod new;
 mod serve;
+mod sweep;
 use trapezoid_scenarios::drive::Targets;
 use trapezoid_scenarios::{drive_file, ladder, run_file, DriveOptions, Outcome, RunOptions};
 
@@ -33,6 +34,32 @@ enum Command {
         /// Overrides every file's seed.
         #[arg(long)]
         seed: Option<u64>,
+    },
+    /// Runs every scenario under the given files or folders (default: rfc3665/ and
+    /// scenarios/examples/) with many seeds on a faulty network, checks RFC 3261's
+    /// transaction rules after each run, and prints each failure with its replay command,
+    /// then `N passed, M failed`.
+    Sweep {
+        /// Scenario files or folders of them.
+        paths: Vec<PathBuf>,
+        /// How many seeds per scenario.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed; the others follow it.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Loses this percent of the datagrams on every link (e.g. 20%).
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        loss: Option<u8>,
+        /// Delivers this percent of the datagrams twice.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        dup: Option<u8>,
+        /// Delays every datagram by an extra MIN..MAX milliseconds (e.g. 0..40ms).
+        #[arg(long, value_name = "MIN..MAX", value_parser = parse_jitter)]
+        jitter: Option<(u64, u64)>,
+        /// Runs this many scenarios at once (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Writes a new scenario file, NAME.yaml (or NAME when it ends in .yaml), that passes at
     /// once: a registration against an element, or with --from a copy of another scenario
@@ -72,6 +99,18 @@ enum Command {
         /// `network.duplicate_percent`.
         #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
         dup: Option<u8>,
+        /// Delays every datagram by an extra MIN..MAX milliseconds (e.g. 0..40ms), drawn from
+        /// the seed, so that datagrams overtake each other; overrides the file's
+        /// `network.jitter_ms`.
+        #[arg(long, value_name = "MIN..MAX", value_parser = parse_jitter)]
+        jitter: Option<(u64, u64)>,
+        /// Loses the Nth datagram of the run (1-based, all senders, in sending order);
+        /// repeatable.
+        #[arg(long = "drop-datagram", value_name = "N")]
+        drop_datagram: Vec<u32>,
+        /// Delivers the Nth datagram of the run twice; repeatable.
+        #[arg(long = "dup-datagram", value_name = "N")]
+        dup_datagram: Vec<u32>,
     },
     /// Plays the UAs of one scenario over real UDP sockets against running proxies (one
     /// target for every element of the scenario, or one per element), checks every
@@ -160,6 +199,35 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { paths, seed } => check(paths, seed),
+        Command::Sweep {
+            paths,
+            seeds,
+            first_seed,
+            loss,
+            dup,
+            jitter,
+            jobs,
+        } => match collect(paths) {
+            Ok(files) => sweep::sweep(sweep::SweepArgs {
+                files,
+                seeds,
+                first_seed,
+                faults: RunOptions {
+                    seed: None,
+                    loss_percent: loss,
+                    duplicate_percent: dup,
+                    jitter_ms: jitter,
+                    schedule: Vec::new(),
+                },
+                jobs: jobs.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+                }),
+            }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run {
             file,
             seed,
@@ -168,12 +236,25 @@ fn main() -> ExitCode {
             pcap,
             loss,
             dup,
+            jitter,
+            drop_datagram,
+            dup_datagram,
         } => run(
             &file,
             &RunOptions {
                 seed,
                 loss_percent: loss,
                 duplicate_percent: dup,
+                jitter_ms: jitter,
+                schedule: drop_datagram
+                    .into_iter()
+                    .map(|n| (n, trapezoid_scenarios::Scheduled::Drop))
+                    .chain(
+                        dup_datagram
+                            .into_iter()
+                            .map(|n| (n, trapezoid_scenarios::Scheduled::Duplicate)),
+                    )
+                    .collect(),
             },
             &RunOutputs {
                 diagram,
@@ -332,6 +413,28 @@ fn parse_percent(s: &str) -> Result<u8, String> {
     }
 }
 
+/// `--jitter 0..40ms`, `--jitter 10..40`, `--jitter 40ms` (from 0): whole milliseconds.
+fn parse_jitter(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}`: expected MIN..MAX milliseconds, e.g. 0..40ms");
+    let body = s.trim_end_matches("ms");
+    let (min, max) = match body.split_once("..") {
+        Some((a, b)) => (a.trim_end_matches("ms"), b),
+        None => ("0", body),
+    };
+    let min: u64 = min.parse().map_err(|_| bad())?;
+    let max: u64 = max.parse().map_err(|_| bad())?;
+    if min > max {
+        return Err(format!("`{s}`: MIN is more than MAX"));
+    }
+    if max > trapezoid_scenarios::model::JITTER_MS_MAX {
+        return Err(format!(
+            "`{s}`: at most {} ms",
+            trapezoid_scenarios::model::JITTER_MS_MAX
+        ));
+    }
+    Ok((min, max))
+}
+
 /// `--ladder FORMAT`.
 fn parse_ladder(s: &str) -> Result<trapezoid_scenarios::diagram::Format, String> {
     s.parse()
@@ -417,6 +520,9 @@ fn schema(output: Option<&Path>) -> ExitCode {
 /// Prints the transcript, and the failure report if a step failed (exit code 1).
 fn verdict(outcome: &Outcome) -> ExitCode {
     print!("{}", outcome.transcript());
+    if let Some(note) = outcome.note() {
+        println!("\n{note}");
+    }
     match outcome.report() {
         Some(report) => {
             println!("\n{report}");

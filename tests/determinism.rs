@@ -72,6 +72,8 @@ fn faults_replay_by_seed() {
         seed: Some(seed),
         loss_percent: Some(30),
         duplicate_percent: Some(10),
+        jitter_ms: Some((0, 40)),
+        ..RunOptions::default()
     };
     let a = run_file(flow, &lossy(5)).unwrap();
     let b = run_file(flow, &lossy(5)).unwrap();
@@ -79,7 +81,7 @@ fn faults_replay_by_seed() {
     assert_eq!(
         a.replay,
         format!(
-            "trapezoid run {} --seed 5 --loss 30 --dup 10",
+            "trapezoid run {} --seed 5 --loss 30 --dup 10 --jitter 0..40ms",
             flow.display()
         )
     );

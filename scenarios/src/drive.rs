@@ -177,7 +177,7 @@ pub fn drive_text(file: &str, text: &str, options: &DriveOptions) -> Result<Outc
         replay.push_str(&format!(" --local {}", options.local));
     }
     replay.push_str(&format!(" --seed {seed}"));
-    Ok(runner::play_on(file, &scenario, seed, wire, replay))
+    Ok(runner::play_on(file, &scenario, seed, wire, replay, false))
 }
 
 /// With a target per element: every element has one, and nothing else does.
@@ -219,6 +219,9 @@ pub fn refusal(scenario: &Scenario) -> Option<ScenarioError> {
             StepKind::Restart(h) => Some(format!("`restart: {h}`: {FAULTS}")),
             StepKind::Partition(p) => Some(format!("`partition: [{}]`: {FAULTS}", p.join(", "))),
             StepKind::Heal(p) => Some(format!("`heal: [{}]`: {FAULTS}", p.join(", "))),
+            StepKind::Drop(_) => Some(format!("`drop:`: {FAULTS}")),
+            StepKind::Duplicate(_) => Some(format!("`duplicate:`: {FAULTS}")),
+            StepKind::Delay(_) => Some(format!("`delay:`: {FAULTS}")),
             StepKind::WaitMs(ms) if u128::from(*ms) > max => Some(format!(
                 "`wait_ms: {ms}` is real time under drive, which waits {max} ms at most"
             )),

@@ -11,6 +11,7 @@
 pub mod diagram;
 pub mod drive;
 pub mod error;
+pub mod invariants;
 pub mod ladder;
 pub mod matcher;
 pub mod model;
@@ -21,4 +22,4 @@ pub mod template;
 
 pub use drive::{drive_file, drive_text, DriveError, DriveOptions};
 pub use error::ScenarioError;
-pub use runner::{run_file, run_text, Outcome, RunOptions};
+pub use runner::{run_file, run_text, Outcome, RunOptions, Scheduled};

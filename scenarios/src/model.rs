@@ -112,6 +112,13 @@ pub struct Network {
     #[serde(default)]
     #[schemars(range(max = 100))]
     pub duplicate_percent: u8,
+    /// Extra delay of every datagram, `[min, max]` milliseconds, drawn from the seed: wider
+    /// than the spacing of two datagrams, it reorders them.
+    #[serde(default)]
+    pub jitter_ms: Option<(u64, u64)>,
+    /// Faults of single directed links, instead of the ones above.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
 }
 
 impl Default for Network {
@@ -120,9 +127,36 @@ impl Default for Network {
             latency_ms: DEFAULT_LATENCY_MS,
             loss_percent: 0,
             duplicate_percent: 0,
+            jitter_ms: None,
+            links: Vec::new(),
         }
     }
 }
+
+/// The faults of one direction of one link (`from` → `to`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The sending host.
+    pub from: String,
+    /// The receiving host.
+    pub to: String,
+    /// Percent of datagrams lost.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub loss_percent: u8,
+    /// Percent of delivered datagrams that arrive twice.
+    #[serde(default)]
+    #[schemars(range(max = 100))]
+    pub duplicate_percent: u8,
+    /// Extra delay, `[min, max]` milliseconds.
+    #[serde(default)]
+    pub jitter_ms: Option<(u64, u64)>,
+}
+
+/// Longest extra delay a jitter range may name: beyond Timer B's 32 s a datagram is as good
+/// as lost, which `loss_percent` says better.
+pub const JITTER_MS_MAX: u64 = 30_000;
 
 impl Network {
     /// The latency as a duration.
@@ -366,6 +400,12 @@ pub enum StepKind {
     Partition(#[schemars(length(equal = 2))] Vec<String>),
     /// A cut link is restored.
     Heal(#[schemars(length(equal = 2))] Vec<String>),
+    /// The datagrams it names are lost.
+    Drop(FaultStep),
+    /// The datagrams it names arrive twice.
+    Duplicate(FaultStep),
+    /// The datagrams it names arrive `ms` later.
+    Delay(FaultStep),
 }
 
 /// `ack:`: the ACK a UAC sends for the final response to its last INVITE. For a non-2xx it is
@@ -426,9 +466,33 @@ pub struct SendStep {
     pub auth: Option<AuthSteps>,
     /// Sends the request the way an RFC 3261 client transaction over UDP does: again at
     /// T1, 2*T1, 4*T1... (Timer A, §17.1.1.2; Timer E, capped at T2, §17.1.2.2) until the
-    /// destination answers, and not after Timer B/F (64*T1).
+    /// destination answers, and not after Timer B/F (64*T1). The default for every request
+    /// that starts a transaction; `false` sends it once.
     #[serde(default)]
-    pub retransmit: bool,
+    pub retransmit: Option<bool>,
+}
+
+/// `drop:`, `duplicate:`, `delay:`: a scripted fault on the datagrams sent from this step on.
+/// Every field narrows which datagrams it takes; none at all means every datagram.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// The method (`INVITE`) or status (`180`) of the start line.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The sending host.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The receiving host.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Only the nth matching datagram (1 is the first); every one when absent.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub nth: Option<u32>,
+    /// `delay:` only: how much later than the link's latency it arrives, in milliseconds.
+    #[serde(default)]
+    pub ms: Option<u64>,
 }
 
 /// One `send.auth` block, or a list of them.
@@ -851,7 +915,7 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "`send:`, `expect:`, `reply:`, `ack:`, `wait_ms:`, `crash:`, `restart:`, \
-             `partition:` or `heal:`",
+             `partition:`, `heal:`, `drop:`, `duplicate:` or `delay:`",
         )
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepKind, A::Error> {
@@ -868,6 +932,9 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
                 "restart",
                 "partition",
                 "heal",
+                "drop",
+                "duplicate",
+                "delay",
             ],
             |key, map| match key {
                 "send" => map.next_value().map(StepKind::Send),
@@ -878,6 +945,9 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
                 "restart" => map.next_value().map(StepKind::Restart),
                 "partition" => map.next_value().map(StepKind::Partition),
                 "heal" => map.next_value().map(StepKind::Heal),
+                "drop" => map.next_value().map(StepKind::Drop),
+                "duplicate" => map.next_value().map(StepKind::Duplicate),
+                "delay" => map.next_value().map(StepKind::Delay),
                 _ => map.next_value().map(StepKind::WaitMs),
             },
         )
@@ -1208,6 +1278,7 @@ impl Validator<'_> {
             }
         }
         self.hosts()?;
+        self.links()?;
         let mut known: BTreeSet<String> = BTreeSet::new();
         for (name, _) in &self.scenario.vars {
             let path = [Seg::Key("vars"), Seg::Key(name)];
@@ -1283,6 +1354,9 @@ impl Validator<'_> {
                         ));
                     }
                 }
+                StepKind::Drop(f) => self.fault_step(i, "drop", f)?,
+                StepKind::Duplicate(f) => self.fault_step(i, "duplicate", f)?,
+                StepKind::Delay(f) => self.fault_step(i, "delay", f)?,
                 StepKind::Ack(a) => {
                     if !matches!(self.scenario.host(&a.from), Some(Host::Ua(_))) {
                         return Err(self.error(
@@ -1360,6 +1434,104 @@ impl Validator<'_> {
     }
 
     /// Checks that `name` is a host, and a UA if `ua_only`.
+    /// `network.jitter_ms` and `network.links`.
+    fn links(&self) -> Check {
+        self.jitter(
+            &[Seg::Key("network"), Seg::Key("jitter_ms")],
+            self.scenario.network.jitter_ms,
+        )?;
+        for (i, l) in self.scenario.network.links.iter().enumerate() {
+            let at = |key: &'static str| {
+                [
+                    Seg::Key("network"),
+                    Seg::Key("links"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                ]
+            };
+            self.host_ref(&at("from"), &l.from, false)?;
+            self.host_ref(&at("to"), &l.to, false)?;
+            for (key, value) in [
+                ("loss_percent", l.loss_percent),
+                ("duplicate_percent", l.duplicate_percent),
+            ] {
+                if value > 100 {
+                    return Err(self.error(
+                        &at(key),
+                        None,
+                        format!("{key} is a percent: 0 to 100, not {value}"),
+                    ));
+                }
+            }
+            self.jitter(&at("jitter_ms"), l.jitter_ms)?;
+        }
+        Ok(())
+    }
+
+    fn jitter(&self, path: &[Seg<'_>], jitter: Option<(u64, u64)>) -> Check {
+        match jitter {
+            Some((min, max)) if min > max => Err(self.error(
+                path,
+                None,
+                format!("jitter_ms is [min, max], and {min} > {max}"),
+            )),
+            Some((_, max)) if max > JITTER_MS_MAX => Err(self.error(
+                path,
+                None,
+                format!("jitter_ms goes up to {JITTER_MS_MAX} ms, not {max}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `drop:`, `duplicate:` and `delay:`.
+    fn fault_step(&self, i: usize, key: &'static str, f: &FaultStep) -> Check {
+        let at = |field: &'static str| {
+            [
+                Seg::Key("steps"),
+                Seg::Index(i),
+                Seg::Key(key),
+                Seg::Key(field),
+            ]
+        };
+        for (field, host) in [("from", &f.from), ("to", &f.to)] {
+            if let Some(h) = host {
+                self.host_ref(&at(field), h, false)?;
+            }
+        }
+        if f.nth == Some(0) {
+            return Err(self.error(&at("nth"), None, "nth counts from 1".into()));
+        }
+        if let Some(m) = &f.message {
+            let status = m.len() == 3 && m.bytes().all(|b| b.is_ascii_digit());
+            if !status && !is_token(m) {
+                return Err(self.error(
+                    &at("message"),
+                    Some(m),
+                    format!("`{m}` is neither a method nor a status code"),
+                ));
+            }
+        }
+        match (key, f.ms) {
+            ("delay", None) => Err(self.error(
+                &[Seg::Key("steps"), Seg::Index(i), Seg::Key(key)],
+                None,
+                "`delay` needs `ms`: how much later the datagram arrives".into(),
+            )),
+            ("delay", Some(ms)) if ms > JITTER_MS_MAX => Err(self.error(
+                &at("ms"),
+                None,
+                format!("a delay goes up to {JITTER_MS_MAX} ms, not {ms}"),
+            )),
+            ("delay", Some(_)) | (_, None) => Ok(()),
+            (_, Some(_)) => Err(self.error(
+                &at("ms"),
+                None,
+                format!("only `delay` takes `ms`, not `{key}`"),
+            )),
+        }
+    }
+
     fn host_ref(&self, path: &[Seg<'_>], name: &str, ua_only: bool) -> Check {
         match self.scenario.host(name) {
             None => {
@@ -1442,7 +1614,7 @@ impl Validator<'_> {
                 "the message must start with a request or status line".into(),
             ));
         }
-        if s.retransmit {
+        if s.retransmit == Some(true) {
             let first = s.message.split_whitespace().next().unwrap_or("");
             if first.starts_with("SIP/") || first == "ACK" {
                 return Err(self.error(
@@ -2122,7 +2294,7 @@ steps:
         let e = err(&with("  - wait_ms: 1000", "  - {}"));
         assert_eq!(
             e,
-            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`, `crash`, `restart`, `partition`, `heal`"
+            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`, `crash`, `restart`, `partition`, `heal`, `drop`, `duplicate`, `delay`"
         );
         let e = err(&with("    ua:\n", "    uac:\n"));
         assert_eq!(
@@ -2405,6 +2577,33 @@ steps:
     }
 
     #[test]
+    fn jitter_links_and_fault_steps_are_checked() {
+        let hosts = "hosts:\n  a: { ua: { address: 192.0.2.1:5060 } }\n  p: { element: { address: 192.0.2.2:5060, domains: [x] } }\n";
+        let ok = format!(
+            "name: t\nnetwork:\n  jitter_ms: [0, 40]\n  links:\n    - {{ from: a, to: p, loss_percent: 10, jitter_ms: [5, 10] }}\n{hosts}steps:\n  - drop: {{ message: INVITE, from: a, nth: 2 }}\n  - duplicate: {{ message: \"180\" }}\n  - delay: {{ to: a, ms: 300 }}\n"
+        );
+        let s = parse(&ok).unwrap();
+        assert_eq!(s.network.jitter_ms, Some((0, 40)));
+        assert_eq!(s.network.links[0].jitter_ms, Some((5, 10)));
+        assert!(matches!(&s.steps[0].kind, StepKind::Drop(f) if f.nth == Some(2)));
+        assert!(matches!(&s.steps[2].kind, StepKind::Delay(f) if f.ms == Some(300)));
+        for (bad, why) in [
+            ("jitter_ms: [0, 40]", "jitter_ms: [40, 0]"),
+            ("to: a, ms: 300", "to: a"),
+            ("message: \"180\"", "message: \"180\", ms: 5"),
+            ("from: a, nth: 2", "from: nobody"),
+            ("nth: 2", "nth: 0"),
+            ("message: INVITE", "message: \"IN VITE\""),
+        ]
+        .map(|(from, to)| (ok.replace(from, to), to))
+        {
+            assert!(parse(&bad).is_err(), "accepted {why}");
+        }
+        assert!(err(&ok.replace("jitter_ms: [0, 40]", "jitter_ms: [40, 0]")).contains("40 > 0"));
+        assert!(err(&ok.replace("to: a, ms: 300", "to: a")).contains("`delay` needs `ms`"));
+    }
+
+    #[test]
     fn network_faults_are_percents() {
         let text =
             "name: t\nnetwork: { loss_percent: 20, duplicate_percent: 5 }\nhosts: {}\nsteps: []\n";
@@ -2477,7 +2676,7 @@ steps:
         let StepKind::Send(send) = &s.steps[0].kind else {
             panic!("a send")
         };
-        assert!(send.retransmit);
+        assert_eq!(send.retransmit, Some(true));
         let e = err(&with("ACK sip:b@h SIP/2.0"));
         assert!(e.contains("not an ACK"), "{e}");
         let e = err(&with("SIP/2.0 200 OK"));
@@ -2548,6 +2747,8 @@ vars:
                 format!("name: d\n{block}steps: []\n")
             } else if block.starts_with("name:") {
                 format!("{block}hosts: {{}}\nsteps: []\n")
+            } else if block.starts_with("network:") {
+                format!("{PRE}{block}steps: []\n")
             } else {
                 format!("name: d\nhosts: {{}}\n{block}steps: []\n")
             };
