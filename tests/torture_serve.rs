@@ -212,19 +212,18 @@ fn every_torture_message_over_udp() {
     let Some(netns) = Netns::create(&ip) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("trapezoid-torture-serve-{}", std::process::id()));
+    // Serve's log and what the test printed inside, kept for a failure.
+    let dir = std::env::temp_dir().join(&netns.name);
     std::fs::create_dir_all(&dir).unwrap();
-    let output = dir.join("inside.log");
+    let output = std::fs::File::create(dir.join("inside.log")).unwrap();
     let mut child = Command::new(&ip)
         .args(["netns", "exec", &netns.name])
         .arg(std::env::current_exe().unwrap())
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE, &netns.name)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&output).unwrap())
-        .stderr(Stdio::from(
-            std::fs::File::options().append(true).open(&output).unwrap(),
-        ))
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + RUN_LIMIT;
@@ -239,12 +238,13 @@ fn every_torture_message_over_udp() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let log = std::fs::read_to_string(&output).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("inside.log")).unwrap_or_default();
     println!("{log}");
     match status {
         Some(s) => assert!(
             s.success(),
-            "inside the namespace: {s}; serve's log in {dir:?}"
+            "inside the namespace: {s}; logs in {}",
+            dir.display()
         ),
         None => panic!("inside the namespace: no end after {RUN_LIMIT:?}"),
     }
@@ -460,8 +460,7 @@ fn collect(
 fn inside(netns: &str) {
     // The safety rule: nothing of this may reach a network.
     assert_eq!(interfaces(), ["lo"], "not alone in namespace {netns}");
-    let dir = std::env::temp_dir().join(format!("trapezoid-torture-serve-{netns}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = std::env::temp_dir().join(netns);
     let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), SERVE_PORT);
     let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), SERVE_PORT);
     let serve = Serve::start(
