@@ -695,17 +695,15 @@ fn uas_checks(msg: &Message) -> Option<Reply> {
 
 /// §18.2.1 and RFC 3581 §4: the `received` and `rport` a server transport notes on the top
 /// Via of a request from `remote`: `received` when the sent-by is not the source address or
-/// the client asked for rport; `rport` when asked.
+/// the client asked for rport; `rport` when asked. An IPv4-mapped IPv6 address (RFC 4291
+/// §2.5.5.2, RFC 5118 §4.9) is the IPv4 address it maps: a dual-stack socket reports an
+/// IPv4 peer as `::ffff:192.0.2.10`, and a sent-by of `[::ffff:192.0.2.10]` arrives over
+/// IPv4 from `192.0.2.10`; neither differs from the source.
 pub(crate) fn via_params(msg: &Message, remote: SocketAddr) -> (Option<IpAddr>, Option<u16>) {
     let via = msg.top_via();
     let rport_asked = via.as_ref().is_some_and(|v| v.rport() == Some(None));
     let sent_by_is_source = via.as_ref().is_some_and(|v| {
-        v.host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-            .ok()
-            == Some(remote.ip())
+        v.host_ip().map(|ip| ip.to_canonical()) == Some(remote.ip().to_canonical())
     });
     let received = (rport_asked || !sent_by_is_source).then_some(remote.ip());
     (received, rport_asked.then_some(remote.port()))
@@ -755,5 +753,57 @@ impl Authorize for UserTable<'_> {
                 .any(|d| aor == format!("{scheme}:{user}@{}", d.to_ascii_lowercase()))
         };
         own("sip") || own("sips") || u.aors.iter().any(|a| a.eq_ignore_ascii_case(aor))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(via: &str) -> Message {
+        let text = format!(
+            "OPTIONS sip:example.com SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: <sip:a@example.com>;tag=1\r\nTo: <sip:example.com>\r\nCall-ID: c\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes(), &Default::default()).unwrap()
+    }
+
+    /// §18.2.1 with RFC 5118 §4.9: an IPv4-mapped address is the IPv4 address.
+    #[test]
+    fn received_only_when_the_source_differs() {
+        let cases = [
+            (
+                "SIP/2.0/UDP [::ffff:192.0.2.10]:19823",
+                "192.0.2.10:19823",
+                None,
+            ),
+            ("SIP/2.0/UDP 192.0.2.10", "[::ffff:192.0.2.10]:5060", None),
+            ("SIP/2.0/UDP [2001:db8::9:1]", "[2001:db8::9:1]:5060", None),
+            (
+                "SIP/2.0/UDP [2001:DB8:0::9:1]",
+                "[2001:db8::9:1]:5060",
+                None,
+            ),
+            (
+                "SIP/2.0/UDP [2001:db8::9:1]",
+                "[2001:db8::9:255]:5060",
+                Some("2001:db8::9:255"),
+            ),
+            (
+                "SIP/2.0/UDP lab1.east.example.com",
+                "[2001:db8::9:1]:5060",
+                Some("2001:db8::9:1"),
+            ),
+        ];
+        for (via, remote, received) in cases {
+            let (r, rport) = via_params(&request(via), remote.parse().unwrap());
+            assert_eq!(
+                r,
+                received.map(|ip| ip.parse().unwrap()),
+                "{via} from {remote}"
+            );
+            assert_eq!(rport, None);
+        }
     }
 }

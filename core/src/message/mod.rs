@@ -47,7 +47,7 @@ pub use header::{Header, HeaderName, Values};
 pub use method::Method;
 pub use name_addr::{Contacts, NameAddr};
 pub use params::Params;
-pub use uri::{SipUri, Uri};
+pub use uri::{host_ip, SipUri, Uri};
 pub use via::Via;
 
 /// Limits on what the parser accepts (TigerBeetle style: put a limit on everything).

@@ -1,6 +1,8 @@
 //! URIs: RFC 3261 §19.1 SIP and SIPS URIs, and every other scheme as an opaque absoluteURI
 //! (§25.1) so that it can be answered with 416 (§8.2.2.1) instead of being dropped as garbage.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::message::params::Params;
 use crate::message::syntax::{hex_value, is_escaped_text, is_unreserved, parse_port};
 use crate::message::{ParseError, ParseErrorKind};
@@ -109,20 +111,48 @@ fn is_host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
 }
 
+/// The reason phrase of a SIP URI whose host is an IPv6 address without its brackets.
+pub(crate) const UNBRACKETED_IPV6: &str = "Bad SIP URI: IPv6 Address Without Brackets";
+
+/// RFC 3261 §25.1 `IPv6address` as an address. RFC 3261 took this rule from RFC 2373, and it
+/// also derives a third colon before an embedded IPv4 address (`2001:db8:::192.0.2.1`:
+/// `hexseq "::"` then `":" IPv4address`); RFC 4291 fixed the grammar, and RFC 5118 §4.10
+/// says that "an implementation must tolerate both of the above constructs", so that colon
+/// is ignored here.
+fn ipv6_address(s: &str) -> Option<Ipv6Addr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    let (hexpart, ipv4) = s.split_once(":::")?;
+    if ipv4.contains(':') || ipv4.parse::<Ipv4Addr>().is_err() {
+        return None;
+    }
+    format!("{hexpart}::{ipv4}").parse().ok()
+}
+
+/// The IP address a host names, if it is one: an RFC 3261 §25.1 `IPv4address`, an
+/// `IPv6reference` (`[2001:db8::1]`, as in a URI host or a Via sent-by) or a bare
+/// `IPv6address` (as in a Via `received`, where RFC 5118 §4.5 asks for both forms to be
+/// accepted). The RFC 2373 extra colon is tolerated (RFC 5118 §4.10).
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    if let Some(inner) = host.strip_prefix('[') {
+        return ipv6_address(inner.strip_suffix(']')?).map(IpAddr::V6);
+    }
+    if host.contains(':') {
+        return ipv6_address(host).map(IpAddr::V6);
+    }
+    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
 /// Splits `host[:port]` where host may be an RFC 3261 §25.1 `IPv6reference`. Shared with the
-/// Via sent-by (§20.42), which has the same shape.
+/// Via sent-by (§20.42), which has the same shape. Inside the brackets must be an IPv6
+/// address (RFC 5118 §4.10's extra colon tolerated); `[2001:db8::10:5070]` is one, with
+/// `5070` as its last group (RFC 5118 §4.3), and no port.
 pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = if s.starts_with('[') {
         let close = s.find(']')?;
         let host = s.get(..=close)?;
-        let inner = host.get(1..host.len() - 1)?;
-        let v6_ok = inner.contains(':')
-            && inner
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        if !v6_ok {
-            return None;
-        }
+        host_ip(host)?;
         match s.get(close + 1..)? {
             "" => (host, None),
             p => (host, Some(p.strip_prefix(':')?)),
@@ -178,6 +208,11 @@ impl<'a> SipUri<'a> {
         let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
         let hostport = hostpart.get(..hp_end).unwrap_or("");
         let Some((host, port)) = split_hostport(hostport) else {
+            // RFC 5118 §4.2: `sip:2001:db8::10` lacks the brackets RFC 3261 §25.1
+            // `IPv6reference` mandates.
+            if host_ip(hostport).is_some_and(|ip| ip.is_ipv6()) {
+                return Err(bad_uri(UNBRACKETED_IPV6));
+            }
             return Err(bad_uri("Bad SIP URI Host"));
         };
         let after = hostpart.get(hp_end..).unwrap_or("");
@@ -398,6 +433,76 @@ mod tests {
         assert!(Uri::parse("sip:[2001:db8::1").is_err());
         assert!(Uri::parse("sip:[zz]").is_err());
         assert!(Uri::parse("sip:[::1]x").is_err());
+        // Brackets hold an IPv6 address, nothing else (RFC 3261 §25.1 IPv6reference).
+        for bad in [
+            "sip:[1:2]",
+            "sip:[:::::]",
+            "sip:[2001:db8::1::2]",
+            "sip:[192.0.2.1]",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// RFC 5118 §4.2: no brackets around the IPv6 address, a 400 that says so.
+    #[test]
+    fn ipv6_without_brackets_is_named() {
+        for bad in ["sip:2001:db8::10", "sip:user@2001:db8::10", "sip:::1;lr"] {
+            let e = Uri::parse(bad).unwrap_err();
+            assert_eq!((e.status, e.reason), (400, UNBRACKETED_IPV6), "{bad}");
+        }
+        assert_eq!(
+            Uri::parse("sip:host:50:60").unwrap_err().reason,
+            "Bad SIP URI Host"
+        );
+    }
+
+    /// RFC 5118 §4.3 and §4.4: the port is outside the brackets; inside, `5070` is the last
+    /// group of the address.
+    #[test]
+    fn port_inside_or_outside_the_brackets() {
+        let u = sip("sip:[2001:db8::10:5070]");
+        assert_eq!((u.host, u.port), ("[2001:db8::10:5070]", None));
+        assert_eq!(host_ip(u.host), "2001:db8::10:5070".parse().ok());
+        let u = sip("sip:[2001:db8::10]:5070");
+        assert_eq!((u.host, u.port), ("[2001:db8::10]", Some(5070)));
+        assert_eq!(host_ip(u.host), "2001:db8::10".parse().ok());
+    }
+
+    /// RFC 5118 §4.9 (IPv4-mapped) and §4.10 (the RFC 2373 extra colon, tolerated).
+    #[test]
+    fn embedded_ipv4() {
+        let u = sip("sip:ted@[::ffff:192.0.2.2]");
+        assert_eq!(host_ip(u.host), "::ffff:192.0.2.2".parse().ok());
+        let two = sip("sip:user@[2001:db8::192.0.2.1]");
+        let three = sip("sip:user@[2001:db8:::192.0.2.1]");
+        assert_eq!(host_ip(two.host), "2001:db8::c000:201".parse().ok());
+        assert_eq!(host_ip(three.host), host_ip(two.host));
+        assert_eq!(host_ip("[:::192.0.2.1]"), "::192.0.2.1".parse().ok());
+        // Only before an embedded IPv4 address, where the old grammar puts it.
+        for bad in [
+            "[2001:db8:::1]",
+            "[2001:db8:::192.0.2.1:1]",
+            "[2001:::db8::1]",
+        ] {
+            assert_eq!(host_ip(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_ip_forms() {
+        assert_eq!(host_ip("192.0.2.1"), "192.0.2.1".parse().ok());
+        assert_eq!(host_ip("[2001:db8::9:255]"), "2001:db8::9:255".parse().ok());
+        assert_eq!(host_ip("2001:db8::9:255"), "2001:db8::9:255".parse().ok());
+        for not_ip in [
+            "example.com",
+            "[2001:db8::1",
+            "2001:db8::1]",
+            "[example.com]",
+            "",
+        ] {
+            assert_eq!(host_ip(not_ip), None, "{not_ip}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::message::header::split_list;
 use crate::message::syntax::{is_word_char, parse_u32};
+use crate::message::uri::UNBRACKETED_IPV6;
 use crate::message::{CSeq, HeaderName, Message, NameAddr, ParseError, ParseErrorKind, Uri, Via};
 
 fn bad(kind: ParseErrorKind, reason: &'static str) -> ParseError {
@@ -64,7 +65,9 @@ impl Message {
     /// 2. SIP-Version is SIP/2.0, else 505 (§21.5.6; RFC 4475 §3.1.2.16 badvers).
     /// 3. The Request-URI is a URI (§25.1), not `<sip:...>` (RFC 4475 §3.1.2.7 ltgtruri), and a
     ///    SIP Request-URI has no `?headers` (§19.1.1 table: not allowed in a Request-URI;
-    ///    RFC 4475 §3.1.2.11 escruri lets us reject rather than strip them on forwarding).
+    ///    RFC 4475 §3.1.2.11 escruri lets us reject rather than strip them on forwarding). An
+    ///    IPv6 address must be in brackets (§25.1 `IPv6reference`; RFC 5118 §4.2 ipv6-bad:
+    ///    "IPv6 Address Without Brackets In Request-URI").
     /// 4. Content-Length framed the datagram. §18.3: "If the transport packet ends before the
     ///    end of the message body, this is considered an error" (RFC 4475 §3.1.2.2 clerr:
     ///    "Content-Length Larger Than Message"); so is a value that is not `1*DIGIT`
@@ -102,6 +105,13 @@ impl Message {
         let method = self.method();
         if let Some(ruri) = self.request_uri() {
             match Uri::parse(ruri) {
+                // RFC 5118 §4.2: "should respond with a 400", saying what is wrong.
+                Err(e) if e.reason == UNBRACKETED_IPV6 => {
+                    return Err(bad(
+                        ParseErrorKind::BadUri,
+                        "IPv6 Address Without Brackets In Request-URI",
+                    ))
+                }
                 Err(_) => return Err(bad(ParseErrorKind::BadUri, "Bad Request-URI")),
                 Ok(Uri::Sip(u)) if u.headers.is_some() => {
                     return Err(bad(ParseErrorKind::BadUri, "Headers In Request-URI"))

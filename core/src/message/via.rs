@@ -1,10 +1,11 @@
 //! Via values (RFC 3261 §20.42, §25.1 `via-parm`; RFC 3581 `rport`).
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use crate::message::params::Params;
 use crate::message::syntax::{is_token_char, is_wsp, parse_port};
-use crate::message::uri::split_hostport;
+use crate::message::uri::{host_ip, split_hostport};
 use crate::message::{ParseError, ParseErrorKind};
 
 /// One via-parm: `sent-protocol LWS sent-by *( SEMI via-params )`.
@@ -141,6 +142,20 @@ impl<'a> Via<'a> {
         self.params.get("received").flatten()
     }
 
+    /// The `received` parameter as an address. RFC 3261 §25.1 `via-received` has no brackets
+    /// around an IPv6 address, but both forms are sent, and RFC 5118 §4.5 asks receivers to
+    /// "be liberal in accepting a "received" parameter with or without the delimiting "["
+    /// and "]" tokens". (This element writes it without them.)
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received().and_then(host_ip)
+    }
+
+    /// The sent-by host as an address, when it is an IP literal (`[2001:db8::1]` or
+    /// `192.0.2.1`).
+    pub fn host_ip(&self) -> Option<IpAddr> {
+        host_ip(self.host)
+    }
+
     /// RFC 3581 `rport`: `None` when absent, `Some(None)` when present without a (valid) port
     /// (the client asks for one), `Some(Some(port))` when filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
@@ -195,6 +210,37 @@ mod tests {
         assert_eq!(v.received(), Some("2001:db8::9"));
         let v = Via::parse("SIP/2.0/TCP [2001:db8::1]").unwrap();
         assert_eq!(v.port, None);
+        assert_eq!(v.host_ip(), "2001:db8::1".parse().ok());
+    }
+
+    /// RFC 5118 §4.5: `received` with and without brackets, the same address.
+    #[test]
+    fn received_either_way() {
+        let ip = "2001:db8::9:255".parse().ok();
+        for via in [
+            "SIP/2.0/UDP [2001:db8::9:1];received=[2001:db8::9:255];branch=z9hG4bKas3-111",
+            "SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3",
+        ] {
+            let v = Via::parse(via).unwrap();
+            assert_eq!(v.received_ip(), ip, "{via}");
+            assert_eq!(v.host, "[2001:db8::9:1]");
+            assert!(v.branch().unwrap().starts_with("z9hG4bKas3"));
+        }
+        let v =
+            Via::parse("SIP/2.0/TCP [2001:db8::9:255];branch=z9hG4bK451jj;received=192.0.2.200")
+                .unwrap();
+        assert_eq!(v.received_ip(), "192.0.2.200".parse().ok());
+        let v = Via::parse("SIP/2.0/UDP h;received=h.example.com").unwrap();
+        assert_eq!(v.received_ip(), None);
+    }
+
+    /// RFC 5118 §4.9: an IPv4-mapped sent-by, port outside the brackets.
+    #[test]
+    fn ipv4_mapped_sent_by() {
+        let v = Via::parse("SIP/2.0/UDP [::ffff:192.0.2.10]:19823;branch=z9hG4bKbh19").unwrap();
+        assert_eq!(v.host, "[::ffff:192.0.2.10]");
+        assert_eq!(v.port, Some(19823));
+        assert_eq!(v.host_ip(), "::ffff:192.0.2.10".parse().ok());
     }
 
     #[test]
@@ -208,6 +254,9 @@ mod tests {
             "SIP/2.0/UDP host:",
             "SIP/2.0/UDP host junk",
             "SIP/2.0/UDP [2001:db8::1",
+            "SIP/2.0/UDP [2001:db8::1:5060",
+            "SIP/2.0/UDP [example.com]:5060",
+            "SIP/2.0/UDP 2001:db8::1",
             "SIP/2.0/UDP 192.0.2.1:5060:5060",
             "SIP/2.0/UDP ho<st",
         ] {

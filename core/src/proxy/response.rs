@@ -314,17 +314,14 @@ impl Proxy {
             Some(Some(p)) => p,
             _ => via.port.unwrap_or(5060),
         };
-        let ip = via
-            .received()
-            .and_then(|r| r.parse().ok())
-            .or_else(|| via.host.trim_matches(['[', ']']).parse().ok())
-            .or_else(|| {
-                self.locator
-                    .hosts
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(via.host))
-                    .map(|(_, a)| a.ip())
-            });
+        // RFC 5118 §4.5: `received` with or without brackets.
+        let ip = via.received_ip().or_else(|| via.host_ip()).or_else(|| {
+            self.locator
+                .hosts
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(via.host))
+                .map(|(_, a)| a.ip())
+        });
         let Some(ip) = ip else {
             return;
         };

@@ -1,8 +1,8 @@
 //! RFC 3261 §16.4 and §16.6 step 7: which URIs name this proxy, and where a URI leads.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use crate::message::{SipUri, Uri};
+use crate::message::{host_ip, SipUri, Uri};
 
 /// The names and addresses that designate this element, and the static host table that
 /// stands in for DNS until RFC 3263 resolution arrives.
@@ -27,10 +27,6 @@ pub fn default_port(uri: &SipUri<'_>) -> u16 {
     }
 }
 
-fn bare(host: &str) -> &str {
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 impl Locator {
     /// Whether `host` is a domain this proxy is responsible for (§16.4, §16.5).
     pub fn serves(&self, host: &str) -> bool {
@@ -50,24 +46,31 @@ impl Locator {
 
     /// Whether the URI names this element itself (a Route or Record-Route value it put
     /// there, §16.4): one of its host names or addresses, on one of its ports.
+    /// An address matches in any of its spellings (RFC 5118 §4.10's extra colon, an
+    /// IPv4-mapped form of an IPv4 address).
     pub fn is_me(&self, uri: &SipUri<'_>) -> bool {
-        let host = bare(uri.host);
         let port = uri.port.unwrap_or_else(|| default_port(uri));
         let port_ok =
             self.local_addrs.is_empty() || self.local_addrs.iter().any(|a| a.port() == port);
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return self.local_addrs.iter().any(|a| a.ip() == ip) && port_ok;
+        if let Some(ip) = host_ip(uri.host) {
+            let ip = ip.to_canonical();
+            return self.local_addrs.iter().any(|a| a.ip().to_canonical() == ip) && port_ok;
         }
-        self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host)) && port_ok
+        self.host_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(uri.host))
+            && port_ok
     }
 
     /// §16.6 step 7 without DNS: an IP literal, a name from the static host table, or
-    /// nothing (the caller then falls back, e.g. to the flow a binding came in on).
+    /// nothing (the caller then falls back, e.g. to the flow a binding came in on). An IPv6
+    /// literal is read as RFC 5118 asks: the port outside the brackets (§4.3, §4.4), the
+    /// RFC 2373 extra colon tolerated (§4.10).
     pub fn resolve(&self, uri: &SipUri<'_>) -> Option<SocketAddr> {
         let port = uri.port.unwrap_or_else(|| default_port(uri));
         let maddr = uri.params.get("maddr").flatten();
-        let host = bare(maddr.unwrap_or(uri.host));
-        if let Ok(ip) = host.parse::<IpAddr>() {
+        let host = maddr.unwrap_or(uri.host);
+        if let Some(ip) = host_ip(host) {
             return Some(SocketAddr::new(ip, port));
         }
         self.hosts
@@ -126,6 +129,49 @@ mod tests {
         assert!(!l.is_me(&sip("sip:ss2.biloxi.example.com;lr")));
     }
 
+    /// RFC 5118 §4.3, §4.4, §4.10: where an IPv6 reference leads.
+    #[test]
+    fn ipv6_next_hops() {
+        let l = loc();
+        let at = |uri: &str| l.resolve(&sip(uri)).map(|a| a.to_string());
+        assert_eq!(
+            at("sip:[2001:db8::10]").as_deref(),
+            Some("[2001:db8::10]:5060")
+        );
+        assert_eq!(
+            at("sip:[2001:db8::10]:5070").as_deref(),
+            Some("[2001:db8::10]:5070")
+        );
+        assert_eq!(
+            at("sip:[2001:db8::10:5070]").as_deref(),
+            Some("[2001:db8::10:5070]:5060")
+        );
+        assert_eq!(
+            at("sip:user@[2001:db8:::192.0.2.1]").as_deref(),
+            Some("[2001:db8::c000:201]:5060")
+        );
+        assert_eq!(
+            at("sip:user@[2001:db8:::192.0.2.1]"),
+            at("sip:user@[2001:db8::192.0.2.1]")
+        );
+    }
+
+    /// An address is ours however it is spelt.
+    #[test]
+    fn recognises_its_addresses_in_any_spelling() {
+        let l = Locator {
+            local_addrs: vec![
+                "[2001:db8::10]:5060".parse().unwrap(),
+                "192.0.2.111:5060".parse().unwrap(),
+            ],
+            ..Locator::default()
+        };
+        assert!(l.is_me(&sip("sip:[2001:DB8:0::10]")));
+        assert!(l.is_me(&sip("sip:[::ffff:192.0.2.111]:5060")));
+        assert!(!l.is_me(&sip("sip:[2001:db8::10]:5070")));
+        assert!(!l.is_me(&sip("sip:[2001:db8::10:5070]")));
+    }
+
     #[test]
     fn a_served_domain_with_another_port_is_somewhere_else() {
         let l = loc();
@@ -155,6 +201,10 @@ mod tests {
             Some("192.0.2.9:5060".parse().unwrap())
         );
         assert_eq!(l.resolve(&sip("sip:x@unknown.example.com")), None);
+        assert_eq!(
+            l.resolve(&sip("sip:x@unknown.example.com;maddr=[2001:db8::9]")),
+            Some("[2001:db8::9]:5060".parse().unwrap())
+        );
         assert_eq!(
             l.resolve_text("<sip:ss2.biloxi.example.com;lr>"),
             Some("192.0.2.222:5060".parse().unwrap())

@@ -120,13 +120,12 @@ impl Identity {
     /// Whether `host[:port]` designates this element (a served domain, one of its names or
     /// addresses). A Contact that does would make every request to that user loop back here.
     pub fn is_self(&self, host: &str, port: Option<u16>) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-            let port = port.unwrap_or(5060);
+        if let Some(ip) = crate::message::host_ip(host) {
+            let (ip, port) = (ip.to_canonical(), port.unwrap_or(5060));
             return self
                 .local_addrs
                 .iter()
-                .any(|a| a.ip() == ip && a.port() == port);
+                .any(|a| a.ip().to_canonical() == ip && a.port() == port);
         }
         let by_name =
             self.serves(host) || self.host_names.iter().any(|n| n.eq_ignore_ascii_case(host));
