@@ -1057,11 +1057,13 @@ impl<W: Wire> Run<W> {
             Some(f) => Some(self.wire.addr_of(f).ok_or(format!("unknown host {f}"))?),
             None => None,
         };
+        let provisional = e.status.is_some_and(|s| s < 200);
         let mut timeout = e.timeout();
-        if self.faulty {
+        // A lost provisional response is lost for good: waiting for Timer B would only stall
+        // the script while the other side's timers run out.
+        if self.faulty && !provisional {
             timeout = timeout.max(FAULTY_TIMEOUT);
         }
-        let provisional = e.status.is_some_and(|s| s < 200);
         let deadline = self.wire.now() + timeout;
         let (got, judged) = loop {
             // Copies of messages already taken are set aside first.
