@@ -652,12 +652,12 @@ impl Proxy {
     }
 
     /// Carries out what a client transaction asked for. `response` is the message that
-    /// produced the effects (for [`Effect::PassToTu`]).
+    /// produced the effects and where it came from (for [`Effect::PassToTu`]).
     pub(crate) fn client_effects(
         &mut self,
         key: &crate::element::ClientKey,
         effects: Vec<Effect>,
-        response: Option<&Message>,
+        response: Option<(&Message, std::net::SocketAddr)>,
     ) {
         let Some(tx) = self.clients.get(key) else {
             return;
@@ -674,8 +674,8 @@ impl Proxy {
                     bytes,
                 })),
                 Effect::PassToTu => {
-                    if let (Some((id, i)), Some(r)) = (branch_of, response) {
-                        self.branch_response(id, i, r);
+                    if let (Some((id, i)), Some((r, from))) = (branch_of, response) {
+                        self.branch_response(id, i, r, from);
                     }
                 }
                 Effect::TimedOut | Effect::TransportError => {

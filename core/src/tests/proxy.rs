@@ -540,6 +540,37 @@ fn a_retransmitted_200_is_forwarded_again() {
     assert_idle(&h);
 }
 
+// Found by the mutation test (core/tests/mutations.rs): a 2xx retransmission that has lost
+// the Via to forward it to vanished without a word.
+#[test]
+fn a_retransmitted_200_with_nowhere_to_go_is_dropped_with_a_reason() {
+    let (mut h, fwd) = call_forwarded();
+    let ok = answer(&fwd, 200, "314159", "Contact: <sip:bob@192.0.2.201>\n");
+    h.recv_from(BOB, &ok);
+    assert_eq!(h.proxy.context_count(), 0);
+    let only_ours = ok.replace(&format!("Via: {ALICE_VIA}\n"), "");
+    assert_ne!(only_ours, ok);
+    let out = h.recv_from(BOB, &only_ours);
+    assert!(out.transmits.is_empty(), "{out:#?}");
+    assert!(
+        matches!(
+            out.events.as_slice(),
+            [crate::Event::Dropped { reason, .. }] if reason.contains("without a Via")
+        ),
+        "{out:#?}"
+    );
+    let unknown_host = ok.replace("192.0.2.101:5060", "pc33.atlanta.example.com");
+    let out = h.recv_from(BOB, &unknown_host);
+    assert!(out.transmits.is_empty(), "{out:#?}");
+    assert!(
+        matches!(
+            out.events.as_slice(),
+            [crate::Event::Dropped { reason, .. }] if reason.contains("no address")
+        ),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn a_486_is_acked_hop_by_hop_and_relayed_upstream() {
     let (mut h, fwd) = call_forwarded();
