@@ -301,7 +301,10 @@ mod tests {
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("Via: P/2.0/UDP host5.example.net;received=192.0.2.9\r\n"));
         assert!(text.contains("To: <sip:x@example.com>;tag=t\r\n"));
-        assert_eq!(Message::parse(&out, &Limits::default()).unwrap().validate(), Ok(()));
+        assert_eq!(
+            Message::parse(&out, &Limits::default()).unwrap().validate(),
+            Ok(())
+        );
         let forwarded = req.forward_request(&crate::message::edit::RequestEdits {
             received: Some(ip),
             ..Default::default()

@@ -362,7 +362,9 @@ v=0\n"
     #[test]
     fn a_datagram_without_the_empty_line_forwards_with_whole_lines() {
         for end in ["", "\r", "\n"] {
-            let m = msg(&format!("INVITE sip:b@h SIP/2.0\nCall-ID: x\nVia: SIP/2.0/UDP a;branch=z9hG4bK1{end}"));
+            let m = msg(&format!(
+                "INVITE sip:b@h SIP/2.0\nCall-ID: x\nVia: SIP/2.0/UDP a;branch=z9hG4bK1{end}"
+            ));
             let out = m.forward_request(&RequestEdits {
                 record_route: Some("<sip:p;lr>"),
                 via: Some("SIP/2.0/UDP p;branch=z9hG4bK2"),

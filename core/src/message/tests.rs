@@ -279,11 +279,17 @@ fn framing() {
     assert_eq!(m.call_id(), Some("x"));
     assert_eq!(m.body(), b"");
     // ... is completed, so that every header line ends in a line break.
-    assert_eq!(m.as_bytes(), b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
+    assert_eq!(
+        m.as_bytes(),
+        b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"
+    );
     let line = m.headers()[0].line_range();
     assert_eq!(&m.as_bytes()[line], b"Call-ID: x\r\n");
     let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r");
-    assert_eq!(m.as_bytes(), b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
+    assert_eq!(
+        m.as_bytes(),
+        b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"
+    );
     assert_eq!(m.call_id(), Some("x"));
     let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: x\n");
     assert_eq!(m.as_bytes(), b"OPTIONS sip:a@b SIP/2.0\nCall-ID: x\n\r\n");

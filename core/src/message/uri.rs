@@ -529,6 +529,9 @@ mod tests {
         assert!(eq(twice, twice));
         assert!(eq("sip:h;x=1;x=2", "sip:h;x=1"));
         assert!(!eq("sip:h;x=1;x=2", "sip:h;x=2"));
-        assert!(eq("sip:h;transport=tcp;transport=udp", "sip:h;transport=tcp"));
+        assert!(eq(
+            "sip:h;transport=tcp;transport=udp",
+            "sip:h;transport=tcp"
+        ));
     }
 }
