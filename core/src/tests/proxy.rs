@@ -989,6 +989,28 @@ fn a_silent_non_invite_branch_is_retransmitted_and_gets_no_408_upstream() {
     assert_idle(&h);
 }
 
+// Found by the `handle_input` fuzz target: two requests that differ only in their Via
+// sent-by are two server transactions (§17.2.3) with one loop hash; their branches were the
+// same, so the second client transaction replaced the first, whose server transaction and
+// response context then waited forever.
+#[test]
+fn requests_with_one_loop_hash_get_distinct_branches_and_both_end() {
+    let mut h = registered("<sip:bob@192.0.2.201>");
+    let message = alice("MESSAGE", "z9hG4bKsame", "");
+    let first = h.recv_from(ALICE, &message).to(BOB);
+    let other = message.replace("192.0.2.101:5060;", "192.0.2.105:5060;");
+    let second = h.recv_from("192.0.2.105:5060", &other).to(BOB);
+    let (a, b) = (branch(&first), branch(&second));
+    assert_ne!(a, b);
+    // Loop detection reads the hash after the magic cookie: the same in both.
+    assert_eq!(a[..23], b[..23]);
+    assert_eq!(h.proxy.transaction_count(), 4);
+    h.recv_from(BOB, &answer(&second, 200, "314159", ""));
+    h.recv_from(BOB, &answer(&first, 200, "314159", ""));
+    h.wait_ms(40_000);
+    assert_idle(&h);
+}
+
 // --- §16.8 Timer C ---
 
 #[test]
