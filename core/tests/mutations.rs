@@ -11,6 +11,9 @@
 //! folded, the method or status changed, hosts turned into IPv6 references (good and broken),
 //! very long values, header names changed, line ends changed.
 //!
+//! Sometimes the unmutated message arrives first, so that the mutated one may be a
+//! retransmission of it or another transaction much like it.
+//!
 //! Asserted for every case:
 //! - no panic, and the outputs of every input drain within a bound;
 //! - every datagram the element sends parses;
@@ -20,9 +23,10 @@
 //!   someone else (forwarded), or an [`Event::Dropped`] with a reason, or else it was
 //!   absorbed by a transaction it matches: a request whose §17.2.3 key is that of a live
 //!   server transaction (a retransmission, or an ACK), or a response that matches a client
-//!   transaction by branch and CSeq method (§17.1.3) and is not a 2xx to an INVITE, which
-//!   always goes upstream (RFC 6026 §8.4). The one exception is a datagram of nothing but
-//!   CR and LF, a keep-alive (RFC 5626 §3.5.1), which needs no answer.
+//!   transaction by branch and CSeq method (§17.1.3), except a 2xx for the answered call,
+//!   whose client transaction is Accepted and passes every 2xx up (RFC 6026 §8.4). The one
+//!   exception is a datagram of nothing but CR and LF, a keep-alive (RFC 5626 §3.5.1), which
+//!   needs no answer.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -737,33 +741,38 @@ fn client_key(m: &Message) -> Option<(String, String)> {
     Some((branch, m.cseq()?.method.to_owned()))
 }
 
+/// What the element's live transactions match.
+struct Known {
+    /// §17.2.3 keys of server transactions.
+    servers: BTreeSet<TxKey>,
+    /// §17.1.3 keys of client transactions.
+    clients: BTreeSet<(String, String)>,
+    /// The client transaction of the answered call, in Accepted (RFC 6026 §8.4): it passes
+    /// every 2xx up, so a 2xx matching it cannot be absorbed.
+    accepted: (String, String),
+}
+
 /// Why a delivery that produced nothing is fine, if it is.
-fn absorbed(
-    bytes: &[u8],
-    servers: &BTreeSet<TxKey>,
-    clients: &BTreeSet<(String, String)>,
-) -> Option<&'static str> {
+fn absorbed(bytes: &[u8], known: &Known) -> Option<&'static str> {
     if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
         return Some("keep-alive");
     }
     let m = Message::parse(bytes, &Limits::default()).ok()?;
     if m.is_request() {
         let key = TxKey::of_request(&m)?;
-        return servers.contains(&key).then_some("retransmission or ACK");
+        return known
+            .servers
+            .contains(&key)
+            .then_some("retransmission or ACK");
     }
     let key = client_key(&m)?;
-    let two_xx_invite = m.status().is_some_and(|s| (200..300).contains(&s)) && key.1 == "INVITE";
-    (clients.contains(&key) && !two_xx_invite).then_some("response to a client transaction")
+    let two_xx = m.status().is_some_and(|s| (200..300).contains(&s));
+    (known.clients.contains(&key) && !(two_xx && key == known.accepted))
+        .then_some("response to a client transaction")
 }
 
 /// The outcome of one delivery, or a panic naming a datagram that vanished.
-fn check_outcome(
-    round: &Round,
-    from: &str,
-    bytes: &[u8],
-    servers: &BTreeSet<TxKey>,
-    clients: &BTreeSet<(String, String)>,
-) {
+fn check_outcome(round: &Round, from: &str, bytes: &[u8], known: &Known) {
     let sender = addr(from).ip();
     let answered = round.transmits.iter().any(|t| t.remote.ip() == sender);
     let forwarded = round.transmits.iter().any(|t| t.remote.ip() != sender);
@@ -777,7 +786,7 @@ fn check_outcome(
     if answered || forwarded || dropped {
         return;
     }
-    if absorbed(bytes, servers, clients).is_none() {
+    if absorbed(bytes, known).is_none() {
         panic!(
             "silently ignored: {:?}\nevents: {:?}",
             String::from_utf8_lossy(bytes),
@@ -786,7 +795,7 @@ fn check_outcome(
     }
 }
 
-fn run_case(base: usize, mutations: &[Mutation], tcp: bool) {
+fn run_case(base: usize, mutations: &[Mutation], tcp: bool, original_first: bool) {
     let mut s = setup();
     let bases = bases(&s);
     let (_name, original, from) = &bases[base % bases.len()];
@@ -797,42 +806,53 @@ fn run_case(base: usize, mutations: &[Mutation], tcp: bool) {
     let transport = if tcp { Transport::Tcp } else { Transport::Udp };
 
     // What the element's live transactions match: the two calls' INVITEs (server side, as
-    // Alice sent them) and their forwarded copies (client side).
-    let mut servers = BTreeSet::new();
-    for (branch, call) in [
-        ("z9hG4bKringing", "ringing"),
-        ("z9hG4bKanswered", "answered"),
-    ] {
+    // Alice sent them) and their forwarded copies (client side), and the CANCEL the element
+    // sends downstream when Alice cancels the ringing call.
+    let server_key = |branch, call| {
         let m = Message::parse(&invite_with_sdp(branch, call), &Limits::default()).unwrap();
-        servers.insert(TxKey::of_request(&m).unwrap());
+        TxKey::of_request(&m).unwrap()
+    };
+    let client_key_of = |m: &[u8]| client_key(&Message::parse(m, &Limits::default()).unwrap());
+    let ringing = client_key_of(&s.ringing).unwrap();
+    let accepted = client_key_of(&s.answered_ok).unwrap();
+    let cancel = (ringing.0.clone(), "CANCEL".to_owned());
+    let mut known = Known {
+        servers: [
+            server_key("z9hG4bKringing", "ringing"),
+            server_key("z9hG4bKanswered", "answered"),
+        ]
+        .into(),
+        clients: [ringing, accepted.clone(), cancel].into(),
+        accepted,
+    };
+
+    // The message as it was, first: the mutated one may then be a retransmission of it, or
+    // another transaction that looks much like it.
+    if original_first {
+        let before = s.proxy.transaction_count();
+        let out = s.deliver(original, from, transport);
+        check_outcome(&out, from, original, &known);
+        if s.proxy.transaction_count() > before {
+            let m = Message::parse(original, &Limits::default()).unwrap();
+            known.servers.extend(TxKey::of_request(&m));
+        }
     }
-    let mut clients = BTreeSet::new();
-    for m in [&s.ringing, &s.answered_ok] {
-        let m = Message::parse(m, &Limits::default()).unwrap();
-        clients.insert(client_key(&m).unwrap());
-    }
-    // Also the CANCEL the element sends downstream when Alice cancels the ringing call.
-    let cancel_key = clients
-        .iter()
-        .next()
-        .map(|(b, _)| (b.clone(), "CANCEL".to_owned()));
-    clients.extend(cancel_key);
 
     let bound = s.proxy.transaction_count() + 4;
     let before = s.proxy.transaction_count();
     let first = s.deliver(&bytes, from, transport);
-    check_outcome(&first, from, &bytes, &servers, &clients);
+    check_outcome(&first, from, &bytes, &known);
     assert!(s.proxy.transaction_count() <= bound);
     assert!(s.proxy.context_count() <= 3);
     // A retransmission 500 ms later may be absorbed by what the first delivery created.
     if s.proxy.transaction_count() > before {
         if let Ok(m) = Message::parse(&bytes, &Limits::default()) {
-            servers.extend(TxKey::of_request(&m));
+            known.servers.extend(TxKey::of_request(&m));
         }
     }
     s.now = s.now + Duration::from_millis(500);
     let again = s.deliver(&bytes, from, transport);
-    check_outcome(&again, from, &bytes, &servers, &clients);
+    check_outcome(&again, from, &bytes, &known);
     assert!(s.proxy.transaction_count() <= bound + 4);
     assert!(s.proxy.context_count() <= 3);
 
@@ -867,8 +887,9 @@ proptest! {
         base in any::<usize>(),
         mutations in prop::collection::vec(mutation(), 1..4),
         tcp in any::<bool>(),
+        original_first in any::<bool>(),
     ) {
-        run_case(base, &mutations, tcp);
+        run_case(base, &mutations, tcp, original_first);
     }
 }
 
@@ -878,7 +899,8 @@ fn the_unmutated_messages_pass() {
     let count = bases(&setup()).len();
     for base in 0..count {
         for tcp in [false, true] {
-            run_case(base, &[], tcp);
+            run_case(base, &[], tcp, false);
+            run_case(base, &[], tcp, true);
         }
     }
 }
@@ -889,5 +911,13 @@ fn found_cases() {
     let names: Vec<String> = bases(&setup()).into_iter().map(|(n, _, _)| n).collect();
     let base = |name: &str| names.iter().position(|n| n == name).unwrap();
     // A 2xx retransmission without the Via to forward it to was ignored without a word.
-    run_case(base("200-again"), &[Mutation::DeleteLine(1)], false);
+    run_case(base("200-again"), &[Mutation::DeleteLine(1)], false, false);
+    // A request like the first but from another sent-by: a second transaction with the same
+    // loop hash, whose branch replaced the first one's (found by the fuzzer).
+    run_case(
+        base("message"),
+        &[Mutation::Host(2, "192.0.2.105")],
+        false,
+        true,
+    );
 }
