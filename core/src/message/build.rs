@@ -43,14 +43,15 @@ pub fn response(
     }
     if let Some(to) = req.value(&HeaderName::To) {
         out.extend_from_slice(b"To: ");
-        out.extend_from_slice(to.as_bytes());
-        if let Some(tag) = to_tag {
-            // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
-            // wants one on every response but 100.
-            if NameAddr::parse(to).ok().is_none_or(|t| t.tag().is_none()) {
+        // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
+        // wants one on every response but 100.
+        match to_tag.filter(|_| NameAddr::parse(to).ok().is_none_or(|t| t.tag().is_none())) {
+            Some(tag) => {
+                out.extend_from_slice(without_empty_param(to).as_bytes());
                 out.extend_from_slice(b";tag=");
                 out.extend_from_slice(tag.as_bytes());
             }
+            None => out.extend_from_slice(to.as_bytes()),
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -77,6 +78,12 @@ fn line(out: &mut Vec<u8>, name: &str, value: &str) {
 
 /// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
 /// of its text as written.
+/// `value` without the empty parameter a trailing `;` leaves (`host;`, `<sip:b@h>;`), which
+/// a parameter appended after it would turn into the invalid `;;`.
+fn without_empty_param(value: &str) -> &str {
+    value.trim_end_matches([';', ' ', '\t'])
+}
+
 pub(crate) fn write_top_via(
     out: &mut Vec<u8>,
     raw: &str,
@@ -85,7 +92,10 @@ pub(crate) fn write_top_via(
 ) {
     let Ok(via) = Via::parse(raw) else {
         // Nothing to edit safely: copy, and still say where the request came from.
-        out.extend_from_slice(raw.as_bytes());
+        match received {
+            Some(_) => out.extend_from_slice(without_empty_param(raw).as_bytes()),
+            None => out.extend_from_slice(raw.as_bytes()),
+        }
         if let Some(ip) = received {
             let _ = write!(out, ";received={ip}");
         }
@@ -116,7 +126,11 @@ pub(crate) fn write_top_via(
             }
         }
     }
-    out.extend_from_slice(raw.get(copied..).unwrap_or("").as_bytes());
+    let tail = raw.get(copied..).unwrap_or("");
+    match received {
+        Some(_) => out.extend_from_slice(without_empty_param(tail).as_bytes()),
+        None => out.extend_from_slice(tail.as_bytes()),
+    }
     if let Some(ip) = received {
         // RFC 3261 §18.2.1 / RFC 5118 §4.5: an IPv6 `received` is written without brackets.
         let _ = write!(out, ";received={ip}");
@@ -270,6 +284,34 @@ mod tests {
             CSeq: 7 OPTIONS\r\n\
             Content-Length: 2\r\n\r\nhi";
         assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    // Found by the `parse` fuzz target: a Via (or To) ending in `;` passes validation, and
+    // the parameter appended after it made a `;;` that does not.
+    #[test]
+    fn a_trailing_semicolon_does_not_become_an_empty_parameter() {
+        let req = msg("INVITE sip:x@example.com SIP/2.0\r\n\
+            Via: P/2.0/UDP host5.example.net;\r\n\
+            From: <sip:a@example.com>;tag=1\r\n\
+            To: <sip:x@example.com> ; \r\n\
+            Call-ID: c\r\nCSeq: 7 INVITE\r\nMax-Forwards: 70\r\n\r\n");
+        assert_eq!(req.validate(), Ok(()));
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let out = response(&req, 486, "Busy Here", Some("t"), Some(ip), None, &[], b"");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("Via: P/2.0/UDP host5.example.net;received=192.0.2.9\r\n"));
+        assert!(text.contains("To: <sip:x@example.com>;tag=t\r\n"));
+        assert_eq!(
+            Message::parse(&out, &Limits::default()).unwrap().validate(),
+            Ok(())
+        );
+        let forwarded = req.forward_request(&crate::message::edit::RequestEdits {
+            received: Some(ip),
+            ..Default::default()
+        });
+        let forwarded = Message::parse(&forwarded, &Limits::default()).unwrap();
+        assert_eq!(forwarded.validate(), Ok(()));
+        assert_eq!(forwarded.top_via().unwrap().received(), Some("192.0.2.9"));
     }
 
     #[test]

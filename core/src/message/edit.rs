@@ -357,6 +357,28 @@ v=0\n"
         );
     }
 
+    // Found by the `parse` fuzz target: a datagram that ends after its last header, without
+    // the empty line, had the Record-Route glued onto its last header value.
+    #[test]
+    fn a_datagram_without_the_empty_line_forwards_with_whole_lines() {
+        for end in ["", "\r", "\n"] {
+            let m = msg(&format!(
+                "INVITE sip:b@h SIP/2.0\nCall-ID: x\nVia: SIP/2.0/UDP a;branch=z9hG4bK1{end}"
+            ));
+            let out = m.forward_request(&RequestEdits {
+                record_route: Some("<sip:p;lr>"),
+                via: Some("SIP/2.0/UDP p;branch=z9hG4bK2"),
+                received: Some("192.0.2.10".parse().unwrap()),
+                ..Default::default()
+            });
+            assert_eq!(
+                text(out),
+                "INVITE sip:b@h SIP/2.0\nCall-ID: x\nVia: SIP/2.0/UDP p;branch=z9hG4bK2\nVia: SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.10\nRecord-Route: <sip:p;lr>\n\n",
+                "ending {end:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_last_route_value_can_be_popped_for_strict_routing() {
         let m = msg("INVITE sip:p SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:x>, <sip:bob@h>\nCall-ID: x\n\n");

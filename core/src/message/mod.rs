@@ -152,9 +152,11 @@ enum StartLine {
 
 /// A parsed SIP message: owns its bytes; headers are spans into them.
 ///
-/// The bytes are the received ones with two differences: leading CRLFs and octets after the
-/// body are gone, and each fold of a header (§7.3.1: CRLF before SP/HTAB) has become two
-/// spaces (one for a bare LF), which the RFC makes equivalent and which keeps every offset.
+/// The bytes are the received ones with three differences: leading CRLFs and octets after the
+/// body are gone, each fold of a header (§7.3.1: CRLF before SP/HTAB) has become two
+/// spaces (one for a bare LF), which the RFC makes equivalent and which keeps every offset,
+/// and a datagram that ended inside its header section has the line ends it lacked (the
+/// empty line, and the last header's CRLF) added at the end.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
     /// The message, body included.

@@ -77,7 +77,7 @@ impl Message {
     /// into name and value, or a head that is not UTF-8. Liberal where it costs nothing:
     /// LF-only line ends, white space before the colon (`TO :`), and a datagram that ends
     /// after the last header without the empty line (RFC 4475 `baddn.dat` as shipped) all
-    /// parse.
+    /// parse; the line ends it lacks are then added to the message's bytes.
     ///
     /// For a byte stream use [`Message::parse_stream`], whose Content-Length framing is strict.
     pub fn parse(input: &[u8], limits: &Limits) -> Result<Message, ParseError> {
@@ -150,7 +150,21 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
         match bytes.get(pos) {
             // A datagram may end without the empty line; a stream has not delivered it yet.
             None if mode == Mode::Stream => return Err(incomplete("Incomplete Header")),
-            None => break pos,
+            // The datagram ends without it: the line end and the empty line are completed,
+            // so that every header line ends in a line break and a proxy that inserts lines
+            // before the body does not glue them to the last one.
+            None => {
+                match bytes.last() {
+                    Some(b'\n') => {}
+                    Some(b'\r') => bytes.push(b'\n'),
+                    _ => bytes.extend_from_slice(b"\r\n"),
+                }
+                if let Some(last) = headers.last_mut() {
+                    last.line.end = bytes.len();
+                }
+                bytes.extend_from_slice(b"\r\n");
+                break bytes.len();
+            }
             // The CR of the empty line has come, its LF not yet.
             Some(b'\r') if mode == Mode::Stream && pos + 1 == bytes.len() => {
                 return Err(incomplete("Incomplete Header"))

@@ -278,6 +278,21 @@ fn framing() {
     let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x");
     assert_eq!(m.call_id(), Some("x"));
     assert_eq!(m.body(), b"");
+    // ... is completed, so that every header line ends in a line break.
+    assert_eq!(
+        m.as_bytes(),
+        b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"
+    );
+    let line = m.headers()[0].line_range();
+    assert_eq!(&m.as_bytes()[line], b"Call-ID: x\r\n");
+    let m = parse("OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r");
+    assert_eq!(
+        m.as_bytes(),
+        b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n"
+    );
+    assert_eq!(m.call_id(), Some("x"));
+    let m = parse("OPTIONS sip:a@b SIP/2.0\nCall-ID: x\n");
+    assert_eq!(m.as_bytes(), b"OPTIONS sip:a@b SIP/2.0\nCall-ID: x\n\r\n");
     // Binary bodies are fine, headers must be UTF-8.
     let mut bin = b"MESSAGE sip:a@b SIP/2.0\r\nl: 3\r\n\r\n".to_vec();
     bin.extend_from_slice(&[0, 0xff, 0x80]);

@@ -423,7 +423,20 @@ impl Proxy {
             return;
         };
         let index = ctx.branches.len();
-        let branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
+        let method = ctx
+            .request
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        // §16.6 step 8: unique across space and time. Two server transactions can share a
+        // loop hash (requests that differ only in their Via); a live client transaction
+        // must not be replaced, so a taken branch gets one more suffix.
+        let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
+        let mut n = 1;
+        while self.clients.contains_key(&(branch.clone(), method.clone())) {
+            n += 1;
+            branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
+        }
         let me = self.advertised(ctx.local);
         let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
         let rr = format!("<sip:{me};lr>");
@@ -447,11 +460,6 @@ impl Proxy {
         });
         let invite = ctx.invite;
         let local = ctx.local;
-        let method = ctx
-            .request
-            .method()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default();
         let request = bytes.clone();
         let now = self.now;
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
@@ -652,12 +660,12 @@ impl Proxy {
     }
 
     /// Carries out what a client transaction asked for. `response` is the message that
-    /// produced the effects (for [`Effect::PassToTu`]).
+    /// produced the effects and where it came from (for [`Effect::PassToTu`]).
     pub(crate) fn client_effects(
         &mut self,
         key: &crate::element::ClientKey,
         effects: Vec<Effect>,
-        response: Option<&Message>,
+        response: Option<(&Message, std::net::SocketAddr)>,
     ) {
         let Some(tx) = self.clients.get(key) else {
             return;
@@ -674,8 +682,8 @@ impl Proxy {
                     bytes,
                 })),
                 Effect::PassToTu => {
-                    if let (Some((id, i)), Some(r)) = (branch_of, response) {
-                        self.branch_response(id, i, r);
+                    if let (Some((id, i)), Some((r, from))) = (branch_of, response) {
+                        self.branch_response(id, i, r, from);
                     }
                 }
                 Effect::TimedOut | Effect::TransportError => {

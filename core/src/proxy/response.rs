@@ -35,11 +35,17 @@ impl Proxy {
             }
             ClientMachine::NonInvite(m) => m.on_response(status, now),
         };
-        self.client_effects(&key, effects, Some(&msg));
+        self.client_effects(&key, effects, Some((&msg, d.remote)));
     }
 
-    /// §16.7 steps 3-10 for a response its client transaction passed up.
-    pub(crate) fn branch_response(&mut self, id: ContextId, index: usize, msg: &Message) {
+    /// §16.7 steps 3-10 for a response its client transaction passed up; `from` sent it.
+    pub(crate) fn branch_response(
+        &mut self,
+        id: ContextId,
+        index: usize,
+        msg: &Message,
+        from: std::net::SocketAddr,
+    ) {
         let Some(status) = msg.status() else {
             return;
         };
@@ -49,7 +55,7 @@ impl Proxy {
             // RFC 6026 §7.2: a 2xx retransmission after the context ended is forwarded
             // statelessly; anything else belongs to nobody.
             if (200..300).contains(&status) {
-                self.forward_response_stateless(msg);
+                self.forward_response_stateless(msg, from);
             }
             return;
         };
@@ -304,11 +310,12 @@ impl Proxy {
     }
 
     /// §16.11 / §18.2.2 for a response with no context: our Via off, then to the next Via's
-    /// `received` address (or sent-by) and `rport` (or sent-by port).
-    pub(crate) fn forward_response_stateless(&mut self, msg: &Message) {
+    /// `received` address (or sent-by) and `rport` (or sent-by port). A response with nowhere
+    /// to go is dropped with a reason (`from` sent it).
+    pub(crate) fn forward_response_stateless(&mut self, msg: &Message, from: std::net::SocketAddr) {
         let bytes = msg.without_top_via();
         let Some(via) = msg.vias().get(1).cloned() else {
-            return;
+            return self.drop_datagram(from, "2xx retransmission without a Via to forward it to");
         };
         let port = match via.rport() {
             Some(Some(p)) => p,
@@ -323,7 +330,7 @@ impl Proxy {
                 .map(|(_, a)| a.ip())
         });
         let Some(ip) = ip else {
-            return;
+            return self.drop_datagram(from, "2xx retransmission for a Via host with no address");
         };
         let local = self
             .config

@@ -540,6 +540,37 @@ fn a_retransmitted_200_is_forwarded_again() {
     assert_idle(&h);
 }
 
+// Found by the mutation test (core/tests/mutations.rs): a 2xx retransmission that has lost
+// the Via to forward it to vanished without a word.
+#[test]
+fn a_retransmitted_200_with_nowhere_to_go_is_dropped_with_a_reason() {
+    let (mut h, fwd) = call_forwarded();
+    let ok = answer(&fwd, 200, "314159", "Contact: <sip:bob@192.0.2.201>\n");
+    h.recv_from(BOB, &ok);
+    assert_eq!(h.proxy.context_count(), 0);
+    let only_ours = ok.replace(&format!("Via: {ALICE_VIA}\n"), "");
+    assert_ne!(only_ours, ok);
+    let out = h.recv_from(BOB, &only_ours);
+    assert!(out.transmits.is_empty(), "{out:#?}");
+    assert!(
+        matches!(
+            out.events.as_slice(),
+            [crate::Event::Dropped { reason, .. }] if reason.contains("without a Via")
+        ),
+        "{out:#?}"
+    );
+    let unknown_host = ok.replace("192.0.2.101:5060", "pc33.atlanta.example.com");
+    let out = h.recv_from(BOB, &unknown_host);
+    assert!(out.transmits.is_empty(), "{out:#?}");
+    assert!(
+        matches!(
+            out.events.as_slice(),
+            [crate::Event::Dropped { reason, .. }] if reason.contains("no address")
+        ),
+        "{out:#?}"
+    );
+}
+
 #[test]
 fn a_486_is_acked_hop_by_hop_and_relayed_upstream() {
     let (mut h, fwd) = call_forwarded();
@@ -955,6 +986,28 @@ fn a_silent_non_invite_branch_is_retransmitted_and_gets_no_408_upstream() {
         times,
         [1_000, 3_000, 7_000, 11_000, 15_000, 19_000, 23_000, 27_000, 31_000]
     );
+    assert_idle(&h);
+}
+
+// Found by the `handle_input` fuzz target: two requests that differ only in their Via
+// sent-by are two server transactions (§17.2.3) with one loop hash; their branches were the
+// same, so the second client transaction replaced the first, whose server transaction and
+// response context then waited forever.
+#[test]
+fn requests_with_one_loop_hash_get_distinct_branches_and_both_end() {
+    let mut h = registered("<sip:bob@192.0.2.201>");
+    let message = alice("MESSAGE", "z9hG4bKsame", "");
+    let first = h.recv_from(ALICE, &message).to(BOB);
+    let other = message.replace("192.0.2.101:5060;", "192.0.2.105:5060;");
+    let second = h.recv_from("192.0.2.105:5060", &other).to(BOB);
+    let (a, b) = (branch(&first), branch(&second));
+    assert_ne!(a, b);
+    // Loop detection reads the hash after the magic cookie: the same in both.
+    assert_eq!(a[..23], b[..23]);
+    assert_eq!(h.proxy.transaction_count(), 4);
+    h.recv_from(BOB, &answer(&second, 200, "314159", ""));
+    h.recv_from(BOB, &answer(&first, 200, "314159", ""));
+    h.wait_ms(40_000);
     assert_idle(&h);
 }
 
