@@ -745,6 +745,16 @@ impl<W: Wire> Run<W> {
                 .iter()
                 .any(|p| f.acked_by(&p.bytes));
             if acked || now >= f.deadline {
+                if !acked {
+                    // §13.3.1.4: the dialog is confirmed but the session should end; the
+                    // scripted UA stops here (it sends no BYE of its own).
+                    let status = String::from_utf8_lossy(f.bytes.get(8..11).unwrap_or_default())
+                        .into_owned();
+                    self.timeouts.push(format!(
+                        "{}'s {status} to an INVITE got no ACK within 64*T1",
+                        f.ua
+                    ));
+                }
                 self.finals.remove(i);
                 continue;
             }
