@@ -119,10 +119,23 @@ fn parse_host(s: &str) -> Result<(String, SocketAddr), String> {
     Ok((name.to_ascii_lowercase(), addr))
 }
 
+/// What `serve` runs with: the core's configuration, where to listen, and the bounds of
+/// the TCP side.
+#[derive(Debug)]
+pub struct Settings {
+    /// The core's configuration.
+    pub config: Config,
+    /// Where to listen.
+    pub listens: Vec<Listen>,
+    /// TCP connections and stream framing.
+    pub streams: StreamLimits,
+}
+
 /// The configuration the flags and file describe, or the one-line error that names the
 /// bad field.
-pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
+pub fn config_from(args: &ServeArgs) -> Result<Settings, String> {
     let seed = args.seed.unwrap_or_else(os_seed);
+    let mut streams = StreamLimits::default();
     let (mut config, mut listens) = match &args.config {
         Some(path) => {
             let text =
@@ -131,6 +144,9 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
                 trapezoid_scenarios::model::parse_element(&path.display().to_string(), &text)
                     .map_err(|e| e.to_string())?;
             let config = trapezoid_scenarios::runner::element_config("serve", &element, seed);
+            if let Some(max) = element.limits.as_ref().and_then(|l| l.tcp_connections_max) {
+                streams.connections_max = max;
+            }
             let listens = vec![
                 Listen {
                     transport: Transport::Udp,
@@ -193,7 +209,7 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
             });
         }
         config.auth.register = true;
-        config.proxy.authenticate_invite = true;
+        config.proxy.authenticate = true;
     }
     match args.mode {
         Some(Mode::Redirect) => config.proxy.redirect = true,
@@ -210,7 +226,13 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Vec<Listen>), String> {
     if config.domains.is_empty() {
         return Err("domains: at least one domain is needed".into());
     }
-    Ok((config, listens))
+    // A message over the core's limit gets its 513 from the stream framing already.
+    streams.message_bytes_max = config.limits.message.message_bytes_max;
+    Ok(Settings {
+        config,
+        listens,
+        streams,
+    })
 }
 
 /// Eight bytes from the operating system's generator.
@@ -248,8 +270,8 @@ fn init_logging(format: LogFormat) {
 /// Runs `serve`: exit code 2 for a bad configuration (nothing started), 1 for a failure
 /// after start (a port in use), 0 after a clean shutdown.
 pub fn serve(args: ServeArgs) -> ExitCode {
-    let (config, listens) = match config_from(&args) {
-        Ok(c) => c,
+    let settings = match config_from(&args) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -266,7 +288,7 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, listens, args.db)) {
+    match runtime.block_on(run(settings, args.db)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -275,8 +297,13 @@ pub fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run(mut config: Config, listens: Vec<Listen>, db: Option<PathBuf>) -> Result<(), String> {
-    let net = RealNetwork::bind(&listens, StreamLimits::default())
+async fn run(settings: Settings, db: Option<PathBuf>) -> Result<(), String> {
+    let Settings {
+        mut config,
+        listens,
+        streams,
+    } = settings;
+    let net = RealNetwork::bind(&listens, streams)
         .await
         .map_err(|e| format!("cannot listen: {e}"))?;
     let bound = net.local_addrs();
@@ -446,6 +473,15 @@ impl Tap for ServeTap {
             ),
             Event::Dropped { remote, reason } => {
                 tracing::info!(%remote, reason = %reason, "dropped")
+            }
+            Event::SourceLimited { source } => {
+                let rate = &proxy.config().limits.source_rate;
+                tracing::warn!(
+                    %source,
+                    per_second = rate.per_second,
+                    burst = rate.burst,
+                    "source over its request rate; its requests are refused until it slows down"
+                )
             }
             Event::Registered { aor, .. }
             | Event::Unregistered { aor, .. }

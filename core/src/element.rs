@@ -6,10 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
-use crate::config::Config;
+use crate::config::{Config, OverLimit};
 use crate::ids::Ids;
 use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind, Uri};
 use crate::proxy::{ContextId, Locator, ResponseContext};
+use crate::rate::{Admission, SourceTable};
 use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Registrar, Reply};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
@@ -102,6 +103,8 @@ pub struct Proxy {
     pub(crate) dns: crate::proxy::dns::Dns,
     /// The configured users by name (a lookup per request must not scan the list).
     pub(crate) users: UserIndex,
+    /// New requests per source address ([`crate::config::SourceRate`]).
+    pub(crate) sources: SourceTable,
 }
 
 /// The element's users by name, and every address of record one of them lists.
@@ -171,6 +174,7 @@ impl Proxy {
         // on the wire do not depend on whether it ever proxies.
         let loop_salt = config.seed.rotate_left(17) ^ 0x5bd1_e995_1f12_3bb5;
         let users = UserIndex::new(&config.auth.users);
+        let config_rate = config.limits.source_rate.clone();
         Proxy {
             registrar: Registrar::new(config.registrar.clone(), identity),
             locator,
@@ -185,6 +189,7 @@ impl Proxy {
             timers: BTreeSet::new(),
             dns: Default::default(),
             users,
+            sources: SourceTable::new(config_rate),
             queue: VecDeque::new(),
             now: Instant::ZERO,
         }
@@ -324,13 +329,22 @@ impl Proxy {
         }
         let msg = match Message::parse(d.bytes, &self.config.limits.message) {
             Ok(m) => m,
-            Err(e) => return self.drop_datagram(d.remote, format!("unparsable: {}", e.reason)),
+            Err(e) => return self.unparsable(&d, e),
         };
         if !msg.is_request() {
             if let Err(e) = msg.validate() {
                 return self.drop_datagram(d.remote, format!("invalid response: {}", e.reason));
             }
             return self.handle_response(msg, &d);
+        }
+        // The rate of new requests per source. A retransmission is answered from its
+        // transaction, as cheaply as a refusal would be, and a client on a lossy link
+        // must not be punished for retransmitting.
+        let retransmission = TxKey::of_request(&msg).is_some_and(|k| self.servers.contains_key(&k));
+        if !retransmission {
+            if let Admission::Over { first } = self.sources.admit(d.remote.ip(), self.now) {
+                return self.over_rate(&msg, &d, first);
+            }
         }
         if let Err(e) = msg.validate() {
             return self.reject(&msg, &d, e);
@@ -586,6 +600,51 @@ impl Proxy {
         }
     }
 
+    /// A datagram the parser refused. One over the size or header limit still has a head
+    /// that may be answered: RFC 3261 §21.5.7 513 Message Too Large (§18.1.1: "a server
+    /// ... MUST respond with 513 if it receives a message larger than it can handle"), or
+    /// 400 Too Many Headers. The head is parsed alone, within the limits, for its Via; a
+    /// datagram whose Via lies beyond them, or that is no request, is dropped.
+    fn unparsable(&mut self, d: &Datagram<'_>, e: ParseError) {
+        let reason = format!("unparsable: {}", e.reason);
+        if !matches!(
+            e.kind,
+            ParseErrorKind::TooLarge | ParseErrorKind::TooManyHeaders
+        ) {
+            return self.drop_datagram(d.remote, reason);
+        }
+        let limits = self.config.limits.message;
+        let head = head_within(d.bytes, &limits);
+        let msg = match Message::parse(head, &limits) {
+            Ok(m) if m.is_request() => m,
+            _ => return self.drop_datagram(d.remote, reason),
+        };
+        if msg.top_via().is_none() || msg.method() == Some(&Method::Ack) {
+            return self.drop_datagram(d.remote, reason);
+        }
+        self.drop_datagram(d.remote, format!("{reason}; answered {}", e.status));
+        self.send_stateless(&msg, d, Reply::with_reason(e.status, e.reason));
+    }
+
+    /// A new request from a source over its rate: 503 with Retry-After (an ACK, which gets
+    /// no answer, is dropped) or nothing, as configured. `first`: the source was within its
+    /// limit until now, which is worth one event.
+    fn over_rate(&mut self, msg: &Message, d: &Datagram<'_>, first: bool) {
+        if first {
+            self.queue.push_back(Output::Event(Event::SourceLimited {
+                source: d.remote.ip(),
+            }));
+        }
+        let answerable = msg.top_via().is_some() && msg.method() != Some(&Method::Ack);
+        if let (OverLimit::Reject { retry_after_s }, true) =
+            (self.config.limits.source_rate.over, answerable)
+        {
+            let reply = Reply::with_reason(503, "Rate Limit Exceeded")
+                .header("Retry-After", retry_after_s.to_string());
+            self.send_stateless(msg, d, reply);
+        }
+    }
+
     /// A request that failed validation gets the RFC's answer without a transaction: a
     /// retransmission of it fails the same way and gets the same status.
     fn reject(&mut self, msg: &Message, d: &Datagram<'_>, e: ParseError) {
@@ -619,6 +678,25 @@ impl Proxy {
             bytes,
         }));
     }
+}
+
+/// The start of a datagram that a limit refused: the start line and the header lines that
+/// fit in both limits, without the body. What it leaves out (the rest of the headers) can
+/// only make a request invalid, never valid, and the answer is an error anyway.
+fn head_within<'a>(bytes: &'a [u8], limits: &crate::message::Limits) -> &'a [u8] {
+    let window = &bytes[..bytes.len().min(limits.message_bytes_max)];
+    let mut end = 0;
+    // The start line, then at most `headers_max` lines, each ending in LF.
+    for _ in 0..=limits.headers_max {
+        match window[end..].iter().position(|b| *b == b'\n') {
+            // An empty line ends the head.
+            Some(0) => break,
+            Some(1) if window[end] == b'\r' => break,
+            Some(i) => end += i + 1,
+            None => break,
+        }
+    }
+    &window[..end]
 }
 
 /// The realm of the element's challenges: configured, else the first served domain (§22.1).

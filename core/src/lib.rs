@@ -45,6 +45,7 @@ mod element;
 pub mod ids;
 pub mod message;
 pub mod proxy;
+mod rate;
 pub mod registrar;
 pub mod time;
 pub mod transaction;
@@ -180,6 +181,13 @@ pub enum Event {
         remote: SocketAddr,
         /// Why (for the log).
         reason: String,
+    },
+    /// A source address went over its request rate ([`config::SourceRate`]): its new
+    /// requests get the configured answer (503 or nothing) until its bucket refills. Once
+    /// per episode, not once per request, so that a flood does not flood the log too.
+    SourceLimited {
+        /// The address.
+        source: std::net::IpAddr,
     },
     /// A binding was added or refreshed (RFC 3261 §10.3 step 7).
     Registered {

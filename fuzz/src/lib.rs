@@ -124,7 +124,7 @@ pub fn config(flags: u8) -> Config {
     if flags & flags::OPEN_AND_SMALL != 0 {
         c.limits.transactions_max = 3;
     }
-    c.proxy.authenticate_invite = flags & flags::AUTH_INVITE != 0;
+    c.proxy.authenticate = flags & flags::AUTH_INVITE != 0;
     c.proxy.redirect = flags & flags::REDIRECT != 0;
     c.proxy.enabled = flags & flags::NO_PROXY == 0;
     c.proxy.dns = flags & flags::DNS != 0;

@@ -18,6 +18,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use trapezoid_core::config::IpNet;
 
 use crate::error::{locate, Position, ScenarioError, Seg};
 use crate::template;
@@ -247,6 +248,81 @@ pub struct ElementHost {
     /// Proxy behaviour; the core's defaults when absent.
     #[serde(default)]
     pub proxy: Option<ProxySpec>,
+    /// Limits on messages, state and request rates; the core's defaults when absent.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+}
+
+/// Limits on input and on state; every one has a default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Largest message in bytes; a larger request gets 513 (default 65535).
+    #[serde(default)]
+    pub message_bytes_max: Option<usize>,
+    /// Most header lines in a message; more get 400 (default 256).
+    #[serde(default)]
+    pub headers_max: Option<usize>,
+    /// Live transactions; a new request beyond them gets 503 (default 100000).
+    #[serde(default)]
+    pub transactions_max: Option<usize>,
+    /// Open TCP connections under `trapezoid serve`; one more is closed at once (default
+    /// 1024). The simulator ignores it.
+    #[serde(default)]
+    pub tcp_connections_max: Option<usize>,
+    /// New requests per source address (like Kamailio's pike).
+    #[serde(default)]
+    pub source_rate: Option<SourceRateSpec>,
+}
+
+/// A token bucket per source IP address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRateSpec {
+    /// Sustained new requests per second from one address; 0 turns the limit off
+    /// (default 200).
+    #[serde(default)]
+    pub per_second: Option<u32>,
+    /// Requests one address may send at once (default 400).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Addresses remembered; the least recently heard from is forgotten first
+    /// (default 10000).
+    #[serde(default)]
+    pub sources_max: Option<usize>,
+    /// What a request over the limit gets (default `reject`).
+    #[serde(default)]
+    pub over: Option<OverSpec>,
+    /// Seconds in the Retry-After of the 503 (default 5).
+    #[serde(default)]
+    pub retry_after_s: Option<u32>,
+    /// Addresses or networks (`192.0.2.0/24`) never limited; replaces the default, the
+    /// loopback addresses (`127.0.0.0/8`, `::1`).
+    #[serde(default)]
+    pub exempt: Option<Vec<String>>,
+}
+
+/// What a request over its source's rate gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverSpec {
+    /// 503 Service Unavailable with Retry-After.
+    Reject,
+    /// No answer.
+    Drop,
+}
+
+/// Who may have requests forwarded to domains the element does not serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaySpec {
+    /// Anyone.
+    Open,
+    /// The element's own users: authenticated ones when `authenticate` is on, else those
+    /// whose From is in a served domain; others get 403.
+    Local,
+    /// No one: 403.
+    None,
 }
 
 /// Proxy behaviour (RFC 3261 §16).
@@ -256,9 +332,13 @@ pub struct ProxySpec {
     /// Add Record-Route to dialog-creating requests (default true).
     #[serde(default)]
     pub record_route: Option<bool>,
-    /// Challenge initial INVITEs with 407 (default false).
+    /// Challenge requests outside a dialog (all but ACK, CANCEL and REGISTER) with 407
+    /// (default false).
     #[serde(default)]
-    pub authenticate_invite: Option<bool>,
+    pub authenticate: Option<bool>,
+    /// Who may reach other domains through the element (default `local`).
+    #[serde(default)]
+    pub relay: Option<RelaySpec>,
     /// Timer C in seconds (default 185).
     #[serde(default)]
     pub timer_c_s: Option<u64>,
@@ -309,9 +389,13 @@ pub struct RegistrarSpec {
     /// Longer requests are cut down to this.
     #[serde(default)]
     pub max_expires: Option<u32>,
-    /// Most contacts one address of record may hold.
+    /// Most contacts one address of record may hold; more get 403 (default 16).
     #[serde(default)]
     pub bindings_per_aor_max: Option<usize>,
+    /// Most addresses of record the location service may hold; a REGISTER creating one
+    /// more gets 503 (default 1000000).
+    #[serde(default)]
+    pub aors_max: Option<usize>,
 }
 
 /// RFC 3261 timer values in milliseconds.
@@ -1200,6 +1284,40 @@ fn check_element(e: &ElementHost, err: &ElementError<'_>) -> Check {
             ));
         }
     }
+    if let Some(l) = &e.limits {
+        for (key, value) in [
+            ("message_bytes_max", l.message_bytes_max),
+            ("headers_max", l.headers_max),
+            ("transactions_max", l.transactions_max),
+            ("tcp_connections_max", l.tcp_connections_max),
+        ] {
+            if value == Some(0) {
+                return Err(err(
+                    &["limits"],
+                    Some(key),
+                    format!("{key} must be more than 0"),
+                ));
+            }
+        }
+        if let Some(r) = &l.source_rate {
+            if r.burst == Some(0) {
+                return Err(err(
+                    &["limits", "source_rate"],
+                    Some("burst"),
+                    "burst must be more than 0 (per_second: 0 turns the limit off)".into(),
+                ));
+            }
+            for net in r.exempt.iter().flatten() {
+                if IpNet::parse(net).is_none() {
+                    return Err(err(
+                        &["limits", "source_rate", "exempt"],
+                        Some(net),
+                        format!("`{net}` is not an IP address or network (ADDRESS/PREFIX)"),
+                    ));
+                }
+            }
+        }
+    }
     if let Some(t) = &e.timers {
         for (key, value) in [("t1_ms", t.t1_ms), ("t2_ms", t.t2_ms), ("t4_ms", t.t4_ms)] {
             if value == Some(0) {
@@ -2071,7 +2189,8 @@ steps:
                 default_expires: Some(3600),
                 min_expires: Some(60),
                 max_expires: Some(7200),
-                bindings_per_aor_max: Some(10)
+                bindings_per_aor_max: Some(10),
+                aors_max: None,
             })
         );
         assert_eq!(ss2.timers.as_ref().unwrap().t2_ms, Some(4000));
@@ -2704,6 +2823,50 @@ steps:
         assert_eq!(
             e,
             "t.yaml:19:52: address of record `bob@biloxi.example.com` must be a sip: or sips: URI"
+        );
+    }
+
+    #[test]
+    fn abuse_settings_parse_and_are_checked() {
+        let e = parse_element(
+            "e.yaml",
+            "address: 127.0.0.1:5060
+domains: [example.com]
+proxy: { authenticate: true, relay: none }
+registrar: { aors_max: 10 }
+limits:
+  message_bytes_max: 4096
+  tcp_connections_max: 8
+  source_rate: { per_second: 50, burst: 100, over: drop, exempt: [10.0.0.0/8, \"::1\"] }
+",
+        )
+        .unwrap();
+        let p = e.proxy.as_ref().unwrap();
+        assert_eq!(
+            (p.authenticate, p.relay),
+            (Some(true), Some(RelaySpec::None))
+        );
+        let l = e.limits.as_ref().unwrap();
+        assert_eq!(l.tcp_connections_max, Some(8));
+        let r = l.source_rate.as_ref().unwrap();
+        assert_eq!((r.per_second, r.over), (Some(50), Some(OverSpec::Drop)));
+        let bad = |text: &str| parse_element("e.yaml", text).unwrap_err().to_string();
+        let base = "address: 127.0.0.1:5060\ndomains: [example.com]\n";
+        assert_eq!(
+            bad(&format!(
+                "{base}limits: {{ source_rate: {{ exempt: [10.0.0.0/40] }} }}\n"
+            )),
+            "e.yaml:3:35: `10.0.0.0/40` is not an IP address or network (ADDRESS/PREFIX)"
+        );
+        assert_eq!(
+            bad(&format!("{base}limits: {{ transactions_max: 0 }}\n")),
+            "e.yaml:3:11: transactions_max must be more than 0"
+        );
+        assert!(bad(&format!("{base}proxy: {{ relay: closed }}\n"))
+            .contains("unknown variant `closed`"));
+        assert!(
+            bad(&format!("{base}proxy: {{ authenticate_invite: true }}\n"))
+                .contains("unknown field `authenticate_invite`")
         );
     }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use trapezoid_core::auth::{compute_response, Algorithm};
-use trapezoid_core::config::{Timers, User};
+use trapezoid_core::config::{IpNet, OverLimit, Relay, Timers, User};
 use trapezoid_core::ids::Ids;
 use trapezoid_core::message::{HeaderName, Limits, Message};
 use trapezoid_core::Config;
@@ -25,8 +25,8 @@ use crate::error::{Position, ScenarioError};
 use crate::ladder::{self, Line};
 use crate::matcher::{self, MessageView};
 use crate::model::{
-    self, AuthSteps, ElementHost, ExpectStep, Host, RandomKind, ReplyStep, Scenario, SendStep,
-    VarDef,
+    self, AuthSteps, ElementHost, ExpectStep, Host, OverSpec, RandomKind, RelaySpec, ReplyStep,
+    Scenario, SendStep, VarDef,
 };
 use crate::template;
 
@@ -239,14 +239,51 @@ pub fn element_config(name: &str, e: &ElementHost, seed: u64) -> Config {
         d.min_expires = r.min_expires.unwrap_or(d.min_expires);
         d.max_expires = r.max_expires.unwrap_or(d.max_expires);
         d.bindings_per_aor_max = r.bindings_per_aor_max.unwrap_or(d.bindings_per_aor_max);
+        d.aors_max = r.aors_max.unwrap_or(d.aors_max);
     }
     if let Some(p) = &e.proxy {
         let d = &mut c.proxy;
         d.record_route = p.record_route.unwrap_or(d.record_route);
-        d.authenticate_invite = p.authenticate_invite.unwrap_or(d.authenticate_invite);
+        d.authenticate = p.authenticate.unwrap_or(d.authenticate);
         d.redirect = p.redirect.unwrap_or(d.redirect);
+        if let Some(r) = p.relay {
+            d.relay = match r {
+                RelaySpec::Open => Relay::Open,
+                RelaySpec::Local => Relay::Local,
+                RelaySpec::None => Relay::None,
+            };
+        }
         if let Some(s) = p.timer_c_s {
             d.timer_c = Duration::from_secs(s);
+        }
+    }
+    if let Some(l) = &e.limits {
+        let d = &mut c.limits;
+        d.message.message_bytes_max = l.message_bytes_max.unwrap_or(d.message.message_bytes_max);
+        d.message.headers_max = l.headers_max.unwrap_or(d.message.headers_max);
+        d.transactions_max = l.transactions_max.unwrap_or(d.transactions_max);
+        if let Some(r) = &l.source_rate {
+            let d = &mut d.source_rate;
+            d.per_second = r.per_second.unwrap_or(d.per_second);
+            d.burst = r.burst.unwrap_or(d.burst);
+            d.sources_max = r.sources_max.unwrap_or(d.sources_max);
+            let retry_after_s = match d.over {
+                OverLimit::Reject { retry_after_s } => retry_after_s,
+                OverLimit::Drop => 5,
+            };
+            let retry_after_s = r.retry_after_s.unwrap_or(retry_after_s);
+            d.over = match r.over {
+                Some(OverSpec::Drop) => OverLimit::Drop,
+                Some(OverSpec::Reject) => OverLimit::Reject { retry_after_s },
+                None => match d.over {
+                    OverLimit::Drop => OverLimit::Drop,
+                    OverLimit::Reject { .. } => OverLimit::Reject { retry_after_s },
+                },
+            };
+            if let Some(exempt) = &r.exempt {
+                // Checked when the file was read (model::check_element).
+                d.exempt = exempt.iter().filter_map(|n| IpNet::parse(n)).collect();
+            }
         }
     }
     if let Some(t) = &e.timers {

@@ -53,7 +53,7 @@ pub use via::Via;
 /// Limits on what the parser accepts (TigerBeetle style: put a limit on everything).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest datagram parsed; larger ones fail with 513 (RFC 3261 §21.5.11). The default is
+    /// Largest datagram parsed; larger ones fail with 513 (RFC 3261 §21.5.7). The default is
     /// the largest UDP payload of an IPv4 datagram, rounded.
     pub message_bytes_max: usize,
     /// Most header lines in one message.

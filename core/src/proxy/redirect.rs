@@ -11,8 +11,9 @@ impl Proxy {
     /// The final response of a redirect server to `msg`: 302 listing every live binding of
     /// the Request-URI's address of record, best q first, each with its `q` and the seconds
     /// it has left as `expires` (§21.3.3, §20.10: "the expires parameter indicates how long
-    /// the URI is valid"); 404 or 480 when there is none.
-    pub(crate) fn redirect_reply(&self, msg: &Message) -> Reply {
+    /// the URI is valid"); 404 or 480 when there is none. `authenticated`: the request's
+    /// credentials checked (see [`Proxy::no_binding`]).
+    pub(crate) fn redirect_reply(&self, msg: &Message, authenticated: bool) -> Reply {
         let uri = match msg.request_uri().map(Uri::parse) {
             Some(Ok(Uri::Sip(u))) => u,
             Some(Ok(Uri::Other { .. })) => {
@@ -28,7 +29,7 @@ impl Proxy {
         let aor = self.registrar.identity().canonical_aor(&uri);
         let mut bindings = self.registrar.location().bindings(&aor, self.now);
         if bindings.is_empty() {
-            return self.no_binding(&uri, &aor);
+            return self.no_binding(&uri, &aor, authenticated);
         }
         // Stable: equal q keep the order the registrar holds them in.
         bindings.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
@@ -39,8 +40,13 @@ impl Proxy {
 
     /// §16.5 / §21.4: the answer for an address of record in our domain with no live
     /// binding: 480 Temporarily Unavailable for a user we know (they may register again),
-    /// 404 Not Found for one we do not.
-    pub(crate) fn no_binding(&self, uri: &SipUri<'_>, aor: &str) -> Reply {
+    /// 404 Not Found for one we do not. When the element authenticates requests, one that
+    /// did not authenticate (a request inside a dialog is not challenged) gets 404 either
+    /// way: the difference would tell a stranger which users exist.
+    pub(crate) fn no_binding(&self, uri: &SipUri<'_>, aor: &str, authenticated: bool) -> Reply {
+        if self.config.proxy.authenticate && !authenticated {
+            return Reply::new(404);
+        }
         let known = uri
             .user
             .is_some_and(|name| self.users.get(&self.config.auth.users, name).is_some())

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
+use crate::config::Relay;
 use crate::element::{ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, Uri};
@@ -27,6 +28,8 @@ struct Routing {
     request_uri: String,
     /// The first Route left after §16.4, if any (the next hop of a loose route).
     next_route: Option<String>,
+    /// The request's credentials checked (§22.3); see [`Proxy::no_binding`].
+    authenticated: bool,
 }
 
 impl Proxy {
@@ -77,6 +80,38 @@ impl Proxy {
             pop_last_route,
             request_uri,
             next_route: routes.first().map(|r| strip_brackets(r).to_owned()),
+            authenticated: false,
+        }
+    }
+
+    /// Whether forwarding `msg` along `routing` would relay it: it goes to neither this
+    /// element nor a served domain, and is not inside a dialog that was record-routed
+    /// here (a request with a To tag that came with this element's Route). See
+    /// [`crate::config::Relay`].
+    fn relays(&self, msg: &Message, routing: &Routing) -> bool {
+        let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+        if in_dialog && (routing.pop_route || routing.pop_last_route) {
+            return false;
+        }
+        let next = routing
+            .next_route
+            .as_deref()
+            .unwrap_or(&routing.request_uri);
+        match Uri::parse(strip_brackets(next)) {
+            Ok(Uri::Sip(u)) => !(self.locator.serves_uri(&u) || self.locator.is_me(&u)),
+            // Not a SIP URI: §16.5 refuses it (416) without forwarding anything.
+            _ => false,
+        }
+    }
+
+    /// Whether the From header names a user of a served domain (Kamailio's
+    /// `from_uri==myself`): all there is to go by without authentication.
+    fn caller_is_local(&self, msg: &Message) -> bool {
+        match msg.from().map(|f| Uri::parse(f.uri)) {
+            Some(Ok(Uri::Sip(u))) => {
+                self.registrar.identity().serves(u.host) || self.locator.is_me(&u)
+            }
+            _ => false,
         }
     }
 
@@ -174,7 +209,7 @@ impl Proxy {
                 .filter_map(|b| self.binding_target(b))
                 .collect();
             if targets.is_empty() {
-                return Err(self.no_binding(&uri, &aor));
+                return Err(self.no_binding(&uri, &aor, routing.authenticated));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
@@ -229,13 +264,26 @@ impl Proxy {
             let reply = Reply::new(420).header("Unsupported", unsupported.join(", "));
             return self.respond(&key, &msg, reply);
         }
-        // §16.3 step 6 / §22.3: Proxy-Authorization, for initial INVITEs when configured.
+        let mut routing = self.route_preprocess(&msg);
+        // No open relay (config::Relay): refused outright when no one may relay; for local
+        // users only, the credentials below decide, or else the From header. A redirect
+        // server forwards nothing, so it relays nothing.
+        let relays = !self.config.proxy.redirect && self.relays(&msg, &routing);
+        let relay = self.config.proxy.relay;
+        if relays && relay == Relay::None {
+            return self.respond(&key, &msg, relaying_denied());
+        }
+        // §16.3 step 6 / §22.3: Proxy-Authorization, for requests outside a dialog (and
+        // relays) when configured. Before the target set is looked at, so that the answer
+        // is the same challenge whether the user exists or not.
         let initial = msg.to().is_some_and(|t| t.tag().is_none());
+        let authenticate = self.config.proxy.authenticate;
         let mut consumed = Vec::new();
-        if invite && initial && self.config.proxy.authenticate_invite {
+        if authenticate && (initial || relays && relay == Relay::Local) {
             if let Err(reply) = self.authenticate(&msg, true) {
                 return self.respond(&key, &msg, reply);
             }
+            routing.authenticated = true;
             // §22.3: credentials for our realm are ours to consume; those for other realms
             // travel on to the proxies that asked for them.
             let realm = self.realm();
@@ -249,9 +297,12 @@ impl Proxy {
                 .map(|h| h.line_range())
                 .collect();
         }
+        if relays && relay == Relay::Local && !authenticate && !self.caller_is_local(&msg) {
+            return self.respond(&key, &msg, relaying_denied());
+        }
         // §8.3: a redirect server answers with where to go instead of going there.
         if self.config.proxy.redirect {
-            let reply = self.redirect_reply(&msg);
+            let reply = self.redirect_reply(&msg, routing.authenticated);
             return self.respond(&key, &msg, reply);
         }
         // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
@@ -259,7 +310,6 @@ impl Proxy {
         if invite {
             self.respond(&key, &msg, Reply::new(100));
         }
-        let routing = self.route_preprocess(&msg);
         let targets = match self.targets(&routing) {
             Ok(t) => t,
             Err(reply) => return self.respond(&key, &msg, reply),
@@ -605,6 +655,17 @@ impl Proxy {
             return self.drop_ack(d, "ACK with Max-Forwards 0");
         }
         let routing = self.route_preprocess(&msg);
+        // An ACK cannot be challenged (§22.1): when it would relay, only the From header
+        // can vouch for it.
+        if self.relays(&msg, &routing)
+            && match self.config.proxy.relay {
+                Relay::Open => false,
+                Relay::Local => !self.caller_is_local(&msg),
+                Relay::None => true,
+            }
+        {
+            return self.drop_ack(d, "ACK not relayed: relaying denied");
+        }
         // The ACK's next hop may be a name nobody asked about yet (the callee's Contact):
         // it then waits for the answer like a request would, without a context.
         let target = match self.targets(&routing) {
@@ -705,6 +766,11 @@ impl Proxy {
             self.schedule(at, TimerRef::Client(key.clone()));
         }
     }
+}
+
+/// 403 for a request this element will not relay (Kamailio says "Not relaying").
+fn relaying_denied() -> Reply {
+    Reply::with_reason(403, "Relaying Denied")
 }
 
 /// The transport a URI asks for (RFC 3263 §4.1: an explicit `transport` parameter); UDP

@@ -1,6 +1,7 @@
 //! Protocol tests through the public contract: literal SIP text in, bytes and events out,
 //! time moved by hand. One behaviour per test, named for it.
 
+mod abuse;
 mod dns;
 mod proxy;
 mod proxy_util;

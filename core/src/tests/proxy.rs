@@ -122,6 +122,14 @@ fn require_is_for_the_uas_and_travels_through_the_proxy() {
     assert_eq!(header(&out.to(BOB), "Require"), "foo-bar");
 }
 
+/// Bob registered with a proxy that relays for anyone: Alice of atlanta.example.com uses
+/// it as her outbound proxy to reach chicago.example.com.
+fn open_relay() -> Harness {
+    let mut config = biloxi();
+    config.proxy.relay = crate::config::Relay::Open;
+    registered_with(config, "<sip:bob@192.0.2.201>")
+}
+
 /// An INVITE for chicago.example.com, which the proxy sends on to [`CHICAGO`].
 fn invite_for_chicago() -> String {
     invite("z9hG4bKnashds8")
@@ -147,7 +155,7 @@ fn sent_back_by_chicago(fwd: &str) -> String {
 
 #[test]
 fn a_request_that_comes_back_unchanged_is_a_loop_and_gets_482() {
-    let mut h = registered("<sip:bob@192.0.2.201>");
+    let mut h = open_relay();
     let out = h.recv_from(ALICE, &invite_for_chicago());
     let fwd = out.to(CHICAGO);
     assert!(fwd.starts_with("INVITE sip:carol@chicago.example.com SIP/2.0\r\n"));
@@ -167,7 +175,7 @@ fn a_request_that_comes_back_unchanged_is_a_loop_and_gets_482() {
 
 #[test]
 fn a_spiral_with_a_new_request_uri_is_forwarded_not_refused() {
-    let mut h = registered("<sip:bob@192.0.2.201>");
+    let mut h = open_relay();
     let fwd = h.recv_from(ALICE, &invite_for_chicago()).to(CHICAGO);
     // Chicago retargets to Bob's AOR and sends it back: our Via is in it, but the
     // Request-URI changed, so the branch hash differs (§16.3 step 4, RFC 5393 §4.2).
@@ -198,7 +206,7 @@ fn a_spiral_with_a_new_request_uri_is_forwarded_not_refused() {
 
 fn with_proxy_auth() -> Harness {
     let mut config = biloxi();
-    config.proxy.authenticate_invite = true;
+    config.proxy.authenticate = true;
     config.auth.users = vec![User {
         name: "alice".into(),
         password: "wonderland".into(),
@@ -319,7 +327,7 @@ fn wrong_credentials_are_challenged_again_and_nothing_is_forwarded() {
 
 #[test]
 fn a_route_naming_the_proxy_is_removed_and_the_next_route_is_followed() {
-    let mut h = registered("<sip:bob@192.0.2.201>");
+    let mut h = open_relay();
     let req = invite_for_chicago().replace(
         "Max-Forwards: 70\n",
         "Max-Forwards: 70\nRoute: <sip:ss2.biloxi.example.com;lr>, <sip:192.0.2.160;lr>\n",
