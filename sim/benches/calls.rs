@@ -2,7 +2,11 @@
 //! for 10 simulated minutes (100 UAs, one element, 10 ms links), and the bench prints how
 //! many calls completed and how many simulated calls and seconds one wall second buys.
 //!
-//!     cargo bench -p trapezoid-sim --bench calls [-- SIM_SECONDS]
+//!     cargo bench -p trapezoid-sim --bench calls [-- SIM_SECONDS] [-- one-host-per-ua]
+//!
+//! By default the callers share one host (one IP, a port each) and so do the callees, as
+//! SIPp runs many UAs in one process; `one-host-per-ua` gives each UA a host of its own, which
+//! shows what turmoil's per-tick cost per host does to a load.
 //!
 //! Each call is INVITE / 100 / 180 / 200 / ACK / BYE / 200 with Record-Route, held 2 s.
 
@@ -16,11 +20,15 @@ use trapezoid_sim::{Ua, World, WorldConfig};
 const PAIRS: usize = 50;
 const HOLD: Duration = Duration::from_secs(2);
 
-fn addr(i: usize, base: u8) -> SocketAddr {
-    SocketAddr::new(
-        IpAddr::from([10, base, (i / 250) as u8, (i % 250 + 1) as u8]),
-        5060,
-    )
+fn addr(i: usize, base: u8, spread: bool) -> SocketAddr {
+    if spread {
+        SocketAddr::new(
+            IpAddr::from([10, base, (i / 250) as u8, (i % 250 + 1) as u8]),
+            5060,
+        )
+    } else {
+        SocketAddr::new(IpAddr::from([10, base, 0, 1]), 5060 + i as u16)
+    }
 }
 
 /// Where a caller is in its call.
@@ -50,6 +58,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(600);
+    let spread = std::env::args().any(|a| a == "one-host-per-ua");
     let proxy = SocketAddr::from(([10, 0, 0, 1], 5060));
     let mut world = World::new(&WorldConfig {
         seed: 1,
@@ -58,12 +67,20 @@ fn main() {
     let mut config = Config::new("example.com");
     config.local_addrs = vec![proxy];
     world.add_element("proxy", proxy, config, Vec::new());
-    let callees: Vec<Ua> = (0..PAIRS)
-        .map(|i| world.add_ua(&format!("callee{i}"), addr(i, 2)))
-        .collect();
-    let callers: Vec<Ua> = (0..PAIRS)
-        .map(|i| world.add_ua(&format!("caller{i}"), addr(i, 1)))
-        .collect();
+    let mut group = |base: u8, prefix: &str| -> Vec<Ua> {
+        let names: Vec<(String, SocketAddr)> = (0..PAIRS)
+            .map(|i| (format!("{prefix}{i}"), addr(i, base, spread)))
+            .collect();
+        if spread {
+            names.iter().map(|(n, a)| world.add_ua(n, *a)).collect()
+        } else {
+            let refs: Vec<(&str, SocketAddr)> =
+                names.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+            world.add_uas(&refs)
+        }
+    };
+    let callees = group(2, "callee");
+    let callers = group(1, "caller");
     for (i, ua) in callees.iter().enumerate() {
         let a = ua.addr();
         ua.send(
@@ -153,7 +170,7 @@ fn main() {
                 }
                 Caller::Inviting { call } => match status_of(call, "INVITE") {
                     Some((200, Some(to_tag))) => {
-                        let callee = addr(i, 2);
+                        let callee = addr(i, 2, spread);
                         ua.send(
                             proxy,
                             format!(
@@ -177,7 +194,7 @@ fn main() {
                     until,
                     to_tag,
                 } if now >= until => {
-                    let callee = addr(i, 2);
+                    let callee = addr(i, 2, spread);
                     ua.send(
                         proxy,
                         format!(
@@ -204,7 +221,8 @@ fn main() {
     let wall = started.elapsed().as_secs_f64();
     let messages = world.trace().len() / 2;
     println!(
-        "{PAIRS} callers, {PAIRS} callees, one proxy, {sim_seconds} s simulated in {wall:.2} s of wall time"
+        "{PAIRS} callers, {PAIRS} callees ({}), one proxy, {sim_seconds} s simulated in {wall:.2} s of wall time",
+        if spread { "a host each" } else { "two hosts" }
     );
     println!(
         "calls completed {completed} ({:.0} simulated calls per wall second), {messages} datagrams, {:.0} simulated seconds per wall second",

@@ -138,6 +138,42 @@ impl Network for SimNetwork {
     }
 }
 
+/// One scripted UA's socket: sends what the director queues, keeps what arrives.
+async fn ua_socket(
+    addr: SocketAddr,
+    socket: Rc<turmoil::net::UdpSocket>,
+    state: Rc<UaState>,
+    trace: Trace,
+    faults: Rc<RefCell<Faults>>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; trapezoid_server::DATAGRAM_BYTES_MAX];
+    loop {
+        loop {
+            // Pop first: the borrow must not live across the await.
+            let next = state.outbox.borrow_mut().pop_front();
+            let Some((to, bytes)) = next else { break };
+            trace.record(sim_now(), TraceKind::Sent, addr, to, &bytes);
+            send_with_faults(&socket, &faults, addr, to, &bytes).await?;
+        }
+        // Wake on a datagram, or when the director (between ticks) fills the outbox: it
+        // goes out on the next tick, as it would with a UA polling every tick.
+        let received = tokio::select! {
+            biased;
+            r = socket.recv_from(&mut buf) => Some(r),
+            () = state.filled.notified() => None,
+        };
+        if let Some(Ok((n, from))) = received {
+            let bytes = buf[..n].to_vec();
+            trace.record(sim_now(), TraceKind::Received, from, addr, &bytes);
+            state.inbox.borrow_mut().push_back(Received {
+                at: sim_now(),
+                from,
+                bytes,
+            });
+        }
+    }
+}
+
 /// Sim time as the trace records it: one clock for every host, restarts included.
 fn sim_now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
@@ -279,44 +315,53 @@ impl World {
 
     /// Adds a scripted UA on `addr`.
     pub fn add_ua(&mut self, name: &str, addr: SocketAddr) -> Ua {
-        self.names.insert(addr, name.to_owned());
-        let state = Rc::new(UaState::default());
-        let ua = Ua {
-            addr,
-            state: state.clone(),
-        };
+        self.add_uas(&[(name, addr)]).remove(0)
+    }
+
+    /// Adds scripted UAs that share one host (one IP address, each UA on its own port), as
+    /// SIPp runs many UAs in one process. turmoil's per-tick cost grows with the number of
+    /// hosts, so a load of many UAs is much faster this way.
+    ///
+    /// # Panics
+    /// If the addresses are not all on one IP, or a port repeats.
+    pub fn add_uas(&mut self, uas: &[(&str, SocketAddr)]) -> Vec<Ua> {
+        let ip = uas.first().expect("at least one UA").1.ip();
+        assert!(uas.iter().all(|(_, a)| a.ip() == ip), "one host, one IP");
+        let mut handles = Vec::new();
+        for (name, addr) in uas {
+            assert!(
+                !handles.iter().any(|u: &Ua| u.addr == *addr),
+                "{addr} twice"
+            );
+            self.names.insert(*addr, (*name).to_owned());
+            handles.push(Ua {
+                addr: *addr,
+                state: Rc::new(UaState::default()),
+            });
+        }
         let trace = self.trace.clone();
         let faults = self.faults.clone();
-        self.sim.client(addr.ip(), async move {
-            let socket = Rc::new(turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?);
-            let mut buf = vec![0u8; trapezoid_server::DATAGRAM_BYTES_MAX];
-            loop {
-                loop {
-                    // Pop first: the borrow must not live across the await.
-                    let next = state.outbox.borrow_mut().pop_front();
-                    let Some((to, bytes)) = next else { break };
-                    trace.record(sim_now(), TraceKind::Sent, addr, to, &bytes);
-                    send_with_faults(&socket, &faults, addr, to, &bytes).await?;
-                }
-                // Wake on a datagram, or when the director (between ticks) fills the outbox:
-                // it goes out on the next tick, as it would with a UA polling every tick.
-                let received = tokio::select! {
-                    biased;
-                    r = socket.recv_from(&mut buf) => Some(r),
-                    () = state.filled.notified() => None,
-                };
-                if let Some(Ok((n, from))) = received {
-                    let bytes = buf[..n].to_vec();
-                    trace.record(sim_now(), TraceKind::Received, from, addr, &bytes);
-                    state.inbox.borrow_mut().push_back(Received {
-                        at: sim_now(),
-                        from,
-                        bytes,
-                    });
-                }
+        let sockets: Vec<(SocketAddr, Rc<UaState>)> =
+            handles.iter().map(|u| (u.addr, u.state.clone())).collect();
+        self.sim.client(ip, async move {
+            let mut tasks = Vec::new();
+            for (addr, state) in sockets {
+                let socket =
+                    Rc::new(turmoil::net::UdpSocket::bind(("0.0.0.0", addr.port())).await?);
+                tasks.push(tokio::task::spawn_local(ua_socket(
+                    addr,
+                    socket,
+                    state,
+                    trace.clone(),
+                    faults.clone(),
+                )));
             }
+            for t in tasks {
+                t.await??;
+            }
+            Ok(())
         });
-        ua
+        handles
     }
 
     /// Faults for every link without faults of its own (loss, duplication).

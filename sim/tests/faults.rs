@@ -175,3 +175,29 @@ fn a_scripted_rule_drops_exactly_its_datagram() {
         ]
     );
 }
+
+#[test]
+fn uas_sharing_a_host_each_get_their_own_datagrams() {
+    let mut w = World::new(&WorldConfig {
+        seed: 1,
+        latency: Duration::from_millis(5),
+    });
+    let group = w.add_uas(&[
+        ("a1", "192.0.2.1:5060".parse().unwrap()),
+        ("a2", "192.0.2.1:5062".parse().unwrap()),
+    ]);
+    let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+    b.send(group[1].addr(), b"to a2".to_vec());
+    b.send(group[0].addr(), b"to a1".to_vec());
+    group[0].send(b.addr(), b"from a1".to_vec());
+    for _ in 0..20 {
+        w.step().unwrap();
+    }
+    let got = |ua: &trapezoid_sim::Ua| -> Vec<Vec<u8>> {
+        ua.pending().into_iter().map(|r| r.bytes).collect()
+    };
+    assert_eq!(got(&group[0]), vec![b"to a1".to_vec()]);
+    assert_eq!(got(&group[1]), vec![b"to a2".to_vec()]);
+    assert_eq!(got(&b), vec![b"from a1".to_vec()]);
+    assert_eq!(w.name_of(group[1].addr()), "a2");
+}
