@@ -463,9 +463,21 @@ fn inside(netns: &str) {
     let dir = std::env::temp_dir().join(netns);
     let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), SERVE_PORT);
     let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), SERVE_PORT);
+    // An open relay, as the element of tests/torture_core.rs: the messages come from
+    // foreign domains, and what RFC 4475 asks of a proxy is that it forwards them, not the
+    // relay policy's 403.
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!("address: {v4}\ndomains: [example.com]\nproxy: {{ relay: open }}\n"),
+    )
+    .unwrap();
     let serve = Serve::start(
         SERVE_PORT,
         &[
+            "--config",
+            config.to_str().unwrap(),
             "--listen",
             &format!("udp:{v4}"),
             "--listen",
