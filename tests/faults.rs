@@ -52,41 +52,66 @@ fn scheduled() -> impl Strategy<Value = Scheduled> {
     prop_oneof![Just(Scheduled::Drop), Just(Scheduled::Duplicate)]
 }
 
-proptest! {
-    // Each case is a whole flow played to the end and then until every element is quiet, so
-    // the default count is modest; PROPTEST_CASES=300 sweeps more (`trapezoid sweep` is the
-    // fast way to run thousands of seeds).
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(24),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+/// Plays RFC 3665 flow `flow` under the given faults; the report of a failure.
+fn holds(
+    flow: usize,
+    seed: u64,
+    loss: u8,
+    dup: u8,
+    jitter: u64,
+    schedule: Vec<(u32, Scheduled)>,
+) -> Result<(), String> {
+    let flows = rfc3665_flows();
+    assert_eq!(flows.len(), 16);
+    let options = RunOptions {
+        seed: Some(seed),
+        loss_percent: Some(loss),
+        duplicate_percent: Some(dup),
+        jitter_ms: Some((0, jitter)),
+        schedule,
+    };
+    let outcome = run_file(&flows[flow], &options).unwrap();
+    outcome.report().map_or(Ok(()), Err)
+}
 
-    /// Any mix of random loss, duplication and jitter, plus a schedule of single datagrams
-    /// dropped or doubled, leaves every RFC 3665 flow either finished or ended by the timeout
-    /// RFC 3261 prescribes, with the invariants holding. A failure shrinks toward no random
-    /// faults and the fewest scheduled ones: the minimal fault schedule that breaks the flow.
-    #[test]
-    fn rfc3665_flows_hold_under_any_faults(
-        flow in 0usize..16,
-        seed in 0u64..1_000_000,
-        loss in 0u8..=25,
-        dup in 0u8..=15,
-        jitter in 0u64..=40,
-        schedule in proptest::collection::vec((1u32..80, scheduled()), 0..6),
-    ) {
-        let flows = rfc3665_flows();
-        prop_assert_eq!(flows.len(), 16);
-        let options = RunOptions {
-            seed: Some(seed),
-            loss_percent: Some(loss),
-            duplicate_percent: Some(dup),
-            jitter_ms: Some((0, jitter)),
-            schedule,
-        };
-        let outcome = run_file(&flows[flow], &options).unwrap();
-        prop_assert!(outcome.report().is_none(), "{}", outcome.report().unwrap_or_default());
-    }
+// Any mix of random loss, duplication and jitter, plus a schedule of single datagrams
+// dropped or doubled, leaves every RFC 3665 flow either finished or ended by the timeout
+// RFC 3261 prescribes, with the invariants holding. A failure shrinks toward no random
+// faults and the fewest scheduled ones: the minimal fault schedule that breaks the flow.
+//
+// Four tests of four flows each, so that the test harness runs them on every core; 40
+// cases each (160 in all) by default, PROPTEST_CASES for more (`trapezoid sweep` is the fast
+// way to run thousands of seeds).
+macro_rules! flows_hold_under_faults {
+    ($($name:ident: $first:expr;)*) => {$(
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(40),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn $name(
+                flow in $first..$first + 4usize,
+                seed in 0u64..1_000_000,
+                loss in 0u8..=25,
+                dup in 0u8..=15,
+                jitter in 0u64..=40,
+                schedule in proptest::collection::vec((1u32..80, scheduled()), 0..6),
+            ) {
+                let held = holds(flow, seed, loss, dup, jitter, schedule);
+                prop_assert!(held.is_ok(), "{}", held.unwrap_err());
+            }
+        }
+    )*};
+}
+
+flows_hold_under_faults! {
+    registration_flows_hold_under_faults: 0;
+    first_session_flows_hold_under_faults: 4;
+    second_session_flows_hold_under_faults: 8;
+    last_session_flows_hold_under_faults: 12;
 }
 
 /// A scheduled fault hits exactly its datagram: dropping the first datagram of §3.1 (Alice's
