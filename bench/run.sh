@@ -56,7 +56,9 @@ for a in "$@"; do
     esac
 done
 
-for tool in sipp kamailio taskset awk; do
+
+PROXIES=${PROXIES:-trapezoid kamailio}
+for tool in sipp taskset awk python3 $([[ $PROXIES == *kamailio* ]] && echo kamailio); do
     command -v "$tool" > /dev/null || { echo "needs $tool" >&2; exit 2; }
 done
 
@@ -65,7 +67,6 @@ PORT=${BENCH_PORT:-25700}
 UAS_PORT=$((PORT + 10))
 UAC_PORT=$((PORT + 20))
 REG_PORT=$((PORT + 30))
-PROXIES=${PROXIES:-trapezoid kamailio}
 CASES=${CASES:-reg regauth call callauth}
 MEM=${MEM:-1}
 TRAPEZOID_LOG=${TRAPEZOID_LOG:-warn}
@@ -102,7 +103,7 @@ PROXY_KIND=
 UAS_PID=
 SIPP_PID=
 cleanup() {
-    [ -n "$SIPP_PID" ] && kill -KILL "$SIPP_PID" 2> /dev/null
+    [ -n "$SIPP_PID" ] && pkill -KILL -P "$SIPP_PID" 2> /dev/null
     [ -n "$UAS_PID" ] && kill -KILL "$UAS_PID" 2> /dev/null
     stop_proxy
     if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK"; else rm -rf "$WORK"; fi
@@ -252,10 +253,16 @@ sipp_run() { # scenario rate count local-port limit transport max-seconds watch 
     local t0 t1 pid now
     t0=$(date +%s%N)
     R_RC=0 R_ABORT=
-    (cd "$R_DIR" && exec "${PIN_SIPP[@]}" sipp "$IP:$PORT" -sf "$SCEN/$scenario" "$@" -i "$IP" \
-        -p "$lport" -t "$transport" -m "$count" -r "$rate" -rp 1000 -l "$limit" \
-        -buff_size 4194304 -timeout "$((${max%.*} + 5))s" -nostdin -trace_stat -stf stat.csv -fd 1 \
-        -trace_rtt -rtt_freq 100 -trace_err > sipp.out 2>&1) &
+    # SIPp runs under a subshell of its own, which reports its end (SIPp sometimes aborts
+    # when stopped) to /dev/null instead of this script's output.
+    (
+        cd "$R_DIR" || exit 1
+        "${PIN_SIPP[@]}" sipp "$IP:$PORT" -sf "$SCEN/$scenario" "$@" -i "$IP" \
+            -p "$lport" -t "$transport" -m "$count" -r "$rate" -rp 1000 -l "$limit" \
+            -buff_size 4194304 -timeout "$((${max%.*} + 5))s" -nostdin -trace_stat -stf stat.csv \
+            -fd 1 -trace_rtt -rtt_freq 100 -trace_err > sipp.out 2>&1
+        exit $?
+    ) 2> /dev/null &
     pid=$!
     SIPP_PID=$pid
     while kill -0 "$pid" 2> /dev/null; do
@@ -271,9 +278,9 @@ sipp_run() { # scenario rate count local-port limit transport max-seconds watch 
                     else if ($col["Retransmissions(C)"] * 100 > n) print "retransmissions" }')
         fi
         if [ -n "$R_ABORT" ]; then
-            kill -TERM "$pid" 2> /dev/null || true
+            pkill -TERM -P "$pid" 2> /dev/null || true
             sleep 0.5
-            kill -KILL "$pid" 2> /dev/null || true
+            pkill -KILL -P "$pid" 2> /dev/null || true
             break
         fi
     done
