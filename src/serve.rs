@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// table. For tests and closed networks: no query can leave the machine.
     #[arg(long)]
     pub no_dns: bool,
+    /// Most transactions alive at once (server and client together); a new request beyond
+    /// it gets 503 (RFC 3261 §21.5.4). Over UDP a transaction lives on 32 s after its final
+    /// response (Timers J, L, M: 64*T1), so this bounds the sustained rate: about N / 32
+    /// REGISTERs per second, N / 100 calls per second. Default 100000.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_transactions: Option<u64>,
     /// Seed for tags, branches and nonce secrets. Default: drawn from the operating system
     /// (a fixed seed makes nonces predictable: use it for tests only).
     #[arg(long)]
@@ -223,6 +229,9 @@ pub fn config_from(args: &ServeArgs) -> Result<Settings, String> {
         config.hosts.push((name.clone(), *addr));
     }
     config.proxy.dns = !args.no_dns;
+    if let Some(n) = args.max_transactions {
+        config.limits.transactions_max = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     if config.domains.is_empty() {
         return Err("domains: at least one domain is needed".into());
     }

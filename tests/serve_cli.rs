@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+mod common;
+
 fn serve(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_trapezoid"))
         .arg("serve")
@@ -47,6 +49,7 @@ fn bad_flags_exit_2_with_one_line() {
     one_line_error(&["--host", "biloxi.example.com=localhost:5060"], "IP:PORT");
     one_line_error(&["--host", "127.0.0.2=127.0.0.1:5060"], "NAME=IP:PORT");
     one_line_error(&["--mode", "b2bua"], "--mode");
+    one_line_error(&["--max-transactions", "0"], "--max-transactions");
     one_line_error(&["--no-such-flag"], "--no-such-flag");
 }
 
@@ -127,5 +130,58 @@ fn serve_registers_over_ipv6_loopback() {
     assert!(
         answer.contains(&format!("Contact: <sip:alice@{me}>;expires=3600")),
         "{answer}"
+    );
+}
+
+/// `--max-transactions N`: with N transactions alive (each lives 32 s after its final
+/// response over UDP), a new request gets 503 Too Many Transactions.
+#[test]
+fn max_transactions_caps_live_transactions_with_503() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("trapezoid-cli-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = 25995;
+    let listen = format!("udp:127.0.0.1:{port}");
+    // The readiness probe's OPTIONS already holds one or two of the three.
+    let serve = common::Serve::start(
+        port,
+        &["--listen", &listen, "--max-transactions", "3"],
+        &dir,
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let me = socket.local_addr().unwrap();
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let register = format!(
+            "REGISTER sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKcap{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+             Call-ID: cap{n}\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        socket
+            .send_to(register.as_bytes(), ("127.0.0.1", serve.port))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let (len, _) = socket.recv_from(&mut buf).expect("an answer");
+        let answer = String::from_utf8_lossy(&buf[..len]).into_owned();
+        statuses.push(answer.lines().next().unwrap_or_default().to_owned());
+    }
+    let first_503 = statuses
+        .iter()
+        .position(|s| s == "SIP/2.0 503 Too Many Transactions")
+        .unwrap_or_else(|| panic!("no 503: {statuses:?}"));
+    assert!(first_503 >= 1, "{statuses:?}");
+    assert!(
+        statuses[..first_503].iter().all(|s| s == "SIP/2.0 200 OK"),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_503..]
+            .iter()
+            .all(|s| s == "SIP/2.0 503 Too Many Transactions"),
+        "{statuses:?}"
     );
 }

@@ -1,7 +1,7 @@
 //! `trapezoid serve` against SIPp (Debian `sip-tester`), over loopback only: registrations
 //! with and without digest authentication, calls through the proxy over UDP and TCP (ACK and
-//! BYE following the Record-Route), a busy callee, a cancelled call, and bindings that
-//! survive `kill -9`.
+//! BYE following the Record-Route) and with a 407 first, a busy callee, a cancelled call, and
+//! bindings that survive `kill -9`.
 //!
 //! Each test runs its own `serve` on its own ports and bounds every process in time. Without
 //! `sipp` the tests print why and pass, except when `CI` is set: CI installs SIPp, so a
@@ -347,6 +347,91 @@ fn sipp_500_calls_through_the_proxy_over_udp() {
 #[test]
 fn sipp_500_calls_through_the_proxy_over_tcp() {
     calls("t1", 25460);
+}
+
+/// Calls from users who must answer a 407 first (INVITE, 407, ACK, INVITE with
+/// Proxy-Authorization): SIPp hashes `sip:IP:PORT` as the digest uri, not the Request-URI,
+/// and the element accepts that (RFC 3261 §22.4 leaves the check to the server).
+#[test]
+fn sipp_200_calls_with_digest_through_the_proxy() {
+    let Some(sipp) = sipp() else { return };
+    let dir = scratch("calls-auth");
+    let port = 25760;
+    let uas_port = 25770;
+    let config = dir.join("element.yaml");
+    let mut f = std::fs::File::create(&config).unwrap();
+    writeln!(f, "address: 127.0.0.1:{port}\ndomains: [127.0.0.1]\nauth: {{ register: true, algorithms: [MD5] }}\nproxy: {{ authenticate_invite: true }}\nusers:\n  - {{ name: callee, password: pwcallee }}").unwrap();
+    for i in 0..20 {
+        writeln!(f, "  - {{ name: user{i}, password: secret{i} }}").unwrap();
+    }
+    drop(f);
+    let config = config.display().to_string();
+    let serve = start(port, &["--config", &config], &dir);
+    // The callee registers with its credentials from the port its UAS will answer on.
+    let callee = dir.join("callee.csv");
+    std::fs::write(&callee, "SEQUENTIAL\ncallee;pwcallee;\n").unwrap();
+    let mut child = spawn_sipp(
+        &sipp,
+        &dir,
+        &args(&[
+            &format!("127.0.0.1:{port}"),
+            "-sf",
+            &format!("{SCENARIOS}register_auth.xml"),
+            "-inf",
+            &callee.display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uas_port.to_string(),
+            "-t",
+            "u1",
+            "-m",
+            "1",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-trace_err",
+            "-nostdin",
+        ]),
+    );
+    let status = wait_bounded(&mut child, SIPP_MAX, "register_auth.xml");
+    assert!(status.success(), "callee: {status}\n{}", errors(&dir));
+    let mut callee = uas(&sipp, &dir, "uas.xml", "u1", 200, uas_port);
+    let users = users_file(&dir, 20, true);
+    let mut caller = spawn_sipp(
+        &sipp,
+        &dir,
+        &args(&[
+            &format!("127.0.0.1:{}", serve.port),
+            "-sf",
+            &format!("{SCENARIOS}uac_auth.xml"),
+            "-s",
+            "callee",
+            "-inf",
+            &users.display().to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "25780",
+            "-t",
+            "u1",
+            "-m",
+            "200",
+            "-r",
+            "100",
+            "-l",
+            "200",
+            "-timeout",
+            "50s",
+            "-timeout_error",
+            "-trace_err",
+            "-nostdin",
+        ]),
+    );
+    let status = wait_bounded(&mut caller, SIPP_MAX, "uac_auth.xml");
+    assert!(status.success(), "callers: {status}\n{}", errors(&dir));
+    let status = wait_bounded(&mut callee, SIPP_MAX, "uas.xml");
+    assert!(status.success(), "callee: {status}\n{}", errors(&dir));
 }
 
 #[test]
