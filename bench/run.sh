@@ -129,7 +129,7 @@ printf 'SEQUENTIAL\ncallee;pwcallee;\n' > "$WORK/callee.csv"
     echo "address: $IP:$PORT"
     echo "domains: [$IP]"
     echo "auth: { register: true, algorithms: [MD5] }"
-    echo "proxy: { authenticate_invite: true }"
+    echo "proxy: { authenticate: true }"
     echo "users:"
     echo "  - { name: callee, password: pwcallee }"
     awk -v n="$USERS" 'BEGIN { for (i = 0; i < n; i++) print "  - { name: u" i ", password: pw" i " }" }'

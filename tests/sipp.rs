@@ -356,11 +356,11 @@ fn sipp_500_calls_through_the_proxy_over_tcp() {
 fn sipp_200_calls_with_digest_through_the_proxy() {
     let Some(sipp) = sipp() else { return };
     let dir = scratch("calls-auth");
-    let port = 25760;
-    let uas_port = 25770;
+    let port = 25790;
+    let uas_port = 25798;
     let config = dir.join("element.yaml");
     let mut f = std::fs::File::create(&config).unwrap();
-    writeln!(f, "address: 127.0.0.1:{port}\ndomains: [127.0.0.1]\nauth: {{ register: true, algorithms: [MD5] }}\nproxy: {{ authenticate_invite: true }}\nusers:\n  - {{ name: callee, password: pwcallee }}").unwrap();
+    writeln!(f, "address: 127.0.0.1:{port}\ndomains: [127.0.0.1]\nauth: {{ register: true, algorithms: [MD5] }}\nproxy: {{ authenticate: true }}\nusers:\n  - {{ name: callee, password: pwcallee }}").unwrap();
     for i in 0..20 {
         writeln!(f, "  - {{ name: user{i}, password: secret{i} }}").unwrap();
     }
@@ -412,7 +412,7 @@ fn sipp_200_calls_with_digest_through_the_proxy() {
             "-i",
             "127.0.0.1",
             "-p",
-            "25780",
+            "25795",
             "-t",
             "u1",
             "-m",
