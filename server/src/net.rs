@@ -92,7 +92,7 @@ impl RealNetwork {
         for l in listens {
             match l.transport {
                 Transport::Udp => {
-                    let socket = Arc::new(UdpSocket::bind(l.addr).await?);
+                    let socket = Arc::new(bind_udp(l.addr)?);
                     let local = socket.local_addr()?;
                     tokio::spawn(read_udp(socket.clone(), local, tx.clone()));
                     udp.push((local, socket));
@@ -420,4 +420,30 @@ fn stream_error_response(buf: &[u8], status: u16, reason: &str) -> Option<Vec<u8
         &[],
         b"",
     ))
+}
+
+/// What a UDP listener asks the kernel to buffer. The system default (about 208 KiB on Linux)
+/// holds a few hundred datagrams: at tens of thousands of requests per second a burst
+/// overflows it and datagrams are dropped while the loop still has CPU to spare (measured by
+/// bench/run.sh; Kamailio asks for more too). The kernel caps the request at its
+/// `net.core.rmem_max`; what it grants is logged.
+pub const UDP_RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+
+/// A UDP listener with a large receive buffer ([`UDP_RECEIVE_BUFFER_BYTES`]).
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: a smaller buffer still works, it only drops sooner under load.
+    if let Err(e) = s.set_recv_buffer_size(UDP_RECEIVE_BUFFER_BYTES) {
+        tracing::warn!(%addr, error = %e, "could not enlarge the UDP receive buffer");
+    }
+    if let Ok(granted) = s.recv_buffer_size() {
+        tracing::debug!(%addr, bytes = granted, "UDP receive buffer");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }
