@@ -219,6 +219,11 @@ pub fn refusal(scenario: &Scenario) -> Option<ScenarioError> {
             StepKind::Restart(h) => Some(format!("`restart: {h}`: {FAULTS}")),
             StepKind::Partition(p) => Some(format!("`partition: [{}]`: {FAULTS}", p.join(", "))),
             StepKind::Heal(p) => Some(format!("`heal: [{}]`: {FAULTS}", p.join(", "))),
+            StepKind::RestartWithBindings(h) => {
+                Some(format!("`restart_with_bindings: {h}`: {FAULTS}"))
+            }
+            StepKind::Hold(p) => Some(format!("`hold: [{}]`: {FAULTS}", p.join(", "))),
+            StepKind::Release(p) => Some(format!("`release: [{}]`: {FAULTS}", p.join(", "))),
             StepKind::Drop(_) => Some(format!("`drop:`: {FAULTS}")),
             StepKind::Duplicate(_) => Some(format!("`duplicate:`: {FAULTS}")),
             StepKind::Delay(_) => Some(format!("`delay:`: {FAULTS}")),

@@ -480,10 +480,17 @@ pub enum StepKind {
     Crash(String),
     /// A crashed element starts again from scratch.
     Restart(String),
+    /// A crashed element starts again with the bindings it had stored, as a registrar with a
+    /// database does (`serve --db`); its transactions and nonces are lost all the same.
+    RestartWithBindings(String),
     /// The link between two hosts is cut, both ways.
     Partition(#[schemars(length(equal = 2))] Vec<String>),
     /// A cut link is restored.
     Heal(#[schemars(length(equal = 2))] Vec<String>),
+    /// The datagrams between two hosts are held in the network (both ways), not lost.
+    Hold(#[schemars(length(equal = 2))] Vec<String>),
+    /// What `hold` kept is delivered, and datagrams go through again.
+    Release(#[schemars(length(equal = 2))] Vec<String>),
     /// The datagrams it names are lost.
     Drop(FaultStep),
     /// The datagrams it names arrive twice.
@@ -999,7 +1006,8 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "`send:`, `expect:`, `reply:`, `ack:`, `wait_ms:`, `crash:`, `restart:`, \
-             `partition:`, `heal:`, `drop:`, `duplicate:` or `delay:`",
+             `restart_with_bindings:`, `partition:`, `heal:`, `hold:`, `release:`, `drop:`, \
+             `duplicate:` or `delay:`",
         )
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepKind, A::Error> {
@@ -1014,8 +1022,11 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
                 "ack",
                 "crash",
                 "restart",
+                "restart_with_bindings",
                 "partition",
                 "heal",
+                "hold",
+                "release",
                 "drop",
                 "duplicate",
                 "delay",
@@ -1029,6 +1040,9 @@ impl<'de> Visitor<'de> for OneKeyVisitor<StepKind> {
                 "restart" => map.next_value().map(StepKind::Restart),
                 "partition" => map.next_value().map(StepKind::Partition),
                 "heal" => map.next_value().map(StepKind::Heal),
+                "restart_with_bindings" => map.next_value().map(StepKind::RestartWithBindings),
+                "hold" => map.next_value().map(StepKind::Hold),
+                "release" => map.next_value().map(StepKind::Release),
                 "drop" => map.next_value().map(StepKind::Drop),
                 "duplicate" => map.next_value().map(StepKind::Duplicate),
                 "delay" => map.next_value().map(StepKind::Delay),
@@ -1425,11 +1439,13 @@ impl Validator<'_> {
                     }
                 }
                 StepKind::WaitMs(_) => {}
-                StepKind::Crash(name) | StepKind::Restart(name) => {
-                    let key = if matches!(step.kind, StepKind::Crash(_)) {
-                        "crash"
-                    } else {
-                        "restart"
+                StepKind::Crash(name)
+                | StepKind::Restart(name)
+                | StepKind::RestartWithBindings(name) => {
+                    let key = match step.kind {
+                        StepKind::Crash(_) => "crash",
+                        StepKind::Restart(_) => "restart",
+                        _ => "restart_with_bindings",
                     };
                     let path = [Seg::Key("steps"), Seg::Index(i), Seg::Key(key)];
                     self.host_ref(&path, name, false)?;
@@ -1441,11 +1457,15 @@ impl Validator<'_> {
                         ));
                     }
                 }
-                StepKind::Partition(pair) | StepKind::Heal(pair) => {
-                    let key = if matches!(step.kind, StepKind::Partition(_)) {
-                        "partition"
-                    } else {
-                        "heal"
+                StepKind::Partition(pair)
+                | StepKind::Heal(pair)
+                | StepKind::Hold(pair)
+                | StepKind::Release(pair) => {
+                    let key = match step.kind {
+                        StepKind::Partition(_) => "partition",
+                        StepKind::Heal(_) => "heal",
+                        StepKind::Hold(_) => "hold",
+                        _ => "release",
                     };
                     let path = [Seg::Key("steps"), Seg::Index(i), Seg::Key(key)];
                     let [a, b] = pair.as_slice() else {
@@ -2413,7 +2433,7 @@ steps:
         let e = err(&with("  - wait_ms: 1000", "  - {}"));
         assert_eq!(
             e,
-            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`, `crash`, `restart`, `partition`, `heal`, `drop`, `duplicate`, `delay`"
+            "t.yaml:71:5: steps[3]: an empty step; expected one of `send`, `expect`, `wait_ms`, `reply`, `ack`, `crash`, `restart`, `restart_with_bindings`, `partition`, `heal`, `hold`, `release`, `drop`, `duplicate`, `delay`"
         );
         let e = err(&with("    ua:\n", "    uac:\n"));
         assert_eq!(
@@ -2750,6 +2770,14 @@ steps:
 ";
         let ok = |step: &str| parse(&BASE.replace("STEP", step)).map(|s| s.steps[0].kind.clone());
         assert_eq!(ok("crash: p1").unwrap(), StepKind::Crash("p1".into()));
+        assert_eq!(
+            ok("restart_with_bindings: p1").unwrap(),
+            StepKind::RestartWithBindings("p1".into())
+        );
+        assert_eq!(
+            ok("hold: [alice, p1]").unwrap(),
+            StepKind::Hold(vec!["alice".into(), "p1".into()])
+        );
         assert_eq!(ok("restart: p1").unwrap(), StepKind::Restart("p1".into()));
         assert_eq!(
             ok("partition: [alice, p1]").unwrap(),

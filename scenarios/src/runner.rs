@@ -523,6 +523,18 @@ impl Wire for SimWire {
                 let a = self.addrs_of(p)?;
                 self.world.heal(a[0], a[1]);
             }
+            model::StepKind::RestartWithBindings(h) => {
+                let a = self.addrs_of(&[h])?;
+                self.world.restart_with_bindings(a[0]);
+            }
+            model::StepKind::Hold(p) => {
+                let a = self.addrs_of(p)?;
+                self.world.hold(a[0], a[1]);
+            }
+            model::StepKind::Release(p) => {
+                let a = self.addrs_of(p)?;
+                self.world.release(a[0], a[1]);
+            }
             model::StepKind::Drop(f) => self.rule(f, Action::Drop)?,
             model::StepKind::Duplicate(f) => self.rule(f, Action::Duplicate)?,
             model::StepKind::Delay(f) => self.rule(
@@ -1544,6 +1556,9 @@ pub(crate) fn play_on<W: Wire>(
             | model::StepKind::Restart(_)
             | model::StepKind::Partition(_)
             | model::StepKind::Heal(_)
+            | model::StepKind::RestartWithBindings(_)
+            | model::StepKind::Hold(_)
+            | model::StepKind::Release(_)
             | model::StepKind::Drop(_)
             | model::StepKind::Duplicate(_)
             | model::StepKind::Delay(_)) => run.wire.fault(kind),

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use trapezoid_core::registrar::Binding;
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Event, Proxy, Transmit, Transport};
 use trapezoid_server::dns::TableResolver;
@@ -179,9 +180,18 @@ fn sim_now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
+/// An element's stored bindings, by AOR, each with when it lapses in sim time: what a
+/// registrar with a database (`serve --db`) finds again after a crash.
+type Store = BTreeMap<String, Vec<(Binding, Duration)>>;
+
+/// An element's store, and whether its next start reads it back.
+type StoredBindings = (Rc<RefCell<Store>>, Rc<std::cell::Cell<bool>>);
+
 struct SimTap {
     trace: Trace,
     events: Rc<RefCell<Vec<(Duration, Event)>>>,
+    /// Where the element writes its bindings, as `serve` writes them to SQLite.
+    store: Rc<RefCell<Store>>,
     /// This element's live state, as of its last drained input.
     state: Rc<RefCell<BTreeMap<SocketAddr, ElementState>>>,
     addr: SocketAddr,
@@ -213,8 +223,27 @@ impl Tap for SimTap {
         self.trace.record(sim_now(), kind, from, to, bytes);
     }
 
-    fn event(&mut self, _: Instant, event: &Event, _: &Proxy) {
+    fn event(&mut self, now: Instant, event: &Event, proxy: &Proxy) {
         self.events.borrow_mut().push((sim_now(), event.clone()));
+        if let Event::Registered { aor, .. }
+        | Event::Unregistered { aor, .. }
+        | Event::BindingExpired { aor, .. } = event
+        {
+            let at = sim_now();
+            let bindings: Vec<(Binding, Duration)> = proxy
+                .registrar()
+                .location()
+                .bindings(aor, now)
+                .into_iter()
+                .map(|b| (b.clone(), at + b.expires_at.saturating_since(now)))
+                .collect();
+            let mut store = self.store.borrow_mut();
+            if bindings.is_empty() {
+                store.remove(aor);
+            } else {
+                store.insert(aor.clone(), bindings);
+            }
+        }
     }
 
     fn drained(&mut self, _: Instant, proxy: &Proxy) {
@@ -245,6 +274,8 @@ pub struct World {
     names: BTreeMap<SocketAddr, String>,
     faults: Rc<RefCell<Faults>>,
     state: Rc<RefCell<BTreeMap<SocketAddr, ElementState>>>,
+    /// Each element's stored bindings, and whether its next start reads them back.
+    stores: BTreeMap<SocketAddr, StoredBindings>,
 }
 
 impl World {
@@ -266,6 +297,7 @@ impl World {
             names: BTreeMap::new(),
             faults: Rc::new(RefCell::new(Faults::new(config.seed))),
             state: Rc::default(),
+            stores: BTreeMap::new(),
         }
     }
 
@@ -282,13 +314,40 @@ impl World {
         let events = self.events.clone();
         let faults = self.faults.clone();
         let state = self.state.clone();
+        let store: Rc<RefCell<Store>> = Rc::default();
+        let keep = Rc::new(std::cell::Cell::new(false));
+        self.stores.insert(addr, (store.clone(), keep.clone()));
         self.sim.host(addr.ip(), move || {
             let config = config.clone();
             let names = names.clone();
             let faults = faults.clone();
+            // A restart reads the stored bindings back only when asked to
+            // (`World::restart_with_bindings`); otherwise it starts empty.
+            let restored: Vec<(String, Vec<Binding>)> = if keep.replace(false) {
+                let now = sim_now();
+                store
+                    .borrow()
+                    .iter()
+                    .map(|(aor, list)| {
+                        let live = list
+                            .iter()
+                            .filter(|(_, at)| *at > now)
+                            .map(|(b, at)| Binding {
+                                expires_at: Instant::from_duration(*at - now),
+                                ..b.clone()
+                            })
+                            .collect();
+                        (aor.clone(), live)
+                    })
+                    .collect()
+            } else {
+                store.borrow_mut().clear();
+                Vec::new()
+            };
             let mut tap = SimTap {
                 trace: trace.clone(),
                 events: events.clone(),
+                store: store.clone(),
                 state: state.clone(),
                 addr,
             };
@@ -305,6 +364,9 @@ impl World {
                     table: names.clone(),
                 };
                 let mut proxy = Proxy::new(config);
+                for (aor, bindings) in restored {
+                    proxy.restore_bindings(&aor, bindings);
+                }
                 Driver::new(&net, &mut proxy, &mut tap, resolver)
                     .run_until(std::future::pending::<()>())
                     .await?;
@@ -395,6 +457,27 @@ impl World {
     /// Starts the element on `addr` again from scratch (a fresh core with its config).
     pub fn restart(&mut self, addr: SocketAddr) {
         self.sim.bounce(addr.ip());
+    }
+
+    /// Starts the element on `addr` again with the bindings it had stored, as a registrar
+    /// with a database does after a crash (`serve --db`); bindings that lapsed meanwhile are
+    /// gone. Its transactions and nonces are lost all the same.
+    pub fn restart_with_bindings(&mut self, addr: SocketAddr) {
+        if let Some((_, keep)) = self.stores.get(&addr) {
+            keep.set(true);
+        }
+        self.sim.bounce(addr.ip());
+    }
+
+    /// Holds the datagrams between two hosts (both ways) in the network until
+    /// [`World::release`]: they are delayed, not lost.
+    pub fn hold(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.sim.hold(a.ip(), b.ip());
+    }
+
+    /// Delivers what [`World::hold`] kept, and lets datagrams through again.
+    pub fn release(&mut self, a: SocketAddr, b: SocketAddr) {
+        self.sim.release(a.ip(), b.ip());
     }
 
     /// Cuts the link between two hosts both ways: datagrams on it, and those in flight, are
