@@ -541,7 +541,7 @@ fn indent(s: &str) -> String {
 
 /// A `[3/28] file` line on stderr while a long run works, rewritten in place and cleared
 /// before each result; nothing at all when stderr is not a terminal (CI logs, pipes).
-struct Progress {
+pub(crate) struct Progress {
     total: usize,
     on: bool,
 }

@@ -40,18 +40,12 @@ fn judge(result: Result<Outcome, trapezoid_scenarios::ScenarioError>) -> Verdict
                 provisionals_lost: o.provisionals_lost,
             },
             Some(f) => {
-                let step = if f.step == 0 {
-                    "after the last step".to_owned()
-                } else {
-                    format!("step {}", f.step)
-                };
                 // The reason, not the messages: the replay command shows those in full.
                 let reason: Vec<&str> = f.report.lines().take(4).collect();
                 Verdict::Failed {
                     report: format!(
-                        "{}:{}: {step} failed\n{}",
-                        o.file,
-                        f.line,
+                        "{}\n{}",
+                        o.headline().unwrap_or_default(),
                         reason.join("\n")
                     ),
                     replay: o.replay_command(),
@@ -71,7 +65,7 @@ pub fn sweep(args: SweepArgs) -> ExitCode {
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Verdict>>> = Mutex::new((0..total).map(|_| None).collect());
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = crate::Progress::new(total);
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
             scope.spawn(|| loop {
@@ -84,22 +78,12 @@ pub fn sweep(args: SweepArgs) -> ExitCode {
                     ..args.faults.clone()
                 };
                 let verdict = judge(run_file(file, &options));
-                let failed = !matches!(verdict, Verdict::Passed { .. });
                 results.lock().unwrap()[i] = Some(verdict);
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if tty {
-                    eprint!(
-                        "\r\x1b[K[{n}/{total}] {}{}",
-                        file.display(),
-                        if failed { "  (a failure so far)" } else { "" }
-                    );
-                }
+                progress.show(done.fetch_add(1, Ordering::Relaxed), file);
             });
         }
     });
-    if tty {
-        eprint!("\r\x1b[K");
-    }
+    progress.clear();
     let (mut passed, mut failed, mut timeouts, mut lost) = (0, 0, 0, 0);
     // In job order, whatever order the threads finished in: the same output every time.
     for ((file, seed), verdict) in jobs.iter().zip(results.into_inner().unwrap()) {

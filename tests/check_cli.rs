@@ -107,3 +107,55 @@ fn a_changed_expectation_fails_with_a_diff_and_the_seed() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sweep_counts_every_seed_and_prints_each_failure_with_its_replay_command() {
+    let good = root().join("rfc3665/2_1_successful_new_registration.yaml");
+    let out = bin()
+        .args([
+            "sweep", "--seeds", "3", "--loss", "20%", "--jitter", "0..40ms",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("3 passed, 0 failed  (1 scenarios x 3 seeds;"),
+        "{stdout}"
+    );
+
+    let text = std::fs::read_to_string(&good).unwrap();
+    let broken = text.replacen(
+        "Contact: \"<sips:bob@client.biloxi.example.com>;expires=3600\"",
+        "Contact: \"<sips:bob@client.biloxi.example.com>;expires=1800\"",
+        1,
+    );
+    let dir = std::env::temp_dir().join(format!("trapezoid-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("broken.yaml");
+    std::fs::write(&copy, broken).unwrap();
+    let out = bin()
+        .args(["sweep", "--seeds", "2", "--first-seed", "7", "--dup", "10%"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for seed in [7, 8] {
+        assert!(
+            stdout.contains(&format!("FAIL  {} seed {seed}", copy.display())),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "replay with: trapezoid run {} --seed {seed} --dup 10",
+                copy.display()
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("step "), "{stdout}");
+    assert!(stdout.contains("0 passed, 2 failed"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}

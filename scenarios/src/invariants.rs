@@ -42,9 +42,11 @@ fn near(a: Duration, b: Duration) -> bool {
 pub fn check(entries: &[TraceEntry], elements: &[ElementTimers]) -> Vec<String> {
     let mut broken = Vec::new();
     for e in elements {
-        let sent: Vec<&TraceEntry> = entries
+        // Parsed once, for both rules.
+        let sent: Vec<(&TraceEntry, Message)> = entries
             .iter()
             .filter(|t| t.kind == TraceKind::Sent && t.from == e.addr)
+            .filter_map(|t| Some((t, Message::parse(&t.bytes, &Limits::default()).ok()?)))
             .collect();
         retransmitted_requests(e, &sent, &mut broken);
         final_responses(e, &sent, &mut broken);
@@ -53,18 +55,25 @@ pub fn check(entries: &[TraceEntry], elements: &[ElementTimers]) -> Vec<String> 
 }
 
 /// Requests sent more than once, by destination and bytes.
-fn retransmitted_requests(e: &ElementTimers, sent: &[&TraceEntry], broken: &mut Vec<String>) {
-    let mut groups: BTreeMap<(SocketAddr, &[u8]), Vec<Duration>> = BTreeMap::new();
-    for t in sent {
-        groups.entry((t.to, &t.bytes)).or_default().push(t.at);
+fn retransmitted_requests(
+    e: &ElementTimers,
+    sent: &[(&TraceEntry, Message)],
+    broken: &mut Vec<String>,
+) {
+    /// When each copy went, and the message.
+    type Sends<'a> = (Vec<Duration>, &'a Message);
+    let mut groups: BTreeMap<(SocketAddr, &[u8]), Sends<'_>> = BTreeMap::new();
+    for (t, m) in sent {
+        groups
+            .entry((t.to, &t.bytes))
+            .or_insert_with(|| (Vec::new(), m))
+            .0
+            .push(t.at);
     }
-    for ((to, bytes), times) in groups {
+    for ((to, _), (times, m)) in groups {
         if times.len() < 2 {
             continue;
         }
-        let Ok(m) = Message::parse(bytes, &Limits::default()) else {
-            continue;
-        };
         let Some(method) = m.method().map(|x| x.as_str().to_owned()) else {
             continue;
         };
@@ -112,14 +121,11 @@ fn retransmitted_requests(e: &ElementTimers, sent: &[&TraceEntry], broken: &mut 
 }
 
 /// Final responses sent upstream, by server transaction.
-fn final_responses(e: &ElementTimers, sent: &[&TraceEntry], broken: &mut Vec<String>) {
+fn final_responses(e: &ElementTimers, sent: &[(&TraceEntry, Message)], broken: &mut Vec<String>) {
     /// When, which status, which bytes.
     type Sent<'a> = (Duration, u16, &'a [u8]);
     let mut groups: BTreeMap<(SocketAddr, String), Vec<Sent<'_>>> = BTreeMap::new();
-    for t in sent {
-        let Ok(m) = Message::parse(&t.bytes, &Limits::default()) else {
-            continue;
-        };
+    for (t, m) in sent {
         let Some(status) = m.status().filter(|s| *s >= 200) else {
             continue;
         };

@@ -140,20 +140,25 @@ impl Outcome {
     /// seed and the replay command.
     pub fn report(&self) -> Option<String> {
         let f = self.failure.as_ref()?;
-        let step = if f.step == 0 {
-            "after the last step".to_owned()
-        } else {
-            format!("step {}", f.step)
-        };
         Some(format!(
-            "{}:{}: {step} failed\n\nladder up to the failure:\n{}\n{}\n\nseed {} — replay with: {}\n",
-            self.file,
-            f.line,
+            "{}\n\nladder up to the failure:\n{}\n{}\n\nseed {} — replay with: {}\n",
+            self.headline()?,
             ladder::ladder(&self.lines),
             f.report.trim_end(),
             self.seed,
             self.replay_command()
         ))
+    }
+
+    /// Where a failed run failed: `FILE:LINE: step N failed`.
+    pub fn headline(&self) -> Option<String> {
+        let f = self.failure.as_ref()?;
+        let step = if f.step == 0 {
+            "after the last step".to_owned()
+        } else {
+            format!("step {}", f.step)
+        };
+        Some(format!("{}:{}: {step} failed", self.file, f.line))
     }
 }
 

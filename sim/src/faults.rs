@@ -156,11 +156,6 @@ impl Faults {
         (0..copies).map(|_| self.jitter(f.jitter)).collect()
     }
 
-    /// How many copies of a datagram from `from` to `to` go on the wire: 0 (lost), 1 or 2.
-    pub fn copies(&mut self, from: IpAddr, to: IpAddr) -> usize {
-        self.fate(from, to, b"").len()
-    }
-
     fn jitter(&mut self, (min, max): (Duration, Duration)) -> Duration {
         let (lo, hi) = (min.as_millis() as u64, max.as_millis() as u64);
         if hi <= lo {
@@ -191,7 +186,7 @@ mod tests {
     fn no_faults_draw_nothing_and_lose_nothing() {
         let mut f = Faults::new(1);
         for _ in 0..1000 {
-            assert_eq!(f.copies(ip("192.0.2.1"), ip("192.0.2.2")), 1);
+            assert_eq!(f.fate(ip("192.0.2.1"), ip("192.0.2.2"), b"x").len(), 1);
         }
     }
 
@@ -209,12 +204,12 @@ mod tests {
                 },
             );
             let copies: Vec<usize> = (0..10_000)
-                .map(|_| f.copies(ip("192.0.2.1"), ip("192.0.2.2")))
+                .map(|_| f.fate(ip("192.0.2.1"), ip("192.0.2.2"), b"x").len())
                 .collect();
             let lost = copies.iter().filter(|c| **c == 0).count();
             let twice = copies.iter().filter(|c| **c == 2).count();
             // The other direction has no faults.
-            assert_eq!(f.copies(ip("192.0.2.2"), ip("192.0.2.1")), 1);
+            assert_eq!(f.fate(ip("192.0.2.2"), ip("192.0.2.1"), b"x").len(), 1);
             (lost, twice)
         };
         let (lost, twice) = count(7);
