@@ -24,110 +24,26 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
 
 use common::rfc5118;
+use common::torture::{play, Answer, Answered, Check, Wire};
 use rstest::rstest;
 use trapezoid_core::message::{HeaderName, Message};
 use trapezoid_core::time::Instant;
-use trapezoid_core::{
-    Config, Datagram, Event, Input, InputKind, Output, Proxy, Transmit, Transport,
-};
+use trapezoid_core::{Config, Event, Proxy};
+use Answer::*;
 
 const ELEMENT: &str = "[2001:db8::10]:5060";
-
-/// RFC 3261 Timer J for UDP: 64*T1 with the default T1 of 500 ms (§17.2.2).
-const TIMER_J: Duration = Duration::from_secs(32);
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
-
-/// What the element must answer.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    /// From a server transaction: status and reason phrase.
-    Stateful(u16, &'static str),
-    /// From an INVITE server transaction, after 100 Trying: status and reason phrase.
-    Invite(u16, &'static str),
-    /// Proxied to this next hop; nothing answered upstream.
-    Forwarded(&'static str),
-    /// Without a transaction (validation failed): status and reason phrase.
-    Stateless(u16, &'static str),
-}
-
-use Answer::*;
-
-/// What one input produced.
-struct Round {
-    transmits: Vec<Transmit>,
-    events: Vec<Event>,
-}
-
-/// What a check looks at after the first delivery.
-struct Answered<'a> {
-    /// What went out, parsed back: the final response, or the forwarded request.
-    sent: &'a Message,
-    /// The events of the first delivery.
-    events: &'a [Event],
-    /// The element, for its location service.
-    proxy: &'a Proxy,
-}
-
-type Check = fn(&Answered<'_>);
 
 fn element() -> Proxy {
     let mut config = Config::new("example.com");
     config.domains.push("[2001:db8::10]".into());
     config.local_addrs = vec![addr(ELEMENT)];
     Proxy::new(config)
-}
-
-/// Feeds one input and drains every output, asserting that the element does not panic and
-/// that the outputs end.
-fn feed(proxy: &mut Proxy, file: &str, now: Instant, kind: InputKind<'_>) -> Round {
-    catch_unwind(AssertUnwindSafe(|| proxy.handle_input(Input { now, kind })))
-        .unwrap_or_else(|_| panic!("{file}: the element panicked"));
-    let mut round = Round {
-        transmits: Vec::new(),
-        events: Vec::new(),
-    };
-    for _ in 0..64 {
-        match proxy.poll_output() {
-            Output::Transmit(t) => round.transmits.push(t),
-            Output::Event(e) => round.events.push(e),
-            Output::Timeout(_) => return round,
-        }
-    }
-    panic!("{file}: outputs never drained");
-}
-
-fn deliver(proxy: &mut Proxy, file: &str, now: Instant, from: SocketAddr, bytes: &[u8]) -> Round {
-    let d = Datagram {
-        local: addr(ELEMENT),
-        remote: from,
-        transport: Transport::Udp,
-        bytes,
-    };
-    feed(proxy, file, now, InputKind::Datagram(d))
-}
-
-/// A response, checked for where it goes (§18.2.2: the source address at the sent-by
-/// port, which every sender here uses as its source port) and parsed back.
-fn response_in(file: &str, t: &Transmit, from: SocketAddr) -> Message {
-    assert_eq!(t.transport, Transport::Udp, "{file}");
-    assert_eq!(t.local, addr(ELEMENT), "{file}");
-    assert_eq!(t.remote, from, "{file}");
-    Message::parse(&t.bytes, &Default::default())
-        .unwrap_or_else(|e| panic!("{file}: our own response does not parse: {e}"))
-}
-
-fn status_of(file: &str, m: &Message) -> (u16, String) {
-    let status = m
-        .status()
-        .unwrap_or_else(|| panic!("{file}: not a response"));
-    (status, m.reason().unwrap_or_default().to_owned())
 }
 
 fn header<'a>(m: &'a Message, name: &str) -> Vec<&'a str> {
@@ -394,151 +310,13 @@ fn ipv6_in_sdp_as_meant() {
 }
 
 fn run(file: &str, bytes: &[u8], from: SocketAddr, answer: Answer, check: Check) {
-    let request = Message::parse(bytes, &Default::default())
-        .unwrap_or_else(|e| panic!("{file}: does not parse: {e}"));
-    let mut proxy = element();
-    let first = deliver(&mut proxy, file, Instant::ZERO, from, bytes);
-    // What the element keeps sending until its transactions end.
-    let stored = match answer {
-        Forwarded(next_hop) => {
-            assert_eq!(first.transmits.len(), 1, "{file}: {:?}", first.transmits);
-            let t = &first.transmits[0];
-            assert_eq!(t.remote, addr(next_hop), "{file}");
-            assert_eq!(t.local, addr(ELEMENT), "{file}");
-            assert!(first.events.is_empty(), "{file}: {:?}", first.events);
-            assert_eq!(proxy.transaction_count(), 2, "{file}");
-            assert_eq!(proxy.context_count(), 1, "{file}");
-            let sent = Message::parse(&t.bytes, &Default::default())
-                .unwrap_or_else(|e| panic!("{file}: what we forwarded does not parse: {e}"));
-            check(&Answered {
-                sent: &sent,
-                events: &first.events,
-                proxy: &proxy,
-            });
-            t.bytes.clone()
-        }
-        Stateful(status, reason) | Invite(status, reason) | Stateless(status, reason) => {
-            let final_at = match answer {
-                Invite(..) => {
-                    assert_eq!(first.transmits.len(), 2, "{file}: 100 and a final response");
-                    let trying = response_in(file, &first.transmits[0], from);
-                    assert_eq!(status_of(file, &trying), (100, "Trying".to_owned()));
-                    same_transaction(file, &trying, &request);
-                    1
-                }
-                _ => {
-                    assert_eq!(first.transmits.len(), 1, "{file}: one response");
-                    0
-                }
-            };
-            let response = response_in(file, &first.transmits[final_at], from);
-            assert_eq!(
-                status_of(file, &response),
-                (status, reason.to_owned()),
-                "{file}"
-            );
-            if status == 400 {
-                assert_ne!(reason, "Bad Request", "{file}: name the problem");
-            }
-            same_transaction(file, &response, &request);
-            if matches!(answer, Stateless(..)) {
-                assert_eq!(proxy.transaction_count(), 0, "{file}");
-                assert!(first.events.is_empty(), "{file}: {:?}", first.events);
-            } else {
-                assert_eq!(proxy.transaction_count(), 1, "{file}");
-                assert_eq!(proxy.context_count(), 0, "{file}");
-                let completed: Vec<_> = first
-                    .events
-                    .iter()
-                    .filter_map(|e| match e {
-                        Event::TransactionCompleted { status, .. } => Some(*status),
-                        _ => None,
-                    })
-                    .collect();
-                assert_eq!(completed, [status], "{file}");
-                assert!(response.to().and_then(|t| t.tag()).is_some(), "{file}");
-            }
-            check(&Answered {
-                sent: &response,
-                events: &first.events,
-                proxy: &proxy,
-            });
-            first.transmits[final_at].bytes.clone()
-        }
+    // Every sender here uses its sent-by port as its source port (§18.2.2).
+    let wire = Wire {
+        element: addr(ELEMENT),
+        sender: from,
+        reply_to: from,
     };
-
-    // The same datagram 500 ms later: a retransmission (and T1 has passed: Timers G and E).
-    let again = deliver(&mut proxy, file, Instant::from_millis(500), from, bytes);
-    match answer {
-        Stateful(..) | Forwarded(_) => {
-            assert_eq!(again.transmits.len(), 1, "{file}: {:?}", again.transmits);
-            assert_eq!(again.transmits[0].bytes, stored, "{file}");
-        }
-        Invite(..) => {
-            assert_eq!(again.transmits.len(), 2, "{file}");
-            for t in &again.transmits {
-                assert_eq!(t.bytes, stored, "{file}");
-            }
-        }
-        Stateless(status, reason) => {
-            assert_eq!(again.transmits.len(), 1, "{file}");
-            let response = response_in(file, &again.transmits[0], from);
-            assert_eq!(
-                status_of(file, &response),
-                (status, reason.to_owned()),
-                "{file}"
-            );
-        }
-    }
-    assert!(again.events.is_empty(), "{file}: {:?}", again.events);
-
-    // Timers J, H or F end everything; until then the element only repeats what it sent.
-    let mut now = Instant::from_millis(500);
-    while now < Instant::ZERO + TIMER_J {
-        let next = match proxy.poll_output() {
-            Output::Timeout(Some(at)) => at,
-            Output::Timeout(None) => break,
-            other => panic!("{file}: undrained output {other:?}"),
-        };
-        assert!(next > now, "{file}: a timer in the past");
-        now = next;
-        let round = feed(&mut proxy, file, now, InputKind::Timeout);
-        for t in &round.transmits {
-            assert_eq!(t.bytes, stored, "{file} at {now:?}");
-        }
-        assert!(round.events.is_empty(), "{file}: {:?}", round.events);
-    }
-    assert!(now <= Instant::ZERO + TIMER_J, "{file}: ended at {now:?}");
-    assert_eq!(proxy.transaction_count(), 0, "{file}");
-    assert_eq!(proxy.context_count(), 0, "{file}");
-    // What may still wait is a binding's expiry (RFC 3261 §10.3 step 7), nothing else.
-    match proxy.poll_output() {
-        Output::Timeout(None) => {}
-        Output::Timeout(Some(_)) => assert!(
-            proxy.registrar().location().aor_count() > 0,
-            "{file}: a timer outlived every transaction"
-        ),
-        other => panic!("{file}: undrained output {other:?}"),
-    }
-}
-
-/// §8.2.6.2: a response copies what the client matches it with (§17.1.3).
-fn same_transaction(file: &str, response: &Message, request: &Message) {
-    assert_eq!(response.call_id(), request.call_id(), "{file}");
-    assert_eq!(
-        response.value(&HeaderName::CSeq),
-        request.value(&HeaderName::CSeq),
-        "{file}"
-    );
-    assert_eq!(
-        response
-            .top_via()
-            .and_then(|v| v.branch().map(str::to_owned)),
-        request
-            .top_via()
-            .and_then(|v| v.branch().map(str::to_owned)),
-        "{file}"
-    );
+    play(file, bytes, element(), &wire, answer, check);
 }
 
 /// Every file of the archive has a case above.

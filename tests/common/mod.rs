@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod rfc5118;
+pub mod torture;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
