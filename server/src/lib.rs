@@ -21,6 +21,7 @@ use trapezoid_core::{
 pub mod dns;
 pub mod net;
 pub mod store;
+pub mod udp;
 
 /// Largest UDP payload (RFC 768 length field less headers; IPv4 max).
 pub const DATAGRAM_BYTES_MAX: usize = 65_535;
@@ -42,10 +43,16 @@ pub struct Arrival {
 /// message framed out of a stream by Content-Length (RFC 3261 §18.3).
 pub trait Network {
     /// Sends one message the way the core asked: from `t.local`, over `t.transport`, to
-    /// `t.remote` (on a stream, the open connection to it or a new one).
-    fn send(&self, t: &Transmit) -> impl Future<Output = io::Result<()>>;
+    /// `t.remote` (on a stream, the open connection to it or a new one). A network may hold
+    /// it back to send it with others, at the latest when [`Network::recv`] is about to wait
+    /// or at [`Network::flush`].
+    fn send(&self, t: Transmit) -> impl Future<Output = io::Result<()>>;
     /// Receives the next message into `buf`.
     fn recv(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<Arrival>>;
+    /// Sends whatever [`Network::send`] held back.
+    fn flush(&self) -> impl Future<Output = io::Result<()>> {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Direction of a message seen by the [`Tap`].
@@ -182,7 +189,7 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
             };
             let woke = tokio::select! {
                 biased;
-                () = &mut stop => return Ok(()),
+                () = &mut stop => return self.net.flush().await,
                 Some(r) = answers.recv() => Wake::Answer(r),
                 r = wait => Wake::Network(r),
             };
@@ -221,28 +228,30 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
         }
     }
 
-    /// str0m's rule: after every input, drain the outputs up to the next deadline.
+    /// str0m's rule: after every input, drain the outputs up to the next deadline. The
+    /// clock is read once: every output belongs to the same instant (sending only queues or
+    /// takes microseconds).
     async fn drain(&mut self) -> io::Result<Option<Instant>> {
+        let now = since(self.origin);
         loop {
             match self.proxy.poll_output() {
                 Output::Transmit(t) => {
-                    let now = since(self.origin);
                     self.tap
                         .datagram(now, Direction::Out, t.local, t.remote, &t.bytes);
-                    if let Err(e) = self.net.send(&t).await {
+                    if let Err(e) = self.net.send(t).await {
                         if !is_transient(&e) {
                             return Err(e);
                         }
                     }
                 }
                 Output::Event(e) => {
-                    self.tap.event(since(self.origin), &e, self.proxy);
+                    self.tap.event(now, &e, self.proxy);
                     if let Event::Resolve(q) = e {
                         self.resolver.resolve(q, &self.answers_tx);
                     }
                 }
                 Output::Timeout(at) => {
-                    self.tap.drained(since(self.origin), self.proxy);
+                    self.tap.drained(now, self.proxy);
                     return Ok(at);
                 }
             }
@@ -343,6 +352,131 @@ mod tests {
         assert_eq!(tap.0[0].0, Direction::In);
         assert_eq!(tap.0[1].0, Direction::Out);
         assert_eq!(proxy.registrar().location().binding_count(), 1);
+    }
+
+    /// Runs the loop over `net` until `talk` is done (or the bound passes).
+    async fn serve_while<F: Future>(
+        net: &net::RealNetwork,
+        proxy: &mut Proxy,
+        talk: F,
+    ) -> F::Output {
+        let mut tap = NoTap;
+        tokio::time::timeout(WAIT_MAX, async {
+            tokio::select! {
+                biased;
+                r = run(net, proxy, &mut tap) => panic!("run loop ended: {r:?}"),
+                a = talk => a,
+            }
+        })
+        .await
+        .expect("answers within the bound")
+    }
+
+    async fn udp_element() -> (net::RealNetwork, Proxy, SocketAddr) {
+        let listen = net::Listen {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let net = net::RealNetwork::bind(&[listen], Default::default())
+            .await
+            .unwrap();
+        let server_addr = net.local_addrs()[0].1;
+        let mut cfg = Config::new("127.0.0.1");
+        cfg.local_addrs = vec![server_addr];
+        (net, Proxy::new(cfg), server_addr)
+    }
+
+    /// A burst of requests larger than a receive batch, all waiting in the socket before the
+    /// loop reads: each gets its answer once, in the order sent (batches are taken in order
+    /// and the outbox keeps it).
+    #[tokio::test]
+    async fn a_burst_over_several_batches_is_answered_in_order() {
+        const BURST: usize = udp::BATCH * 3 + 5;
+        let (net, mut proxy, server_addr) = udp_element().await;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caddr = client.local_addr().unwrap();
+        for n in 0..BURST {
+            let register = format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {caddr};branch=z9hG4bKburst{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:u{n}@127.0.0.1>;tag=b{n}\r\nTo: <sip:u{n}@127.0.0.1>\r\n\
+                 Call-ID: burst{n}\r\nCSeq: 1 REGISTER\r\nContact: <sip:u{n}@{caddr}>\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            client
+                .send_to(register.as_bytes(), server_addr)
+                .await
+                .unwrap();
+        }
+        let talk = async {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while got.len() < BURST {
+                let (n, _) = client.recv_from(&mut buf).await.unwrap();
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+                let call_id = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID: "))
+                    .unwrap()
+                    .to_owned();
+                got.push(call_id);
+            }
+            got
+        };
+        let got = serve_while(&net, &mut proxy, talk).await;
+        let sent: Vec<String> = (0..BURST).map(|n| format!("burst{n}")).collect();
+        assert_eq!(got, sent);
+        assert_eq!(proxy.registrar().location().binding_count(), BURST);
+    }
+
+    /// A datagram the system refuses (an IPv6 destination on the IPv4 socket: a contact
+    /// registered as [::1]) is dropped from the outbox and the rest of the batch still
+    /// leaves: the OPTIONS sent right after the INVITE is answered.
+    #[tokio::test]
+    async fn a_refused_datagram_does_not_hold_up_the_batch() {
+        let (net, mut proxy, server_addr) = udp_element().await;
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let caddr = client.local_addr().unwrap();
+        let register = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {caddr};branch=z9hG4bKv6reg\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=r\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: v6reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@[::1]:9>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let invite = format!(
+            "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {caddr};branch=z9hG4bKv6inv\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>\r\n\
+             Call-ID: v6inv\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{caddr}>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let options = format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {caddr};branch=z9hG4bKv6opt\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=o\r\nTo: <sip:127.0.0.1>\r\n\
+             Call-ID: v6opt\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        for m in [&register, &invite, &options] {
+            client.send_to(m.as_bytes(), server_addr).await.unwrap();
+        }
+        let talk = async {
+            let mut firsts = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while !firsts.iter().any(|l: &String| l.contains("v6opt")) {
+                let (n, _) = client.recv_from(&mut buf).await.unwrap();
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let call_id = text.lines().find(|l| l.starts_with("Call-ID: ")).unwrap();
+                firsts.push(format!("{} {call_id}", text.lines().next().unwrap()));
+            }
+            firsts
+        };
+        let firsts = serve_while(&net, &mut proxy, talk).await;
+        assert_eq!(
+            firsts,
+            [
+                "SIP/2.0 200 OK Call-ID: v6reg",
+                "SIP/2.0 100 Trying Call-ID: v6inv",
+                "SIP/2.0 200 OK Call-ID: v6opt"
+            ]
+        );
     }
 
     fn register(from: SocketAddr, n: u32, transport: &str, content_length: bool) -> String {

@@ -1,7 +1,8 @@
 //! Real sockets for the run loop: UDP sockets and TCP listeners and connections behind one
-//! [`Network`]. Reader tasks put whole messages on one queue that the loop takes from, so the
-//! loop itself waits on one future; a stream is framed here by Content-Length (RFC 3261
-//! §18.3) with the core's own framing code.
+//! [`Network`]. The loop reads and writes UDP itself, in batches ([`crate::udp`]); reader
+//! tasks put whole messages framed from TCP streams on a queue that it also takes from. A
+//! stream is framed here by Content-Length (RFC 3261 §18.3) with the core's own framing
+//! code.
 //!
 //! Connection reuse (RFC 3261 §18.2.2, RFC 5626 §5): a message for an address with an open
 //! connection goes on that connection, whichever side opened it; otherwise a new one is
@@ -11,14 +12,17 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use trapezoid_core::message::{self, Limits, Message, ParseErrorKind};
 use trapezoid_core::{Transmit, Transport};
 
+use crate::udp::{lock, UdpPort};
 use crate::{Arrival, Network, DATAGRAM_BYTES_MAX};
 
 /// One address to listen on.
@@ -55,7 +59,8 @@ impl Default for StreamLimits {
     }
 }
 
-/// Messages waiting for the loop, at most this many (then readers wait: backpressure).
+/// Messages framed from streams waiting for the loop, at most this many (then the
+/// connections' readers wait: backpressure).
 const QUEUE_MAX: usize = 4096;
 
 struct Incoming {
@@ -74,16 +79,18 @@ type Connections = Arc<Mutex<BTreeMap<SocketAddr, Connection>>>;
 
 /// UDP sockets and TCP listeners, bound and serving.
 pub struct RealNetwork {
-    rx: tokio::sync::Mutex<mpsc::Receiver<Incoming>>,
+    rx: Mutex<mpsc::Receiver<Incoming>>,
     tx: mpsc::Sender<Incoming>,
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    udp: Vec<UdpPort>,
+    /// The UDP port whose batch is being taken (the others are read after it).
+    udp_next: Mutex<usize>,
     tcp_local: Vec<SocketAddr>,
     connections: Connections,
     limits: StreamLimits,
 }
 
 impl RealNetwork {
-    /// Binds every address and starts their reader tasks (on the current tokio runtime).
+    /// Binds every address and starts the TCP listeners' tasks (on the current tokio runtime).
     pub async fn bind(listens: &[Listen], limits: StreamLimits) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE_MAX);
         let connections: Connections = Arc::default();
@@ -91,12 +98,7 @@ impl RealNetwork {
         let mut tcp_local = Vec::new();
         for l in listens {
             match l.transport {
-                Transport::Udp => {
-                    let socket = Arc::new(bind_udp(l.addr)?);
-                    let local = socket.local_addr()?;
-                    tokio::spawn(read_udp(socket.clone(), local, tx.clone()));
-                    udp.push((local, socket));
-                }
+                Transport::Udp => udp.push(UdpPort::new(bind_udp(l.addr)?)?),
                 Transport::Tcp => {
                     let listener = TcpListener::bind(l.addr).await?;
                     let local = listener.local_addr()?;
@@ -112,9 +114,10 @@ impl RealNetwork {
             }
         }
         Ok(RealNetwork {
-            rx: tokio::sync::Mutex::new(rx),
+            rx: Mutex::new(rx),
             tx,
             udp,
+            udp_next: Mutex::new(0),
             tcp_local,
             connections,
             limits,
@@ -125,7 +128,7 @@ impl RealNetwork {
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         self.udp
             .iter()
-            .map(|(a, _)| (Transport::Udp, *a))
+            .map(|u| (Transport::Udp, u.local_addr()))
             .chain(self.tcp_local.iter().map(|a| (Transport::Tcp, *a)))
             .collect()
     }
@@ -135,38 +138,91 @@ impl RealNetwork {
         self.connections.lock().map_or(0, |c| c.len())
     }
 
-    fn udp_socket(&self, local: SocketAddr, to: SocketAddr) -> Option<&Arc<UdpSocket>> {
+    fn udp_port(&self, local: SocketAddr, to: SocketAddr) -> Option<&UdpPort> {
         self.udp
             .iter()
-            .find(|(a, _)| *a == local)
-            .or_else(|| self.udp.iter().find(|(a, _)| a.is_ipv4() == to.is_ipv4()))
-            .map(|(_, s)| s)
+            .find(|u| u.local_addr() == local)
+            .or_else(|| {
+                self.udp
+                    .iter()
+                    .find(|u| u.local_addr().is_ipv4() == to.is_ipv4())
+            })
+    }
+
+    /// A datagram already read, the oldest batch first.
+    fn take_udp(&self, buf: &mut [u8]) -> Option<Arrival> {
+        let mut next = lock(&self.udp_next);
+        while *next < self.udp.len() {
+            let port = &self.udp[*next];
+            if let Some((len, remote)) = port.take(buf) {
+                return Some(Arrival {
+                    local: port.local_addr(),
+                    remote,
+                    transport: Transport::Udp,
+                    len,
+                });
+            }
+            *next += 1;
+        }
+        None
+    }
+
+    /// Reads a batch from every UDP socket that has datagrams, without waiting: whether any
+    /// came. A socket error that concerns one peer (an ICMP report) is passed over.
+    fn receive_udp(&self) -> io::Result<bool> {
+        let mut any = false;
+        for port in &self.udp {
+            match port.receive_batch() {
+                Ok(n) => any |= n > 0,
+                Err(e) if crate::is_transient(&e) => any |= port.has_ready(),
+                Err(e) => {
+                    tracing::error!(local = %port.local_addr(), error = %e, "UDP socket failed");
+                    return Err(e);
+                }
+            }
+        }
+        *lock(&self.udp_next) = 0;
+        Ok(any)
+    }
+
+    /// Sends every queued datagram.
+    async fn flush_udp(&self) -> io::Result<()> {
+        for port in &self.udp {
+            port.flush().await?;
+        }
+        Ok(())
     }
 }
 
 impl Network for RealNetwork {
-    async fn send(&self, t: &Transmit) -> io::Result<()> {
+    async fn send(&self, t: Transmit) -> io::Result<()> {
         match t.transport {
             Transport::Udp => {
-                let Some(socket) = self.udp_socket(t.local, t.remote) else {
+                let Some(port) = self.udp_port(t.local, t.remote) else {
                     return Err(io::Error::new(
                         io::ErrorKind::NetworkUnreachable,
                         "no UDP socket for this address family",
                     ));
                 };
-                socket.send_to(&t.bytes, t.remote).await.map(|_| ())
+                port.queue(t.remote, t.bytes);
+                if port.queued() >= crate::udp::BATCH {
+                    port.flush().await?;
+                }
+                Ok(())
             }
             Transport::Tcp => {
                 let mut conns = self
                     .connections
                     .lock()
                     .map_err(|_| io::Error::other("connection table poisoned"))?;
-                if let Some(c) = conns.get(&t.remote) {
-                    if c.writer.send(t.bytes.clone()).is_ok() {
-                        return Ok(());
-                    }
-                    conns.remove(&t.remote);
-                }
+                let bytes = match conns.get(&t.remote) {
+                    Some(c) => match c.writer.send(t.bytes) {
+                        Ok(()) => return Ok(()),
+                        Err(mpsc::error::SendError(bytes)) => bytes,
+                    },
+                    None => t.bytes,
+                };
+                conns.remove(&t.remote);
                 if conns.len() >= self.limits.connections_max {
                     return Err(io::Error::new(
                         io::ErrorKind::WouldBlock,
@@ -175,7 +231,7 @@ impl Network for RealNetwork {
                 }
                 // Open one in the background; the message waits in its queue.
                 let (writer, queue) = mpsc::unbounded_channel();
-                let _ = writer.send(t.bytes.clone());
+                let _ = writer.send(bytes);
                 conns.insert(t.remote, Connection { writer });
                 tokio::spawn(connect(
                     t.remote,
@@ -189,45 +245,62 @@ impl Network for RealNetwork {
         }
     }
 
+    /// Takes the next datagram of the batch read last; when the batch is used up, sends
+    /// what the element queued meanwhile, then reads the next batch and the stream queue,
+    /// waiting only when nothing at all is there.
     async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
-        let mut rx = self.rx.lock().await;
-        let m = rx
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::other("every reader has stopped"))?;
-        let len = m.bytes.len().min(buf.len());
-        buf[..len].copy_from_slice(&m.bytes[..len]);
-        Ok(Arrival {
-            local: m.local,
-            remote: m.remote,
-            transport: m.transport,
-            len,
-        })
+        loop {
+            if let Some(a) = self.take_udp(buf) {
+                return Ok(a);
+            }
+            self.flush_udp().await?;
+            // A stream message first, then UDP: neither starves the other.
+            let m = lock(&self.rx).try_recv();
+            match m {
+                Ok(m) => return Ok(arrival(m, buf)),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(io::Error::other("every reader has stopped"))
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.receive_udp()? {
+                continue;
+            }
+            let woke = std::future::poll_fn(|cx| {
+                if let Poll::Ready(m) = lock(&self.rx).poll_recv(cx) {
+                    return Poll::Ready(m);
+                }
+                // Registered with every socket, so any of them wakes the loop.
+                let mut readable = false;
+                for port in &self.udp {
+                    readable |= port.poll_readable(cx).is_ready();
+                }
+                if readable {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if let Some(m) = woke {
+                return Ok(arrival(m, buf));
+            }
+        }
+    }
+
+    async fn flush(&self) -> io::Result<()> {
+        self.flush_udp().await
     }
 }
 
-async fn read_udp(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Incoming>) {
-    let mut buf = vec![0u8; DATAGRAM_BYTES_MAX];
-    loop {
-        match socket.recv_from(&mut buf).await {
-            Ok((n, remote)) => {
-                let m = Incoming {
-                    bytes: buf[..n].to_vec(),
-                    local,
-                    remote,
-                    transport: Transport::Udp,
-                };
-                if tx.send(m).await.is_err() {
-                    return;
-                }
-            }
-            // An ICMP error for an earlier send: nothing to do with the next datagram.
-            Err(e) if crate::is_transient(&e) => {}
-            Err(e) => {
-                tracing::error!(%local, error = %e, "UDP socket failed; no longer reading it");
-                return;
-            }
-        }
+fn arrival(m: Incoming, buf: &mut [u8]) -> Arrival {
+    let len = m.bytes.len().min(buf.len());
+    buf[..len].copy_from_slice(&m.bytes[..len]);
+    Arrival {
+        local: m.local,
+        remote: m.remote,
+        transport: m.transport,
+        len,
     }
 }
 

@@ -124,7 +124,7 @@ pub struct SimNetwork {
 }
 
 impl Network for SimNetwork {
-    async fn send(&self, t: &Transmit) -> std::io::Result<()> {
+    async fn send(&self, t: Transmit) -> std::io::Result<()> {
         send_with_faults(&self.socket, &self.faults, self.local, t.remote, &t.bytes).await
     }
 
