@@ -508,4 +508,14 @@ impl Tap for ServeTap {
             other => tracing::debug!(event = ?other, "event"),
         }
     }
+
+    /// Group commit: the bindings written since the last flush go to disk before the
+    /// answers that report them leave.
+    fn flush(&mut self, _now: Instant) {
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.commit() {
+                tracing::error!(error = %e, "cannot store bindings");
+            }
+        }
+    }
 }

@@ -53,6 +53,11 @@ pub trait Network {
     fn flush(&self) -> impl Future<Output = io::Result<()>> {
         std::future::ready(Ok(()))
     }
+    /// Whether [`Network::recv`] has a message to return at once, without first sending
+    /// what it holds back: the run loop then takes it before anything may leave.
+    fn ready(&self) -> bool {
+        false
+    }
 }
 
 /// Direction of a message seen by the [`Tap`].
@@ -83,6 +88,10 @@ pub trait Tap {
     /// The core has nothing more to say for now (every output of the last input is out):
     /// `proxy` can be looked at in a settled state, e.g. for its live counts.
     fn drained(&mut self, _now: Instant, _proxy: &Proxy) {}
+    /// The messages sent so far (the network may have held them back to send them
+    /// together) are about to leave: whatever must be durable before they do, is made so
+    /// now (one commit for a whole batch of REGISTERs).
+    fn flush(&mut self, _now: Instant) {}
 }
 
 /// A tap that sees nothing.
@@ -174,6 +183,9 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
                 deadline = self.drain().await?;
                 continue;
             }
+            if !self.net.ready() {
+                self.tap.flush(since(self.origin));
+            }
             let net = self.net;
             let origin = self.origin;
             let buf = &mut self.buf;
@@ -189,7 +201,10 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
             };
             let woke = tokio::select! {
                 biased;
-                () = &mut stop => return self.net.flush().await,
+                () = &mut stop => {
+                    self.tap.flush(since(self.origin));
+                    return self.net.flush().await;
+                }
                 Some(r) = answers.recv() => Wake::Answer(r),
                 r = wait => Wake::Network(r),
             };

@@ -204,10 +204,9 @@ impl Network for RealNetwork {
                         "no UDP socket for this address family",
                     ));
                 };
+                // It leaves when the batch is done (see `Network::ready`): the run loop lets
+                // the tap make the batch durable first.
                 port.queue(t.remote, t.bytes);
-                if port.queued() >= crate::udp::BATCH {
-                    port.flush().await?;
-                }
                 Ok(())
             }
             Transport::Tcp => {
@@ -290,6 +289,10 @@ impl Network for RealNetwork {
 
     async fn flush(&self) -> io::Result<()> {
         self.flush_udp().await
+    }
+
+    fn ready(&self) -> bool {
+        self.udp.iter().any(UdpPort::has_ready)
     }
 }
 

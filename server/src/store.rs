@@ -1,9 +1,11 @@
 //! The location service on disk: one SQLite table an operator can read with `sqlite3`.
 //!
 //! The core keeps its bindings in memory; this keeps a copy. After every binding event the
-//! address of record's current bindings replace its rows, in one transaction, before the run
-//! loop sends anything else the same input produced, so the 200 to a REGISTER leaves only
-//! once its bindings are on disk. At start the rows are read back and given to the core.
+//! address of record's current bindings replace its rows. The writes of a batch of inputs
+//! share one transaction (group commit), committed when the run loop is about to let the
+//! batch's outputs leave ([`crate::Tap::flush`]): so the 200 to a REGISTER leaves only once
+//! its bindings are on disk, and a burst of REGISTERs costs one commit, not one each. At
+//! start the rows are read back and given to the core.
 //!
 //! Durability: the database runs in WAL mode with `synchronous=NORMAL`. A committed
 //! transaction is in the operating system's hands before the commit returns, so killing the
@@ -120,18 +122,30 @@ impl LocationStore {
         Ok(out)
     }
 
-    /// Replaces the rows of `aor` with `bindings` (none: the AOR is gone).
+    /// Replaces the rows of `aor` with `bindings` (none: the AOR is gone), in the open
+    /// transaction (one is begun if none is): it is on disk after [`LocationStore::commit`].
     pub fn save(&mut self, aor: &str, bindings: &[&Binding]) -> Result<(), String> {
-        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute("DELETE FROM location WHERE aor = ?1", params![aor])
+        if self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("BEGIN")
+                .map_err(|e| e.to_string())?;
+        }
+        self.conn
+            .prepare_cached("DELETE FROM location WHERE aor = ?1")
+            .and_then(|mut s| s.execute(params![aor]))
             .map_err(|e| e.to_string())?;
-        for b in bindings {
-            let expires = self.origin_unix_ms + b.expires_at.since_origin().as_millis() as u64;
-            tx.execute(
+        let mut insert = self
+            .conn
+            .prepare_cached(
                 "INSERT OR REPLACE INTO location \
                  (aor, contact, params, q, expires, call_id, cseq, remote, transport) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+            )
+            .map_err(|e| e.to_string())?;
+        for b in bindings {
+            let expires = self.origin_unix_ms + b.expires_at.since_origin().as_millis() as u64;
+            insert
+                .execute(params![
                     aor,
                     b.contact,
                     encode_params(&b.params),
@@ -141,11 +155,23 @@ impl LocationStore {
                     i64::from(b.cseq),
                     b.flow.remote.to_string(),
                     b.flow.transport.as_str(),
-                ],
-            )
-            .map_err(|e| e.to_string())?;
+                ])
+                .map_err(|e| e.to_string())?;
         }
-        tx.commit().map_err(|e| e.to_string())
+        Ok(())
+    }
+
+    /// Commits what [`LocationStore::save`] wrote since the last commit, if anything. On
+    /// error the writes are rolled back: the next binding event of each AOR writes its rows
+    /// whole again.
+    pub fn commit(&mut self) -> Result<(), String> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            e.to_string()
+        })
     }
 
     /// Rows in the table (for tests and the start-up log line).
@@ -202,6 +228,8 @@ mod tests {
         }
     }
 
+    /// Committed rows survive a reopen with their expiry moved onto the new clock; rows
+    /// saved but not committed (the process died before its answers left) do not.
     #[test]
     fn bindings_survive_a_reopen_with_expiry_on_the_new_clock() {
         let dir = std::env::temp_dir().join(format!("trapezoid-store-{}", std::process::id()));
@@ -216,6 +244,10 @@ mod tests {
             s.save("sip:carol@example.org", &[&b2]).unwrap();
             s.save("sip:carol@example.org", &[]).unwrap();
             assert_eq!(s.count(), 2);
+            s.commit().unwrap();
+            s.commit().unwrap();
+            s.save("sip:dave@example.org", &[&b1]).unwrap();
+            assert_eq!(s.count(), 3);
         }
         // 100 s later: the 60 s binding has expired and is purged; the other has 3500 s.
         let mut s = LocationStore::open(&path, 1_100_000).unwrap();
