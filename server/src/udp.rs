@@ -190,11 +190,19 @@ impl UdpPort {
 }
 
 /// Errors `sendmmsg` reports for the first datagram of a batch that concern that datagram
-/// (its address or size), not the socket.
+/// (its address or size), not the socket, or that a lossy network would also cause (no
+/// buffer for it in the kernel: retransmission recovers, as from a loss on the wire).
 fn refused_for_the_datagram(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error().map(Errno::from_raw),
-        Some(Errno::EINVAL | Errno::EAFNOSUPPORT | Errno::EMSGSIZE | Errno::EACCES | Errno::EPERM)
+        Some(
+            Errno::EINVAL
+                | Errno::EAFNOSUPPORT
+                | Errno::EMSGSIZE
+                | Errno::EACCES
+                | Errno::EPERM
+                | Errno::ENOBUFS
+        )
     )
 }
 
