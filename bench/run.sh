@@ -6,9 +6,10 @@
 #
 #   bench/run.sh [--quick] [--keep]
 #
-# For each case (REGISTER; REGISTER with digest, 401 then 200; a call INVITE/100/180/200/ACK/
-# BYE/200 through the proxy to a SIPp UAS registered as `callee`; the same call with a 407 on
-# the INVITE) and each proxy:
+# For each case (REGISTER; REGISTER with Trapezoid's bindings persisted in SQLite, `--db`;
+# REGISTER with digest, 401 then 200; a call INVITE/100/180/200/ACK/BYE/200 through the proxy
+# to a SIPp UAS registered as `callee`; the same call with a 407 on the INVITE) and each
+# proxy:
 #   - CPU µs per operation at a fixed rate, the same for both (user + system time of all the
 #     proxy's processes and threads, from /proc), and SIPp's p50/p99 response time there;
 #   - the highest rate with no failed operation: the fixed rate, then ×2 steps until one
@@ -34,7 +35,8 @@
 # --quick: 2 s steps, two ramp steps and no bisection, memory at 20,000 users only. Under
 # 2 minutes on a quiet machine; the full run under 10.
 # --keep: leave the work directory (SIPp statistics, logs) under /tmp.
-# Environment: PROXIES="trapezoid kamailio", CASES="reg regauth call callauth", MEM=0 to
+# Environment: PROXIES="trapezoid kamailio", CASES="reg regdb regauth call callauth" (regdb
+# is Trapezoid's only; its ratio is to Kamailio's in-memory REGISTER), MEM=0 to
 # skip the memory part, RATE_REG / RATE_REGAUTH / RATE_CALL / RATE_CALLAUTH for the fixed
 # rates (10000, 5000, 1000, 1000), USERS (2000), TRAPEZOID_MAX_TX, MEM_RATE (20000),
 # BENCH_PORT (25700; the next 40 ports are used too).
@@ -67,7 +69,7 @@ PORT=${BENCH_PORT:-25700}
 UAS_PORT=$((PORT + 10))
 UAC_PORT=$((PORT + 20))
 REG_PORT=$((PORT + 30))
-CASES=${CASES:-reg regauth call callauth}
+CASES=${CASES:-reg regdb regauth call callauth}
 MEM=${MEM:-1}
 TRAPEZOID_LOG=${TRAPEZOID_LOG:-warn}
 TRAPEZOID_MAX_TX=${TRAPEZOID_MAX_TX:-10000000}
@@ -81,11 +83,12 @@ fi
 # auth_db over db_text scans the whole subscriber table per request (no index), so its digest
 # cost grows with this number; Trapezoid looks users up in a hash index.
 USERS=${USERS:-2000}
-declare -A FIXED=([reg]=${RATE_REG:-10000} [regauth]=${RATE_REGAUTH:-5000}
+declare -A FIXED=([reg]=${RATE_REG:-10000} [regdb]=${RATE_REG:-10000} [regauth]=${RATE_REGAUTH:-5000}
     [call]=${RATE_CALL:-1000} [callauth]=${RATE_CALLAUTH:-1000})
 # Above these one SIPp on one core of this machine is the bottleneck (Kamailio baseline).
-declare -A CAP=([reg]=80000 [regauth]=40000 [call]=10000 [callauth]=8000)
-declare -A LABEL=([reg]="REGISTER" [regauth]="REGISTER + digest (401, 200)"
+declare -A CAP=([reg]=80000 [regdb]=80000 [regauth]=40000 [call]=10000 [callauth]=8000)
+declare -A LABEL=([reg]="REGISTER" [regdb]="REGISTER, Trapezoid's bindings in SQLite (\`--db\`); Kamailio's in memory"
+    [regauth]="REGISTER + digest (401, 200)"
     [call]="call (INVITE…BYE, Record-Route)" [callauth]="call + digest (407 on INVITE)")
 MEM_RATE=${MEM_RATE:-20000}
 
@@ -313,7 +316,7 @@ step() { # case rate seconds
     local case=$1 rate=$2 secs=$3
     local count=$((rate * secs)) limit max scenario args=()
     case $case in
-        reg) scenario=register.xml args=(-inf "$WORK/users.csv") limit=$rate ;;
+        reg | regdb) scenario=register.xml args=(-inf "$WORK/users.csv") limit=$rate ;;
         regauth) scenario=register_auth.xml args=(-inf "$WORK/users.csv") limit=$rate ;;
         call) scenario=uac.xml args=(-s callee) limit=$((rate * 3)) ;;
         callauth) scenario=uac_auth.xml args=(-s callee -inf "$WORK/users.csv") limit=$((rate * 3)) ;;
@@ -411,15 +414,25 @@ warm_up() { # scenario rate: register the whole population once
 }
 
 run_cases() { # proxy
-    local want_plain=0 want_auth=0 c
+    local want_plain=0 want_auth=0 want_db=0 c
     for c in $CASES; do
-        case $c in reg | call) want_plain=1 ;; regauth | callauth) want_auth=1 ;; esac
+        case $c in reg | call) want_plain=1 ;; regauth | callauth) want_auth=1 ;; regdb) want_db=1 ;; esac
     done
     if [ $want_plain = 1 ]; then
         if [ "$1" = trapezoid ]; then start_trapezoid; else start_kamailio; fi
         register_callee register.xml
         warm_up register.xml 5000
         for c in $CASES; do case $c in reg | call) measure_case "$c" ;; esac; done
+        stop_proxy
+    fi
+    # Bindings persisted as a deployment would keep them (Kamailio's stay in memory, as in
+    # the research baseline: the ratio is to its plain REGISTER).
+    if [ $want_db = 1 ] && [ "$1" = trapezoid ]; then
+        rm -f "$WORK"/location.db*
+        start_trapezoid --db "$WORK/location.db"
+        register_callee register.xml
+        warm_up register.xml 5000
+        measure_case regdb
         stop_proxy
     fi
     if [ $want_auth = 1 ]; then
@@ -521,6 +534,7 @@ echo "| case | rate | Trapezoid µs/op | Kamailio µs/op | ratio | p50/p99 ms T 
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for c in $CASES; do
     t="trapezoid $c" k="kamailio $c"
+    [ "$c" = regdb ] && k="kamailio reg"
     printf '| %s | %s/s | %s | %s | %s | %s / %s | %s | %s | %s | %s / %s |\n' "${LABEL[$c]}" "${FIXED[$c]}" \
         "$(val "${US[$t]:-}")" "$(val "${US[$k]:-}")" "$(ratio "${US[$t]:-}" "${US[$k]:-}")" \
         "$(val "${P50[$t]:-}")/$(val "${P99[$t]:-}")" "$(val "${P50[$k]:-}")/$(val "${P99[$k]:-}")" \
