@@ -340,7 +340,8 @@ impl Proxy {
         // The rate of new requests per source. A retransmission is answered from its
         // transaction, as cheaply as a refusal would be, and a client on a lossy link
         // must not be punished for retransmitting.
-        let retransmission = TxKey::of_request(&msg).is_some_and(|k| self.servers.contains_key(&k));
+        let key = TxKey::of_request(&msg);
+        let retransmission = key.as_ref().is_some_and(|k| self.servers.contains_key(k));
         if !retransmission {
             if let Admission::Over { first } = self.sources.admit(d.remote.ip(), self.now) {
                 return self.over_rate(&msg, &d, first);
@@ -352,7 +353,7 @@ impl Proxy {
         let Some(method) = msg.method().cloned() else {
             return self.drop_datagram(d.remote, "request without a method");
         };
-        let Some(key) = TxKey::of_request(&msg) else {
+        let Some(key) = key else {
             return self.drop_datagram(d.remote, "request without a usable Via");
         };
         if method == Method::Ack {
@@ -393,7 +394,7 @@ impl Proxy {
         // pings, §11). Everything else is proxied (§16), including a request whose
         // Request-URI is our Record-Route URI, put there by a strict router with the remote
         // target as the last Route value (§16.4): it is routed, not answered.
-        let for_me = match msg.request_uri().map(Uri::parse) {
+        let for_me = match msg.request_uri_parsed() {
             Some(Ok(Uri::Sip(u))) => {
                 let ours = self.locator.serves_uri(&u) || self.locator.is_me(&u);
                 let strict_routed = self.locator.is_me(&u)
@@ -757,7 +758,7 @@ fn authenticate(
 /// Request-URI scheme (§8.2.2.1, 416) and the extensions in Require (§8.2.2.3, 420). The
 /// registrar does the same as steps 1 and 2 of §10.3, in its own order.
 fn uas_checks(msg: &Message) -> Option<Reply> {
-    match msg.request_uri().map(crate::message::Uri::parse) {
+    match msg.request_uri_parsed() {
         Some(Ok(crate::message::Uri::Sip(_))) => {}
         Some(Ok(crate::message::Uri::Other { .. })) => {
             return Some(Reply::with_reason(416, "Unsupported URI Scheme"))

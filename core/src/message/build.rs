@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::message::{HeaderName, Message, NameAddr, Via};
+use crate::message::{HeaderName, Message, Via};
 
 /// RFC 3261 §8.2.6.2: builds a response to `req`.
 ///
@@ -32,7 +32,7 @@ pub fn response(
     for (i, via) in req.values(&HeaderName::Via).enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
-            write_top_via(&mut out, via, received, rport);
+            write_top_via(&mut out, via, req.top_via().as_ref(), received, rport);
         } else {
             out.extend_from_slice(via.as_bytes());
         }
@@ -45,7 +45,8 @@ pub fn response(
         out.extend_from_slice(b"To: ");
         // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
         // wants one on every response but 100.
-        match to_tag.filter(|_| NameAddr::parse(to).ok().is_none_or(|t| t.tag().is_none())) {
+        // `req.to()` is `to` parsed (and cached).
+        match to_tag.filter(|_| req.to().is_none_or(|t| t.tag().is_none())) {
             Some(tag) => {
                 out.extend_from_slice(without_empty_param(to).as_bytes());
                 out.extend_from_slice(b";tag=");
@@ -69,28 +70,31 @@ pub fn response(
     out
 }
 
-fn line(out: &mut Vec<u8>, name: &str, value: &str) {
+/// Appends the header line `name: value` CRLF.
+pub(crate) fn line(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
-/// of its text as written.
 /// `value` without the empty parameter a trailing `;` leaves (`host;`, `<sip:b@h>;`), which
 /// a parameter appended after it would turn into the invalid `;;`.
 fn without_empty_param(value: &str) -> &str {
     value.trim_end_matches([';', ' ', '\t'])
 }
 
+/// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
+/// of its text as written. `via` is `raw` parsed ([`Message::top_via`]), `None` when it does
+/// not parse.
 pub(crate) fn write_top_via(
     out: &mut Vec<u8>,
     raw: &str,
+    via: Option<&Via<'_>>,
     received: Option<IpAddr>,
     rport: Option<u16>,
 ) {
-    let Ok(via) = Via::parse(raw) else {
+    let Some(via) = via else {
         // Nothing to edit safely: copy, and still say where the request came from.
         match received {
             Some(_) => out.extend_from_slice(without_empty_param(raw).as_bytes()),
@@ -121,7 +125,8 @@ pub(crate) fn write_top_via(
             if let Some(port) = rport {
                 let name_end = start + p.name.len();
                 out.extend_from_slice(raw.get(copied..name_end).unwrap_or("").as_bytes());
-                let _ = write!(out, "={port}");
+                out.push(b'=');
+                out.extend_from_slice(super::decimal(u32::from(port), &mut [0; 10]).as_bytes());
                 copied = name_end;
             }
         }

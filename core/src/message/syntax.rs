@@ -122,6 +122,23 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// `n` in decimal without leading zeros, written into `buf` (a u32 has at most 10 digits):
+/// what `n.to_string()` gives, without allocating.
+pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut at = buf.len();
+    let mut rest = n;
+    for slot in buf.iter_mut().rev() {
+        // `rest % 10` is below 10, so the cast keeps it whole.
+        *slot = b'0' + (rest % 10) as u8;
+        at -= 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(at..).unwrap_or(&[])).unwrap_or("")
+}
+
 /// Parses a port (`1*DIGIT`, RFC 3261 §25.1) that fits in 16 bits.
 pub(crate) fn parse_port(s: &str) -> Option<u16> {
     parse_u32(s).and_then(|n| u16::try_from(n).ok())
@@ -214,6 +231,13 @@ mod tests {
         assert_eq!(parse_usize(b"-999"), None);
         assert_eq!(parse_port("65536"), None);
         assert_eq!(parse_port("5060"), Some(5060));
+    }
+
+    #[test]
+    fn decimals_are_to_string() {
+        for n in [0, 7, 10, 70, 4_294_967_295, 1_000_000_000] {
+            assert_eq!(decimal(n, &mut [0; 10]), n.to_string());
+        }
     }
 
     #[test]

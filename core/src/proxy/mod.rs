@@ -101,7 +101,7 @@ pub fn loop_hash(msg: &Message, salt: u64) -> String {
     feed(msg.from().and_then(|f| f.tag()).unwrap_or(""));
     feed(msg.call_id().unwrap_or(""));
     if let Some(c) = msg.cseq() {
-        feed(&c.seq.to_string());
+        feed(crate::message::decimal(c.seq, &mut [0; 10]));
         feed(c.method);
     }
     for v in msg.values(&H::ProxyRequire) {
