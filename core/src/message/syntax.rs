@@ -45,6 +45,13 @@ pub(crate) fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// `s` split around its first `sep` (an ASCII byte), which is left out: `str::split_once`
+/// without the char machinery, for the short texts of header values and URIs.
+pub(crate) fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 /// Trims the SP/HTAB that `LWS`/`SWS` allow around separators.
 pub(crate) fn trim_lws(s: &str) -> &str {
     // Bytewise: cheaper than `str::trim_matches`, which decodes chars.
@@ -193,7 +200,14 @@ pub(crate) fn is_quoted_string(s: &str) -> bool {
 /// outside `<...>`).
 pub(crate) fn find_unquoted(s: &str, sep: u8, angle: bool) -> Option<usize> {
     let b = s.as_bytes();
-    let mut i = 0;
+    // Most values hold no quote or `<` before the separator, if any: find the first byte
+    // that matters, and walk quotes and brackets only from there.
+    let mut i = b
+        .iter()
+        .position(|&c| c == sep || c == b'"' || angle && c == b'<')?;
+    if b.get(i) == Some(&sep) {
+        return Some(i);
+    }
     let mut in_quotes = false;
     let mut in_angle = false;
     while let Some(&c) = b.get(i) {
