@@ -262,8 +262,15 @@ impl Proxy {
                 TimerRef::Lookup(q) => self.lookup_timeout(&q),
             }
         }
-        for e in self.registrar.purge(self.now) {
-            self.queue.push_back(Output::Event(e));
+        // Only when a binding is due: nothing else can have expired.
+        if self
+            .registrar
+            .next_expiry()
+            .is_some_and(|at| at <= self.now)
+        {
+            for e in self.registrar.purge(self.now) {
+                self.queue.push_back(Output::Event(e));
+            }
         }
     }
 
@@ -291,6 +298,11 @@ impl Proxy {
             return;
         };
         let (transport, local, target) = (tx.transport, tx.local, tx.target);
+        // The machine has moved already: carrying out its effects does not change it.
+        let deadline = match &tx.machine {
+            ServerMachine::NonInvite(m) => m.deadline(),
+            ServerMachine::Invite(m) => m.deadline(),
+        };
         let mut terminated = false;
         for e in effects {
             match e {
@@ -306,12 +318,8 @@ impl Proxy {
         }
         if terminated {
             self.servers.remove(key);
-        } else if let Some(tx) = self.servers.get(key) {
-            let at = match &tx.machine {
-                ServerMachine::NonInvite(m) => m.deadline(),
-                ServerMachine::Invite(m) => m.deadline(),
-            };
-            self.schedule(at, TimerRef::Server(key.clone()));
+        } else if let Some(at) = deadline {
+            self.timers.insert((at, TimerRef::Server(key.clone())));
         }
     }
 
@@ -359,7 +367,7 @@ impl Proxy {
         if method == Method::Ack {
             return self.handle_ack(msg, &d, &key);
         }
-        if self.servers.contains_key(&key) {
+        if retransmission {
             return self.retransmission(&key);
         }
         if self.servers.len() + self.clients.len() >= self.config.limits.transactions_max {

@@ -251,7 +251,6 @@ impl Proxy {
         // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
         // hash of what a loop leaves unchanged (§16.6 step 8).
         let hash = loop_hash(&msg, self.loop_salt);
-        let me = self.advertised(d.local);
         // Every Via parses (validated); the top one is parsed already. The branch is
         // looked at first: it differs for every request that is not a loop.
         let looped = msg
@@ -269,7 +268,7 @@ impl Proxy {
                         Some(p) if p != 5060 => format!("{}:{p}", v.host),
                         _ => v.host.to_string(),
                     }
-                    .eq_ignore_ascii_case(&me)
+                    .eq_ignore_ascii_case(&self.advertised(d.local))
             });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
@@ -355,11 +354,14 @@ impl Proxy {
                 msg.method(),
                 Some(Method::Invite | Method::Subscribe | Method::Refer)
             );
+        if let Some(tx) = self.servers.get_mut(&key) {
+            tx.context = Some(id);
+        }
         self.contexts.insert(
             id,
             ResponseContext {
                 request: msg,
-                upstream: key.clone(),
+                upstream: key,
                 invite,
                 branches: Vec::new(),
                 later: groups,
@@ -376,9 +378,6 @@ impl Proxy {
                 lookups: 0,
             },
         );
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.context = Some(id);
-        }
         for t in first {
             self.fork(id, t);
         }
@@ -783,7 +782,9 @@ impl Proxy {
                 ClientMachine::Invite(m) => m.deadline(),
                 ClientMachine::NonInvite(m) => m.deadline(),
             };
-            self.schedule(at, TimerRef::Client(key.clone()));
+            if let Some(at) = at {
+                self.timers.insert((at, TimerRef::Client(key.clone())));
+            }
         }
     }
 }
