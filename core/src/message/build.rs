@@ -27,8 +27,11 @@ pub fn response(
     body: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + req.as_bytes().len().min(2048) + body.len());
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    out.extend_from_slice(b"SIP/2.0 ");
+    out.extend_from_slice(super::decimal(u64::from(code), &mut [0; 20]).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (i, via) in req.values(&HeaderName::Via).enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
@@ -65,7 +68,13 @@ pub fn response(
     for (name, value) in extra {
         line(&mut out, name, value);
     }
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let length = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    line(
+        &mut out,
+        "Content-Length",
+        super::decimal(length, &mut [0; 20]),
+    );
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
 }
@@ -101,7 +110,7 @@ pub(crate) fn write_top_via(
             None => out.extend_from_slice(raw.as_bytes()),
         }
         if let Some(ip) = received {
-            let _ = write!(out, ";received={ip}");
+            write_received(out, ip);
         }
         return;
     };
@@ -126,7 +135,7 @@ pub(crate) fn write_top_via(
                 let name_end = start + p.name.len();
                 out.extend_from_slice(raw.get(copied..name_end).unwrap_or("").as_bytes());
                 out.push(b'=');
-                out.extend_from_slice(super::decimal(u32::from(port), &mut [0; 10]).as_bytes());
+                out.extend_from_slice(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
                 copied = name_end;
             }
         }
@@ -137,8 +146,28 @@ pub(crate) fn write_top_via(
         None => out.extend_from_slice(tail.as_bytes()),
     }
     if let Some(ip) = received {
-        // RFC 3261 §18.2.1 / RFC 5118 §4.5: an IPv6 `received` is written without brackets.
-        let _ = write!(out, ";received={ip}");
+        write_received(out, ip);
+    }
+}
+
+/// `;received=` and the address (RFC 3261 §18.2.1), as `IpAddr`'s `Display` writes it:
+/// RFC 5118 §4.5, an IPv6 `received` is written without brackets. An IPv4 address is
+/// written octet by octet, which is what most sources are and cheaper than formatting.
+fn write_received(out: &mut Vec<u8>, ip: IpAddr) {
+    out.extend_from_slice(b";received=");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(super::decimal(u64::from(octet), &mut [0; 20]).as_bytes());
+            }
+        }
+        // Writing into a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 

@@ -179,8 +179,8 @@ impl Message {
             splices.push(at..at, |out| line(out, "Record-Route", rr));
         }
         if let Some(mf) = e.max_forwards {
-            let digits = &mut [0; 10];
-            let mf = super::decimal(mf, digits);
+            let digits = &mut [0; 20];
+            let mf = super::decimal(u64::from(mf), digits);
             match self
                 .headers()
                 .iter()

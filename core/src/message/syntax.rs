@@ -129,9 +129,9 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// `n` in decimal without leading zeros, written into `buf` (a u32 has at most 10 digits):
+/// `n` in decimal without leading zeros, written into `buf` (a u64 has at most 20 digits):
 /// what `n.to_string()` gives, without allocating.
-pub(crate) fn decimal(n: u32, buf: &mut [u8; 10]) -> &str {
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
     let mut at = buf.len();
     let mut rest = n;
     for slot in buf.iter_mut().rev() {
@@ -249,8 +249,8 @@ mod tests {
 
     #[test]
     fn decimals_are_to_string() {
-        for n in [0, 7, 10, 70, 4_294_967_295, 1_000_000_000] {
-            assert_eq!(decimal(n, &mut [0; 10]), n.to_string());
+        for n in [0, 7, 10, 70, 4_294_967_295, 1_000_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
         }
     }
 
