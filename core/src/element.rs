@@ -297,29 +297,8 @@ impl Proxy {
         let Some(tx) = self.servers.get(key) else {
             return;
         };
-        let (transport, local, target) = (tx.transport, tx.local, tx.target);
-        // The machine has moved already: carrying out its effects does not change it.
-        let deadline = match &tx.machine {
-            ServerMachine::NonInvite(m) => m.deadline(),
-            ServerMachine::Invite(m) => m.deadline(),
-        };
-        let mut terminated = false;
-        for e in effects {
-            match e {
-                Effect::Send(bytes) => self.queue.push_back(Output::Transmit(Transmit {
-                    transport,
-                    local,
-                    remote: target,
-                    bytes,
-                })),
-                Effect::Terminated => terminated = true,
-                _ => {}
-            }
-        }
-        if terminated {
+        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
             self.servers.remove(key);
-        } else if let Some(at) = deadline {
-            self.timers.insert((at, TimerRef::Server(key.clone())));
         }
     }
 
@@ -575,6 +554,7 @@ impl Proxy {
         bytes: Vec<u8>,
     ) {
         let now = self.now;
+        // One lookup for the machine and its effects: this runs for every response sent.
         let Some(tx) = self.servers.get_mut(key) else {
             return;
         };
@@ -593,7 +573,9 @@ impl Proxy {
             }
             ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
         };
-        self.server_effects(key, effects);
+        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+            self.servers.remove(key);
+        }
         if status >= 200 {
             self.queue
                 .push_back(Output::Event(Event::TransactionCompleted {
@@ -687,6 +669,43 @@ impl Proxy {
             bytes,
         }));
     }
+}
+
+/// Carries out the `effects` of server transaction `tx` (under `key`): sends go out
+/// towards its peer and its next deadline joins the timers. Whether it terminated (the
+/// caller forgets it).
+fn carry_out(
+    queue: &mut VecDeque<Output>,
+    timers: &mut BTreeSet<(Instant, TimerRef)>,
+    key: &TxKey,
+    tx: &ServerTx,
+    effects: Vec<Effect>,
+) -> bool {
+    let (transport, local, target) = (tx.transport, tx.local, tx.target);
+    // The machine has moved already: carrying out its effects does not change it.
+    let deadline = match &tx.machine {
+        ServerMachine::NonInvite(m) => m.deadline(),
+        ServerMachine::Invite(m) => m.deadline(),
+    };
+    let mut terminated = false;
+    for e in effects {
+        match e {
+            Effect::Send(bytes) => queue.push_back(Output::Transmit(Transmit {
+                transport,
+                local,
+                remote: target,
+                bytes,
+            })),
+            Effect::Terminated => terminated = true,
+            _ => {}
+        }
+    }
+    if !terminated {
+        if let Some(at) = deadline {
+            timers.insert((at, TimerRef::Server(key.clone())));
+        }
+    }
+    terminated
 }
 
 /// The start of a datagram that a limit refused: the start line and the header lines that

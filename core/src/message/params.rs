@@ -2,7 +2,7 @@
 //! `contact-params`, `from-param`/`to-param`) and SIP URI params (§19.1.1 `uri-parameters`).
 
 use crate::message::syntax::{
-    is_escaped_text, is_quoted_string, is_token, is_token_char, is_unreserved, trim_lws,
+    is_escaped_text, is_quoted_string, is_token, is_token_char, is_unreserved, is_wsp, trim_lws,
 };
 
 /// The parameters after the first `;` of a value, parsed lazily and without copying.
@@ -148,7 +148,7 @@ impl<'a> Iterator for ParamSpans<'a> {
         if self.done && elem_start == 0 && trimmed.is_empty() {
             return None;
         }
-        let start = elem_start + (elem.len() - elem.trim_start_matches([' ', '\t']).len());
+        let start = elem_start + elem.bytes().take_while(|b| is_wsp(*b)).count();
         let (name, value) = match equals {
             Some(e) => (
                 trim_lws(self.text.get(elem_start..e).unwrap_or("")),
