@@ -3,14 +3,39 @@
 //! Everything here works on bytes and never indexes past the end: network input reaches it
 //! unchecked.
 
+/// The table of a character class (`[bool; 256]`, indexed by the byte), built at compile
+/// time from the `const fn` that defines the class: the parser tests classes byte by byte,
+/// and a load is cheaper than the chain of comparisons the definition reads as.
+macro_rules! class_table {
+    ($class:ident) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < table.len() {
+            // `b` is below 256, so the cast keeps it whole.
+            table[b] = $class(b as u8);
+            b += 1;
+        }
+        table
+    }};
+}
+pub(crate) use class_table;
+
 /// RFC 3261 §25.1 `token` character: `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
 /// "`" / "'" / "~"`.
-pub(crate) fn is_token_char(b: u8) -> bool {
+const fn token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
             b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
         )
+}
+
+static TOKEN_CHARS: [bool; 256] = class_table!(token_char);
+
+/// RFC 3261 §25.1 `token` character (see `token_char`).
+pub(crate) fn is_token_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    TOKEN_CHARS[usize::from(b)]
 }
 
 /// RFC 3261 §25.1 `token`: one or more token characters.
@@ -20,8 +45,8 @@ pub(crate) fn is_token(s: &str) -> bool {
 
 /// RFC 3261 §25.1 `word` character (Call-ID): token characters plus
 /// `( ) < > : \ " / [ ] ? { }`.
-pub(crate) fn is_word_char(b: u8) -> bool {
-    is_token_char(b)
+const fn word_char(b: u8) -> bool {
+    token_char(b)
         || matches!(
             b,
             b'(' | b')'
@@ -37,6 +62,14 @@ pub(crate) fn is_word_char(b: u8) -> bool {
                 | b'{'
                 | b'}'
         )
+}
+
+static WORD_CHARS: [bool; 256] = class_table!(word_char);
+
+/// RFC 3261 §25.1 `word` character (see `word_char`).
+pub(crate) fn is_word_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    WORD_CHARS[usize::from(b)]
 }
 
 /// RFC 3261 §25.1 `WSP`: SP or HTAB. After unfolding (§7.3.1) this is all the linear white
@@ -62,12 +95,20 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 }
 
 /// RFC 3261 §25.1 `unreserved`: `alphanum / mark`.
-pub(crate) fn is_unreserved(b: u8) -> bool {
+pub(crate) const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
             b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
         )
+}
+
+static UNRESERVED_CHARS: [bool; 256] = class_table!(unreserved);
+
+/// RFC 3261 §25.1 `unreserved` (see `unreserved`).
+pub(crate) fn is_unreserved(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    UNRESERVED_CHARS[usize::from(b)]
 }
 
 /// Value of one hex digit.

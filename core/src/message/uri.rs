@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::message::params::Params;
 use crate::message::syntax::{
-    hex_value, is_escaped_text, is_unreserved, parse_port, split_at_byte,
+    class_table, hex_value, is_escaped_text, is_unreserved, parse_port, split_at_byte, unreserved,
 };
 use crate::message::{ParseError, ParseErrorKind};
 
@@ -92,9 +92,17 @@ impl<'a> Uri<'a> {
     }
 }
 
-/// §25.1 `user` characters besides unreserved and escaped: `user-unreserved`.
+/// §25.1 `user` characters besides escaped: unreserved and `user-unreserved`.
+const fn user_char(b: u8) -> bool {
+    unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+static USER_CHARS: [bool; 256] = class_table!(user_char);
+
+/// See `user_char`.
 fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    // 256 entries: every byte has one.
+    USER_CHARS[usize::from(b)]
 }
 
 /// §25.1 `password` characters besides unreserved and escaped.
@@ -109,8 +117,16 @@ fn is_header_char(b: u8) -> bool {
 
 /// §25.1 `hostname` / `IPv4address` characters. `_` is not in the grammar but is common in
 /// the wild (container host names) and harmless, so it is accepted.
-fn is_host_char(b: u8) -> bool {
+const fn host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+static HOST_CHARS: [bool; 256] = class_table!(host_char);
+
+/// See `host_char`.
+fn is_host_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    HOST_CHARS[usize::from(b)]
 }
 
 /// The reason phrase of a SIP URI whose host is an IPv6 address without its brackets.
