@@ -326,7 +326,7 @@ impl Proxy {
         // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
         // stops retransmitting (§17.2.1: within 200 ms).
         if invite {
-            self.respond(&key, &msg, Reply::new(100));
+            self.respond_to(&key, &msg, Reply::new(100), d.remote);
         }
         let targets = match self.targets(&routing) {
             Ok(t) => t,
