@@ -117,24 +117,35 @@ impl<'a> Iterator for ParamSpans<'a> {
         // the first `=` outside one splits it (`x="a;b=c"` is one param).
         let mut i = elem_start;
         let mut equals = None;
-        let mut in_quotes = false;
-        while let Some(&c) = b.get(i) {
-            if in_quotes {
-                match c {
-                    // quoted-pair: the next octet is taken as it is.
-                    b'\\' => i += 1,
-                    b'"' => in_quotes = false,
-                    _ => {}
+        // Skip to each byte that matters (`;`, `=`, `"`); inside a quoted-string only its
+        // end and quoted-pairs matter.
+        while let Some(k) = b.get(i..).and_then(|rest| {
+            rest.iter()
+                .position(|&c| c == b';' || c == b'=' || c == b'"')
+        }) {
+            i += k;
+            match b.get(i) {
+                Some(b';') => break,
+                Some(b'=') => {
+                    equals = equals.or(Some(i));
+                    i += 1;
                 }
-            } else {
-                match c {
-                    b'"' => in_quotes = true,
-                    b';' => break,
-                    b'=' if equals.is_none() => equals = Some(i),
-                    _ => {}
+                _ => {
+                    i += 1;
+                    while let Some(&c) = b.get(i) {
+                        i += 1;
+                        match c {
+                            // quoted-pair: the next octet is taken as it is.
+                            b'\\' => i += 1,
+                            b'"' => break,
+                            _ => {}
+                        }
+                    }
                 }
             }
-            i += 1;
+        }
+        if i < b.len() && b.get(i) != Some(&b';') {
+            i = b.len();
         }
         let elem_end = i.min(b.len());
         if i < b.len() {
