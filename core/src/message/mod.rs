@@ -175,7 +175,7 @@ pub struct Message {
     /// A Content-Length that did not frame the datagram (RFC 4475 §3.1.2.2-3), likewise.
     framing_defect: Option<ParseError>,
     /// The typed views read most, parsed on first use.
-    parsed: parsed::Parsed,
+    parsed: parsed::LazyParsed,
 }
 
 impl fmt::Debug for Message {
@@ -306,6 +306,7 @@ impl Message {
     /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses. Parsed once.
     pub fn top_via(&self) -> Option<Via<'_>> {
         self.parsed
+            .get()
             .top_via
             .get_or_init(|| {
                 let via = Via::parse(self.value(&HeaderName::Via)?).ok()?;
@@ -324,12 +325,12 @@ impl Message {
 
     /// The From header, when present and parsable. Parsed once.
     pub fn from(&self) -> Option<NameAddr<'_>> {
-        self.name_addr(&self.parsed.from, &HeaderName::From)
+        self.name_addr(&self.parsed.get().from, &HeaderName::From)
     }
 
     /// The To header, when present and parsable. Parsed once.
     pub fn to(&self) -> Option<NameAddr<'_>> {
-        self.name_addr(&self.parsed.to, &HeaderName::To)
+        self.name_addr(&self.parsed.get().to, &HeaderName::To)
     }
 
     fn name_addr<'a>(
@@ -348,6 +349,7 @@ impl Message {
     /// The Request-URI typed ([`Uri::parse`]); `None` for a response. Parsed once.
     pub fn request_uri_parsed(&self) -> Option<Result<Uri<'_>, ParseError>> {
         self.parsed
+            .get()
             .request_uri
             .get_or_init(|| {
                 let text = self.request_uri()?;

@@ -40,8 +40,7 @@ pub(crate) fn offset_in(head: &str, s: &str) -> Option<usize> {
     (p >= base && p + s.len() <= base + head.len()).then(|| p - base)
 }
 
-/// The views cached on a [`crate::message::Message`]. Derived data: two messages with the
-/// same bytes are equal whatever their caches hold.
+/// The views cached on a [`crate::message::Message`], each filled on first use.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Parsed {
     pub(crate) top_via: OnceCell<Option<ViaSpans>>,
@@ -50,13 +49,26 @@ pub(crate) struct Parsed {
     pub(crate) request_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
 }
 
-impl PartialEq for Parsed {
-    fn eq(&self, _: &Parsed) -> bool {
+/// [`Parsed`], allocated when a view is first asked for: a message is moved several times
+/// on its way through the element, and one that is only parsed (a stray response, a
+/// dropped datagram) never needs the views. Derived data: two messages with the same
+/// bytes are equal whatever their caches hold.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LazyParsed(OnceCell<Box<Parsed>>);
+
+impl LazyParsed {
+    pub(crate) fn get(&self) -> &Parsed {
+        self.0.get_or_init(Box::default)
+    }
+}
+
+impl PartialEq for LazyParsed {
+    fn eq(&self, _: &LazyParsed) -> bool {
         true
     }
 }
 
-impl Eq for Parsed {}
+impl Eq for LazyParsed {}
 
 /// A [`Via`] as spans. The protocol is owned only when LWS had to be removed from it.
 #[derive(Clone, Debug)]
