@@ -262,8 +262,15 @@ impl Proxy {
                 TimerRef::Lookup(q) => self.lookup_timeout(&q),
             }
         }
-        for e in self.registrar.purge(self.now) {
-            self.queue.push_back(Output::Event(e));
+        // Only when a binding is due: nothing else can have expired.
+        if self
+            .registrar
+            .next_expiry()
+            .is_some_and(|at| at <= self.now)
+        {
+            for e in self.registrar.purge(self.now) {
+                self.queue.push_back(Output::Event(e));
+            }
         }
     }
 
@@ -290,28 +297,8 @@ impl Proxy {
         let Some(tx) = self.servers.get(key) else {
             return;
         };
-        let (transport, local, target) = (tx.transport, tx.local, tx.target);
-        let mut terminated = false;
-        for e in effects {
-            match e {
-                Effect::Send(bytes) => self.queue.push_back(Output::Transmit(Transmit {
-                    transport,
-                    local,
-                    remote: target,
-                    bytes,
-                })),
-                Effect::Terminated => terminated = true,
-                _ => {}
-            }
-        }
-        if terminated {
+        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
             self.servers.remove(key);
-        } else if let Some(tx) = self.servers.get(key) {
-            let at = match &tx.machine {
-                ServerMachine::NonInvite(m) => m.deadline(),
-                ServerMachine::Invite(m) => m.deadline(),
-            };
-            self.schedule(at, TimerRef::Server(key.clone()));
         }
     }
 
@@ -340,7 +327,8 @@ impl Proxy {
         // The rate of new requests per source. A retransmission is answered from its
         // transaction, as cheaply as a refusal would be, and a client on a lossy link
         // must not be punished for retransmitting.
-        let retransmission = TxKey::of_request(&msg).is_some_and(|k| self.servers.contains_key(&k));
+        let key = TxKey::of_request(&msg);
+        let retransmission = key.as_ref().is_some_and(|k| self.servers.contains_key(k));
         if !retransmission {
             if let Admission::Over { first } = self.sources.admit(d.remote.ip(), self.now) {
                 return self.over_rate(&msg, &d, first);
@@ -352,13 +340,13 @@ impl Proxy {
         let Some(method) = msg.method().cloned() else {
             return self.drop_datagram(d.remote, "request without a method");
         };
-        let Some(key) = TxKey::of_request(&msg) else {
+        let Some(key) = key else {
             return self.drop_datagram(d.remote, "request without a usable Via");
         };
         if method == Method::Ack {
             return self.handle_ack(msg, &d, &key);
         }
-        if self.servers.contains_key(&key) {
+        if retransmission {
             return self.retransmission(&key);
         }
         if self.servers.len() + self.clients.len() >= self.config.limits.transactions_max {
@@ -393,7 +381,7 @@ impl Proxy {
         // pings, §11). Everything else is proxied (§16), including a request whose
         // Request-URI is our Record-Route URI, put there by a strict router with the remote
         // target as the last Route value (§16.4): it is routed, not answered.
-        let for_me = match msg.request_uri().map(Uri::parse) {
+        let for_me = match msg.request_uri_parsed() {
             Some(Ok(Uri::Sip(u))) => {
                 let ours = self.locator.serves_uri(&u) || self.locator.is_me(&u);
                 let strict_routed = self.locator.is_me(&u)
@@ -552,6 +540,18 @@ impl Proxy {
         let Some(remote) = self.servers.get(key).map(|t| t.remote) else {
             return;
         };
+        self.respond_to(key, msg, reply, remote);
+    }
+
+    /// [`Proxy::respond`] for a request that came from `remote` (the transaction's own
+    /// source, known to the caller that created it: one table lookup fewer).
+    pub(crate) fn respond_to(
+        &mut self,
+        key: &TxKey,
+        msg: &Message,
+        reply: Reply,
+        remote: SocketAddr,
+    ) {
         let bytes = self.build(msg, remote, &reply);
         self.send_response(key, msg, reply.status, bytes);
     }
@@ -566,6 +566,7 @@ impl Proxy {
         bytes: Vec<u8>,
     ) {
         let now = self.now;
+        // One lookup for the machine and its effects: this runs for every response sent.
         let Some(tx) = self.servers.get_mut(key) else {
             return;
         };
@@ -584,7 +585,9 @@ impl Proxy {
             }
             ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
         };
-        self.server_effects(key, effects);
+        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+            self.servers.remove(key);
+        }
         if status >= 200 {
             self.queue
                 .push_back(Output::Event(Event::TransactionCompleted {
@@ -680,6 +683,43 @@ impl Proxy {
     }
 }
 
+/// Carries out the `effects` of server transaction `tx` (under `key`): sends go out
+/// towards its peer and its next deadline joins the timers. Whether it terminated (the
+/// caller forgets it).
+fn carry_out(
+    queue: &mut VecDeque<Output>,
+    timers: &mut BTreeSet<(Instant, TimerRef)>,
+    key: &TxKey,
+    tx: &ServerTx,
+    effects: Vec<Effect>,
+) -> bool {
+    let (transport, local, target) = (tx.transport, tx.local, tx.target);
+    // The machine has moved already: carrying out its effects does not change it.
+    let deadline = match &tx.machine {
+        ServerMachine::NonInvite(m) => m.deadline(),
+        ServerMachine::Invite(m) => m.deadline(),
+    };
+    let mut terminated = false;
+    for e in effects {
+        match e {
+            Effect::Send(bytes) => queue.push_back(Output::Transmit(Transmit {
+                transport,
+                local,
+                remote: target,
+                bytes,
+            })),
+            Effect::Terminated => terminated = true,
+            _ => {}
+        }
+    }
+    if !terminated {
+        if let Some(at) = deadline {
+            timers.insert((at, TimerRef::Server(key.clone())));
+        }
+    }
+    terminated
+}
+
 /// The start of a datagram that a limit refused: the start line and the header lines that
 /// fit in both limits, without the body. What it leaves out (the rest of the headers) can
 /// only make a request invalid, never valid, and the answer is an error anyway.
@@ -757,7 +797,7 @@ fn authenticate(
 /// Request-URI scheme (§8.2.2.1, 416) and the extensions in Require (§8.2.2.3, 420). The
 /// registrar does the same as steps 1 and 2 of §10.3, in its own order.
 fn uas_checks(msg: &Message) -> Option<Reply> {
-    match msg.request_uri().map(crate::message::Uri::parse) {
+    match msg.request_uri_parsed() {
         Some(Ok(crate::message::Uri::Sip(_))) => {}
         Some(Ok(crate::message::Uri::Other { .. })) => {
             return Some(Reply::with_reason(416, "Unsupported URI Scheme"))

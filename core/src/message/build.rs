@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use crate::message::{HeaderName, Message, NameAddr, Via};
+use crate::message::{HeaderName, Message, Via};
 
 /// RFC 3261 §8.2.6.2: builds a response to `req`.
 ///
@@ -27,12 +27,15 @@ pub fn response(
     body: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + req.as_bytes().len().min(2048) + body.len());
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    out.extend_from_slice(b"SIP/2.0 ");
+    out.extend_from_slice(super::decimal(u64::from(code), &mut [0; 20]).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (i, via) in req.values(&HeaderName::Via).enumerate() {
         out.extend_from_slice(b"Via: ");
         if i == 0 {
-            write_top_via(&mut out, via, received, rport);
+            write_top_via(&mut out, via, req.top_via().as_ref(), received, rport);
         } else {
             out.extend_from_slice(via.as_bytes());
         }
@@ -45,7 +48,8 @@ pub fn response(
         out.extend_from_slice(b"To: ");
         // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
         // wants one on every response but 100.
-        match to_tag.filter(|_| NameAddr::parse(to).ok().is_none_or(|t| t.tag().is_none())) {
+        // `req.to()` is `to` parsed (and cached).
+        match to_tag.filter(|_| req.to().is_none_or(|t| t.tag().is_none())) {
             Some(tag) => {
                 out.extend_from_slice(without_empty_param(to).as_bytes());
                 out.extend_from_slice(b";tag=");
@@ -64,40 +68,49 @@ pub fn response(
     for (name, value) in extra {
         line(&mut out, name, value);
     }
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let length = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    line(
+        &mut out,
+        "Content-Length",
+        super::decimal(length, &mut [0; 20]),
+    );
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
 }
 
-fn line(out: &mut Vec<u8>, name: &str, value: &str) {
+/// Appends the header line `name: value` CRLF.
+pub(crate) fn line(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
-/// of its text as written.
 /// `value` without the empty parameter a trailing `;` leaves (`host;`, `<sip:b@h>;`), which
 /// a parameter appended after it would turn into the invalid `;;`.
 fn without_empty_param(value: &str) -> &str {
     value.trim_end_matches([';', ' ', '\t'])
 }
 
+/// Writes the top Via with §18.2.1 `received` and RFC 3581 `rport` filled in, keeping the rest
+/// of its text as written. `via` is `raw` parsed ([`Message::top_via`]), `None` when it does
+/// not parse.
 pub(crate) fn write_top_via(
     out: &mut Vec<u8>,
     raw: &str,
+    via: Option<&Via<'_>>,
     received: Option<IpAddr>,
     rport: Option<u16>,
 ) {
-    let Ok(via) = Via::parse(raw) else {
+    let Some(via) = via else {
         // Nothing to edit safely: copy, and still say where the request came from.
         match received {
             Some(_) => out.extend_from_slice(without_empty_param(raw).as_bytes()),
             None => out.extend_from_slice(raw.as_bytes()),
         }
         if let Some(ip) = received {
-            let _ = write!(out, ";received={ip}");
+            write_received(out, ip);
         }
         return;
     };
@@ -121,7 +134,8 @@ pub(crate) fn write_top_via(
             if let Some(port) = rport {
                 let name_end = start + p.name.len();
                 out.extend_from_slice(raw.get(copied..name_end).unwrap_or("").as_bytes());
-                let _ = write!(out, "={port}");
+                out.push(b'=');
+                out.extend_from_slice(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
                 copied = name_end;
             }
         }
@@ -132,8 +146,28 @@ pub(crate) fn write_top_via(
         None => out.extend_from_slice(tail.as_bytes()),
     }
     if let Some(ip) = received {
-        // RFC 3261 §18.2.1 / RFC 5118 §4.5: an IPv6 `received` is written without brackets.
-        let _ = write!(out, ";received={ip}");
+        write_received(out, ip);
+    }
+}
+
+/// `;received=` and the address (RFC 3261 §18.2.1), as `IpAddr`'s `Display` writes it:
+/// RFC 5118 §4.5, an IPv6 `received` is written without brackets. An IPv4 address is
+/// written octet by octet, which is what most sources are and cheaper than formatting.
+fn write_received(out: &mut Vec<u8>, ip: IpAddr) {
+    out.extend_from_slice(b";received=");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(super::decimal(u64::from(octet), &mut [0; 20]).as_bytes());
+            }
+        }
+        // Writing into a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use super::build::line;
 use super::{HeaderName, Message};
 
 /// The changes RFC 3261 §16.6 makes to a request it forwards.
@@ -36,37 +37,66 @@ pub struct RequestEdits<'a> {
     pub rport: Option<u16>,
 }
 
-/// A splice: replace `range` of the original with `with`.
+/// A splice: replace `range` of the original with `with`, a span of [`Splices::text`].
 struct Splice {
     range: Range<usize>,
-    with: Vec<u8>,
+    with: Range<usize>,
 }
 
-fn apply(original: &[u8], mut splices: Vec<Splice>) -> Vec<u8> {
-    // Stable sort keeps insertions at one point in the order they were pushed.
-    splices.sort_by_key(|s| s.range.start);
-    let extra: usize = splices.iter().map(|s| s.with.len()).sum();
-    let mut out = Vec::with_capacity(original.len() + extra);
-    let mut at = 0;
-    for s in splices {
-        if s.range.start < at {
-            // Overlapping edits cannot be produced by this module; skip rather than panic.
-            continue;
+/// The edits to one message. The text they insert shares one buffer, so that an edit costs
+/// no allocation of its own.
+struct Splices {
+    list: Vec<Splice>,
+    text: Vec<u8>,
+}
+
+impl Splices {
+    fn new() -> Splices {
+        Splices {
+            list: Vec::with_capacity(8),
+            text: Vec::with_capacity(256),
         }
-        out.extend_from_slice(original.get(at..s.range.start).unwrap_or(&[]));
-        out.extend_from_slice(&s.with);
-        at = s.range.end;
     }
-    out.extend_from_slice(original.get(at..).unwrap_or(&[]));
-    out
+
+    /// Replaces `range` of the original with what `write` appends.
+    fn push(&mut self, range: Range<usize>, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        self.list.push(Splice {
+            range,
+            with: start..self.text.len(),
+        });
+    }
+
+    /// Deletes `range` of the original.
+    fn delete(&mut self, range: Range<usize>) {
+        self.push(range, |_| {});
+    }
+
+    /// The original with every splice applied, in one copy pass.
+    fn apply(mut self, original: &[u8]) -> Vec<u8> {
+        // Stable sort keeps insertions at one point in the order they were pushed.
+        self.list.sort_by_key(|s| s.range.start);
+        let mut out = Vec::with_capacity(original.len() + self.text.len());
+        let mut at = 0;
+        for s in &self.list {
+            if s.range.start < at {
+                // Overlapping edits cannot be produced by this module; skip rather than panic.
+                continue;
+            }
+            out.extend_from_slice(original.get(at..s.range.start).unwrap_or(&[]));
+            out.extend_from_slice(self.text.get(s.with.clone()).unwrap_or(&[]));
+            at = s.range.end;
+        }
+        out.extend_from_slice(original.get(at..).unwrap_or(&[]));
+        out
+    }
 }
 
 impl Message {
     /// Offset of `s`, a slice of this message's head, in [`Message::as_bytes`].
     fn offset_of(&self, s: &str) -> Option<usize> {
-        let base = self.head.as_ptr() as usize;
-        let p = s.as_ptr() as usize;
-        (p >= base && p + s.len() <= base + self.head.len()).then(|| p - base)
+        super::parsed::offset_in(&self.head, s)
     }
 
     /// The range to delete to remove the first (or last) value of header `name`: the whole
@@ -115,28 +145,20 @@ impl Message {
 
     /// RFC 3261 §16.6: the request as this proxy forwards it.
     pub fn forward_request(&self, e: &RequestEdits<'_>) -> Vec<u8> {
-        let mut splices = Vec::new();
+        let mut splices = Splices::new();
         if let (Some(uri), Some(range)) = (e.request_uri, self.request_uri_range()) {
-            splices.push(Splice {
-                range,
-                with: uri.as_bytes().to_vec(),
-            });
+            splices.push(range, |out| out.extend_from_slice(uri.as_bytes()));
         }
         if let Some(via) = e.via {
             let at = self.before_first(&HeaderName::Via);
-            splices.push(Splice {
-                range: at..at,
-                with: format!("Via: {via}\r\n").into_bytes(),
-            });
+            splices.push(at..at, |out| line(out, "Via", via));
         }
         if e.received.is_some() || e.rport.is_some() {
             if let Some(v) = self.values(&HeaderName::Via).next() {
                 if let Some(at) = self.offset_of(v) {
-                    let mut with = Vec::with_capacity(v.len() + 40);
-                    super::build::write_top_via(&mut with, v, e.received, e.rport);
-                    splices.push(Splice {
-                        range: at..at + v.len(),
-                        with,
+                    let top = self.top_via();
+                    splices.push(at..at + v.len(), |out| {
+                        super::build::write_top_via(out, v, top.as_ref(), e.received, e.rport)
                     });
                 }
             }
@@ -154,65 +176,49 @@ impl Message {
                     None => self.before_first(&HeaderName::Via),
                 },
             };
-            splices.push(Splice {
-                range: at..at,
-                with: format!("Record-Route: {rr}\r\n").into_bytes(),
-            });
+            splices.push(at..at, |out| line(out, "Record-Route", rr));
         }
         if let Some(mf) = e.max_forwards {
+            let digits = &mut [0; 20];
+            let mf = super::decimal(u64::from(mf), digits);
             match self
                 .headers()
                 .iter()
                 .find(|h| h.name == HeaderName::MaxForwards)
             {
-                Some(h) => splices.push(Splice {
-                    range: h.value_range(),
-                    with: mf.to_string().into_bytes(),
-                }),
+                Some(h) => {
+                    splices.push(h.value_range(), |out| out.extend_from_slice(mf.as_bytes()))
+                }
                 None => {
                     let at = self.before_first(&HeaderName::Via);
-                    splices.push(Splice {
-                        range: at..at,
-                        with: format!("Max-Forwards: {mf}\r\n").into_bytes(),
-                    });
+                    splices.push(at..at, |out| line(out, "Max-Forwards", mf));
                 }
             }
         }
         for r in e.remove_lines {
-            splices.push(Splice {
-                range: r.clone(),
-                with: Vec::new(),
-            });
+            splices.delete(r.clone());
         }
         if e.pop_route {
             if let Some(r) = self.value_removal(&HeaderName::Route, false) {
-                splices.push(Splice {
-                    range: r,
-                    with: Vec::new(),
-                });
+                splices.delete(r);
             }
         }
         if e.pop_last_route {
             if let Some(r) = self.value_removal(&HeaderName::Route, true) {
-                splices.push(Splice {
-                    range: r,
-                    with: Vec::new(),
-                });
+                splices.delete(r);
             }
         }
-        apply(self.as_bytes(), splices)
+        splices.apply(self.as_bytes())
     }
 
     /// RFC 3261 §16.7 step 3: the response without its top Via value (this proxy's).
     pub fn without_top_via(&self) -> Vec<u8> {
         match self.value_removal(&HeaderName::Via, false) {
-            Some(r) => apply(
-                self.as_bytes(),
-                vec![Splice {
-                    range: r,
-                    with: Vec::new(),
-                }],
-            ),
+            Some(r) => {
+                let mut splices = Splices::new();
+                splices.delete(r);
+                splices.apply(self.as_bytes())
+            }
             None => self.as_bytes().to_vec(),
         }
     }

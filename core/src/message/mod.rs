@@ -31,6 +31,7 @@ mod method;
 mod name_addr;
 mod params;
 mod parse;
+mod parsed;
 mod syntax;
 mod uri;
 mod validate;
@@ -47,6 +48,7 @@ pub use header::{Header, HeaderName, Values};
 pub use method::Method;
 pub use name_addr::{Contacts, NameAddr};
 pub use params::Params;
+pub(crate) use syntax::decimal;
 pub use uri::{host_ip, SipUri, Uri};
 pub use via::Via;
 
@@ -172,6 +174,8 @@ pub struct Message {
     start_defect: Option<ParseError>,
     /// A Content-Length that did not frame the datagram (RFC 4475 §3.1.2.2-3), likewise.
     framing_defect: Option<ParseError>,
+    /// The typed views read most, parsed on first use.
+    parsed: parsed::LazyParsed,
 }
 
 impl fmt::Debug for Message {
@@ -299,10 +303,17 @@ impl Message {
         self.bytes.get(self.body.clone()).unwrap_or(&[])
     }
 
-    /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses.
+    /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses. Parsed once.
     pub fn top_via(&self) -> Option<Via<'_>> {
-        self.value(&HeaderName::Via)
-            .and_then(|v| Via::parse(v).ok())
+        self.parsed
+            .get()
+            .top_via
+            .get_or_init(|| {
+                let via = Via::parse(self.value(&HeaderName::Via)?).ok()?;
+                Some(parsed::ViaSpans::new(&self.head, &via))
+            })
+            .as_ref()
+            .map(|v| v.view(&self.head))
     }
 
     /// Every Via value that parses, top first. [`Message::validate`] ensures they all do.
@@ -312,16 +323,40 @@ impl Message {
             .collect()
     }
 
-    /// The From header, when present and parsable.
+    /// The From header, when present and parsable. Parsed once.
     pub fn from(&self) -> Option<NameAddr<'_>> {
-        self.value(&HeaderName::From)
-            .and_then(|v| NameAddr::parse(v).ok())
+        self.name_addr(&self.parsed.get().from, &HeaderName::From)
     }
 
-    /// The To header, when present and parsable.
+    /// The To header, when present and parsable. Parsed once.
     pub fn to(&self) -> Option<NameAddr<'_>> {
-        self.value(&HeaderName::To)
-            .and_then(|v| NameAddr::parse(v).ok())
+        self.name_addr(&self.parsed.get().to, &HeaderName::To)
+    }
+
+    fn name_addr<'a>(
+        &'a self,
+        cell: &'a std::cell::OnceCell<Option<parsed::NameAddrSpans>>,
+        name: &HeaderName,
+    ) -> Option<NameAddr<'a>> {
+        cell.get_or_init(|| {
+            let a = NameAddr::parse(self.value(name)?).ok()?;
+            Some(parsed::NameAddrSpans::new(&self.head, &a))
+        })
+        .as_ref()
+        .map(|a| a.view(&self.head))
+    }
+
+    /// The Request-URI typed ([`Uri::parse`]); `None` for a response. Parsed once.
+    pub fn request_uri_parsed(&self) -> Option<Result<Uri<'_>, ParseError>> {
+        self.parsed
+            .get()
+            .request_uri
+            .get_or_init(|| {
+                let text = self.request_uri()?;
+                Some(Uri::parse(text).map(|u| parsed::UriSpans::new(&self.head, &u)))
+            })
+            .as_ref()
+            .map(|r| r.as_ref().map(|u| u.view(&self.head)).map_err(|e| *e))
     }
 
     /// The Call-ID.

@@ -3,7 +3,7 @@
 
 use crate::message::params::Params;
 use crate::message::syntax::{
-    is_quoted_string, is_token_char, is_wsp, quoted_string_end, trim_lws,
+    is_quoted_string, is_token_char, is_wsp, quoted_string_end, split_at_byte, trim_lws,
 };
 use crate::message::{ParseError, ParseErrorKind};
 
@@ -37,7 +37,7 @@ fn bad(reason: &'static str) -> ParseError {
 /// RFC 3261 §25.1 `scheme`, checked here so that `Bell, Alexander <...>` (RFC 4475
 /// §3.1.2.15) is not mistaken for an addr-spec.
 fn has_scheme(uri: &str) -> bool {
-    match uri.split_once(':') {
+    match split_at_byte(uri, b':') {
         Some((scheme, rest)) => {
             let mut b = scheme.bytes();
             !rest.is_empty()
@@ -91,7 +91,10 @@ impl<'a> NameAddr<'a> {
         let (display_name, uri, after) = match laquot {
             Some((display_name, lt)) => {
                 let inner = raw.get(lt + 1..).unwrap_or("");
-                let gt = inner.find('>').ok_or(bad("Missing > In Address"))?;
+                let gt = inner
+                    .bytes()
+                    .position(|c| c == b'>')
+                    .ok_or(bad("Missing > In Address"))?;
                 let uri = inner.get(..gt).unwrap_or("");
                 if uri.bytes().any(is_wsp) {
                     return Err(bad("White Space Inside <URI>"));

@@ -2,8 +2,7 @@
 //! `contact-params`, `from-param`/`to-param`) and SIP URI params (§19.1.1 `uri-parameters`).
 
 use crate::message::syntax::{
-    find_unquoted, is_escaped_text, is_quoted_string, is_token, is_token_char, is_unreserved,
-    trim_lws,
+    is_escaped_text, is_quoted_string, is_token, is_token_char, is_unreserved, is_wsp, trim_lws,
 };
 
 /// The parameters after the first `;` of a value, parsed lazily and without copying.
@@ -112,27 +111,59 @@ impl<'a> Iterator for ParamSpans<'a> {
         if self.done {
             return None;
         }
-        let rest = self.text.get(self.pos..)?;
-        let (elem, next) = match find_unquoted(rest, b';', false) {
-            Some(i) => (rest.get(..i).unwrap_or(""), Some(self.pos + i + 1)),
-            None => (rest, None),
-        };
+        let b = self.text.as_bytes();
         let elem_start = self.pos;
-        match next {
-            Some(n) => self.pos = n,
-            None => self.done = true,
+        // One pass to the end of the element: the first `;` outside a quoted-string ends it,
+        // the first `=` outside one splits it (`x="a;b=c"` is one param).
+        let mut i = elem_start;
+        let mut equals = None;
+        // Skip to each byte that matters (`;`, `=`, `"`); inside a quoted-string only its
+        // end and quoted-pairs matter.
+        while let Some(k) = b.get(i..).and_then(|rest| {
+            rest.iter()
+                .position(|&c| c == b';' || c == b'=' || c == b'"')
+        }) {
+            i += k;
+            match b.get(i) {
+                Some(b';') => break,
+                Some(b'=') => {
+                    equals = equals.or(Some(i));
+                    i += 1;
+                }
+                _ => {
+                    i += 1;
+                    while let Some(&c) = b.get(i) {
+                        i += 1;
+                        match c {
+                            // quoted-pair: the next octet is taken as it is.
+                            b'\\' => i += 1,
+                            b'"' => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
         }
+        if i < b.len() && b.get(i) != Some(&b';') {
+            i = b.len();
+        }
+        let elem_end = i.min(b.len());
+        if i < b.len() {
+            self.pos = i + 1;
+        } else {
+            self.done = true;
+        }
+        let elem = self.text.get(elem_start..elem_end).unwrap_or("");
+        let trimmed = trim_lws(elem);
         // Empty text has no params at all, not one empty param.
-        if next.is_none() && elem_start == 0 && trim_lws(elem).is_empty() {
+        if self.done && elem_start == 0 && trimmed.is_empty() {
             return None;
         }
-        let lead = elem.len() - elem.trim_start_matches([' ', '\t']).len();
-        let trimmed = trim_lws(elem);
-        let start = elem_start + lead;
-        let (name, value) = match find_unquoted(trimmed, b'=', false) {
-            Some(i) => (
-                trim_lws(trimmed.get(..i).unwrap_or("")),
-                Some(trim_lws(trimmed.get(i + 1..).unwrap_or(""))),
+        let start = elem_start + elem.bytes().take_while(|b| is_wsp(*b)).count();
+        let (name, value) = match equals {
+            Some(e) => (
+                trim_lws(self.text.get(elem_start..e).unwrap_or("")),
+                Some(trim_lws(self.text.get(e + 1..elem_end).unwrap_or(""))),
             ),
             None => (trimmed, None),
         };

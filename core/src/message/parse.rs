@@ -294,6 +294,7 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
             body: body_start..body_start + body_len,
             start_defect,
             framing_defect,
+            parsed: Default::default(),
         },
         consumed,
     ))

@@ -3,14 +3,39 @@
 //! Everything here works on bytes and never indexes past the end: network input reaches it
 //! unchecked.
 
+/// The table of a character class (`[bool; 256]`, indexed by the byte), built at compile
+/// time from the `const fn` that defines the class: the parser tests classes byte by byte,
+/// and a load is cheaper than the chain of comparisons the definition reads as.
+macro_rules! class_table {
+    ($class:ident) => {{
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < table.len() {
+            // `b` is below 256, so the cast keeps it whole.
+            table[b] = $class(b as u8);
+            b += 1;
+        }
+        table
+    }};
+}
+pub(crate) use class_table;
+
 /// RFC 3261 §25.1 `token` character: `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" /
 /// "`" / "'" / "~"`.
-pub(crate) fn is_token_char(b: u8) -> bool {
+const fn token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
             b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
         )
+}
+
+static TOKEN_CHARS: [bool; 256] = class_table!(token_char);
+
+/// RFC 3261 §25.1 `token` character (see `token_char`).
+pub(crate) fn is_token_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    TOKEN_CHARS[usize::from(b)]
 }
 
 /// RFC 3261 §25.1 `token`: one or more token characters.
@@ -20,8 +45,8 @@ pub(crate) fn is_token(s: &str) -> bool {
 
 /// RFC 3261 §25.1 `word` character (Call-ID): token characters plus
 /// `( ) < > : \ " / [ ] ? { }`.
-pub(crate) fn is_word_char(b: u8) -> bool {
-    is_token_char(b)
+const fn word_char(b: u8) -> bool {
+    token_char(b)
         || matches!(
             b,
             b'(' | b')'
@@ -39,10 +64,25 @@ pub(crate) fn is_word_char(b: u8) -> bool {
         )
 }
 
+static WORD_CHARS: [bool; 256] = class_table!(word_char);
+
+/// RFC 3261 §25.1 `word` character (see `word_char`).
+pub(crate) fn is_word_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    WORD_CHARS[usize::from(b)]
+}
+
 /// RFC 3261 §25.1 `WSP`: SP or HTAB. After unfolding (§7.3.1) this is all the linear white
 /// space a header value can contain.
 pub(crate) fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
+}
+
+/// `s` split around its first `sep` (an ASCII byte), which is left out: `str::split_once`
+/// without the char machinery, for the short texts of header values and URIs.
+pub(crate) fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// Trims the SP/HTAB that `LWS`/`SWS` allow around separators.
@@ -55,12 +95,20 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 }
 
 /// RFC 3261 §25.1 `unreserved`: `alphanum / mark`.
-pub(crate) fn is_unreserved(b: u8) -> bool {
+pub(crate) const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
             b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
         )
+}
+
+static UNRESERVED_CHARS: [bool; 256] = class_table!(unreserved);
+
+/// RFC 3261 §25.1 `unreserved` (see `unreserved`).
+pub(crate) fn is_unreserved(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    UNRESERVED_CHARS[usize::from(b)]
 }
 
 /// Value of one hex digit.
@@ -122,6 +170,23 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// `n` in decimal without leading zeros, written into `buf` (a u64 has at most 20 digits):
+/// what `n.to_string()` gives, without allocating.
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut rest = n;
+    for slot in buf.iter_mut().rev() {
+        // `rest % 10` is below 10, so the cast keeps it whole.
+        *slot = b'0' + (rest % 10) as u8;
+        at -= 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(buf.get(at..).unwrap_or(&[])).unwrap_or("")
+}
+
 /// Parses a port (`1*DIGIT`, RFC 3261 §25.1) that fits in 16 bits.
 pub(crate) fn parse_port(s: &str) -> Option<u16> {
     parse_u32(s).and_then(|n| u16::try_from(n).ok())
@@ -176,7 +241,14 @@ pub(crate) fn is_quoted_string(s: &str) -> bool {
 /// outside `<...>`).
 pub(crate) fn find_unquoted(s: &str, sep: u8, angle: bool) -> Option<usize> {
     let b = s.as_bytes();
-    let mut i = 0;
+    // Most values hold no quote or `<` before the separator, if any: find the first byte
+    // that matters, and walk quotes and brackets only from there.
+    let mut i = b
+        .iter()
+        .position(|&c| c == sep || c == b'"' || angle && c == b'<')?;
+    if b.get(i) == Some(&sep) {
+        return Some(i);
+    }
     let mut in_quotes = false;
     let mut in_angle = false;
     while let Some(&c) = b.get(i) {
@@ -214,6 +286,13 @@ mod tests {
         assert_eq!(parse_usize(b"-999"), None);
         assert_eq!(parse_port("65536"), None);
         assert_eq!(parse_port("5060"), Some(5060));
+    }
+
+    #[test]
+    fn decimals_are_to_string() {
+        for n in [0, 7, 10, 70, 4_294_967_295, 1_000_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
+        }
     }
 
     #[test]

@@ -26,6 +26,34 @@ const INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
     \r\n\
     v=0\n";
 
+/// The views a message keeps (top Via, To, From, Request-URI) are what parsing the text
+/// gives, and they take no part in equality.
+#[test]
+fn cached_views_read_like_the_text_and_do_not_change_equality() {
+    let read = parse(INVITE);
+    let unread = parse(INVITE);
+    let via = read.top_via().unwrap();
+    assert_eq!(
+        via,
+        Via::parse(read.value(&HeaderName::Via).unwrap()).unwrap()
+    );
+    assert_eq!(read.top_via().unwrap(), via);
+    assert_eq!(
+        read.to().unwrap(),
+        NameAddr::parse(read.value(&HeaderName::To).unwrap()).unwrap()
+    );
+    assert_eq!(
+        read.from().unwrap(),
+        NameAddr::parse(read.value(&HeaderName::From).unwrap()).unwrap()
+    );
+    assert_eq!(
+        read.request_uri_parsed().unwrap().unwrap(),
+        Uri::parse(read.request_uri().unwrap()).unwrap()
+    );
+    assert_eq!(read, unread);
+    assert_eq!(read.clone(), unread);
+}
+
 #[test]
 fn basic_request() {
     let m = parse(INVITE);

@@ -4,7 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::message::params::Params;
-use crate::message::syntax::{hex_value, is_escaped_text, is_unreserved, parse_port};
+use crate::message::syntax::{
+    class_table, hex_value, is_escaped_text, is_unreserved, parse_port, split_at_byte, unreserved,
+};
 use crate::message::{ParseError, ParseErrorKind};
 
 /// A URI as found in a Request-URI, a name-addr or an addr-spec.
@@ -56,7 +58,7 @@ impl<'a> Uri<'a> {
     /// Parses a URI. `sip:`/`sips:` (case-insensitive scheme) must follow RFC 3261 §19.1.1;
     /// other schemes only need a scheme and printable, unbracketed text.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
-        let Some((scheme, rest)) = s.split_once(':') else {
+        let Some((scheme, rest)) = split_at_byte(s, b':') else {
             return Err(bad_uri("Bad URI: No Scheme"));
         };
         if !is_scheme(scheme) {
@@ -90,9 +92,17 @@ impl<'a> Uri<'a> {
     }
 }
 
-/// §25.1 `user` characters besides unreserved and escaped: `user-unreserved`.
+/// §25.1 `user` characters besides escaped: unreserved and `user-unreserved`.
+const fn user_char(b: u8) -> bool {
+    unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+static USER_CHARS: [bool; 256] = class_table!(user_char);
+
+/// See `user_char`.
 fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+    // 256 entries: every byte has one.
+    USER_CHARS[usize::from(b)]
 }
 
 /// §25.1 `password` characters besides unreserved and escaped.
@@ -107,8 +117,16 @@ fn is_header_char(b: u8) -> bool {
 
 /// §25.1 `hostname` / `IPv4address` characters. `_` is not in the grammar but is common in
 /// the wild (container host names) and harmless, so it is accepted.
-fn is_host_char(b: u8) -> bool {
+const fn host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+static HOST_CHARS: [bool; 256] = class_table!(host_char);
+
+/// See `host_char`.
+fn is_host_char(b: u8) -> bool {
+    // 256 entries: every byte has one.
+    HOST_CHARS[usize::from(b)]
 }
 
 /// The reason phrase of a SIP URI whose host is an IPv6 address without its brackets.
@@ -158,7 +176,7 @@ pub(crate) fn split_hostport(s: &str) -> Option<(&str, Option<u16>)> {
             p => (host, Some(p.strip_prefix(':')?)),
         }
     } else {
-        match s.split_once(':') {
+        match split_at_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -182,17 +200,17 @@ impl<'a> SipUri<'a> {
         }
         // At most one `@`: neither host, params nor headers may contain one unescaped, so the
         // first `@` ends the userinfo even when the user holds `;` or `?` (RFC 4475 §3.1.1.9).
-        let (userinfo, hostpart) = match rest.split_once('@') {
+        let (userinfo, hostpart) = match split_at_byte(rest, b'@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        if hostpart.contains('@') {
+        if hostpart.bytes().any(|b| b == b'@') {
             return Err(bad_uri("Bad SIP URI: Two @"));
         }
         let (user, password) = match userinfo {
             None => (None, None),
             Some(u) => {
-                let (user, password) = match u.split_once(':') {
+                let (user, password) = match split_at_byte(u, b':') {
                     Some((user, pw)) => (user, Some(pw)),
                     None => (u, None),
                 };
@@ -205,7 +223,10 @@ impl<'a> SipUri<'a> {
                 (Some(user), password)
             }
         };
-        let hp_end = hostpart.find([';', '?']).unwrap_or(hostpart.len());
+        let hp_end = hostpart
+            .bytes()
+            .position(|b| b == b';' || b == b'?')
+            .unwrap_or(hostpart.len());
         let hostport = hostpart.get(..hp_end).unwrap_or("");
         let Some((host, port)) = split_hostport(hostport) else {
             // RFC 5118 §4.2: `sip:2001:db8::10` lacks the brackets RFC 3261 §25.1
@@ -216,7 +237,7 @@ impl<'a> SipUri<'a> {
             return Err(bad_uri("Bad SIP URI Host"));
         };
         let after = hostpart.get(hp_end..).unwrap_or("");
-        let (params_text, headers) = match after.split_once('?') {
+        let (params_text, headers) = match split_at_byte(after, b'?') {
             Some((p, h)) => (p, Some(h)),
             None => (after, None),
         };

@@ -45,8 +45,13 @@ fn is_call_id(s: &str) -> bool {
 
 /// Checks one name-addr/addr-spec value: its syntax, its header params, its URI.
 fn check_address(value: &str, reason: &'static str) -> Result<(), ParseError> {
+    check_name_addr(NameAddr::parse(value).ok(), reason)
+}
+
+/// [`check_address`] for a value already parsed (`None`: it did not parse).
+fn check_name_addr(a: Option<NameAddr<'_>>, reason: &'static str) -> Result<(), ParseError> {
     let bad_value = bad(ParseErrorKind::BadValue, reason);
-    let a = NameAddr::parse(value).map_err(|_| bad_value)?;
+    let a = a.ok_or(bad_value)?;
     if !a.params.check_header_params() || a.params.get("tag") == Some(None) {
         return Err(bad_value);
     }
@@ -103,8 +108,8 @@ impl Message {
             ));
         }
         let method = self.method();
-        if let Some(ruri) = self.request_uri() {
-            match Uri::parse(ruri) {
+        if let Some(ruri) = self.request_uri_parsed() {
+            match ruri {
                 // RFC 5118 §4.2: "should respond with a 400", saying what is wrong.
                 Err(e) if e.reason == UNBRACKETED_IPV6 => {
                     return Err(bad(
@@ -173,18 +178,21 @@ impl Message {
             }
         }
 
+        let mut seen_via = false;
         for h in self.headers() {
             let list_reason = match h.name {
                 HeaderName::Via => "Bad Via",
                 HeaderName::Contact => "Bad Contact",
                 HeaderName::Route => "Bad Route",
                 HeaderName::RecordRoute => "Bad Record-Route",
+                // Single-valued (checked above), so the line is the one the cached view
+                // was parsed from.
                 HeaderName::From => {
-                    check_address(h.value(self), "Bad From")?;
+                    check_name_addr(self.from(), "Bad From")?;
                     continue;
                 }
                 HeaderName::To => {
-                    check_address(h.value(self), "Bad To")?;
+                    check_name_addr(self.to(), "Bad To")?;
                     continue;
                 }
                 _ => continue,
@@ -192,6 +200,8 @@ impl Message {
             // Walk the list with its empty elements, which `values()` skips: `,,` is a
             // syntax error in these headers (RFC 4475 §3.1.2.1).
             let mut rest = Some(h.value(self));
+            let mut top = h.name == HeaderName::Via && !seen_via;
+            seen_via |= h.name == HeaderName::Via;
             while let Some(text) = rest {
                 let (value, next) = split_list(text);
                 rest = next;
@@ -201,7 +211,15 @@ impl Message {
                 }
                 match h.name {
                     HeaderName::Via => {
-                        let via = Via::parse(value).map_err(|_| bad_value)?;
+                        // The top Via is the first value of the first line: its parse
+                        // is kept for the transaction layer and the response.
+                        let via = if top {
+                            self.top_via()
+                        } else {
+                            Via::parse(value).ok()
+                        };
+                        top = false;
+                        let via = via.ok_or(bad_value)?;
                         // §20.42 via-params: these have a value; rport's is a port.
                         let params_ok = via.params.check_header_params()
                             && via.params.iter().all(|(name, value)| match value {

@@ -90,18 +90,22 @@ impl ResponseContext {
 pub fn loop_hash(msg: &Message, salt: u64) -> String {
     use crate::message::HeaderName as H;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut feed = |s: &str| {
-        for b in s.bytes().chain(std::iter::once(0u8)) {
+        for b in s.bytes() {
             h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            h = h.wrapping_mul(PRIME);
         }
+        // Each field ends with a 0 octet (so "ab","c" and "a","bc" differ); xor with 0 is
+        // nothing, the multiplication remains.
+        h = h.wrapping_mul(PRIME);
     };
     feed(msg.request_uri().unwrap_or(""));
     feed(msg.to().and_then(|t| t.tag()).unwrap_or(""));
     feed(msg.from().and_then(|f| f.tag()).unwrap_or(""));
     feed(msg.call_id().unwrap_or(""));
     if let Some(c) = msg.cseq() {
-        feed(&c.seq.to_string());
+        feed(crate::message::decimal(u64::from(c.seq), &mut [0; 20]));
         feed(c.method);
     }
     for v in msg.values(&H::ProxyRequire) {

@@ -14,7 +14,7 @@ impl Proxy {
     /// the URI is valid"); 404 or 480 when there is none. `authenticated`: the request's
     /// credentials checked (see [`Proxy::no_binding`]).
     pub(crate) fn redirect_reply(&self, msg: &Message, authenticated: bool) -> Reply {
-        let uri = match msg.request_uri().map(Uri::parse) {
+        let uri = match msg.request_uri_parsed() {
             Some(Ok(Uri::Sip(u))) => u,
             Some(Ok(Uri::Other { .. })) => {
                 return Reply::with_reason(416, "Unsupported URI Scheme")

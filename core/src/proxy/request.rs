@@ -8,7 +8,7 @@ use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
 use crate::element::{ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
-use crate::message::{HeaderName, Message, Method, Uri};
+use crate::message::{HeaderName, Message, Method, SipUri, Uri};
 use crate::registrar::{Binding, Reply};
 use crate::transaction::{Effect, InviteClient, NonInviteClient, TxKey};
 use crate::{Datagram, Output, Proxy, Transmit, Transport};
@@ -19,15 +19,18 @@ const PROXY_EXTENSIONS: &[&str] = &[];
 /// Max-Forwards given to a request that has none (§16.6 step 3).
 const MAX_FORWARDS_DEFAULT: u32 = 70;
 
-/// The outcome of route preprocessing and target determination for one request.
-struct Routing {
+/// The outcome of route preprocessing and target determination for one request. Borrows
+/// from the request: nothing here outlives its processing.
+struct Routing<'a> {
     /// Edits from §16.4 (Route popped, Request-URI restored).
     pop_route: bool,
     pop_last_route: bool,
-    /// The Request-URI after §16.4.
-    request_uri: String,
-    /// The first Route left after §16.4, if any (the next hop of a loose route).
-    next_route: Option<String>,
+    /// The Request-URI after §16.4, as written and typed.
+    request_uri: &'a str,
+    request_uri_parsed: Result<Uri<'a>, crate::message::ParseError>,
+    /// The first Route left after §16.4, if any (the next hop of a loose route), without
+    /// its brackets.
+    next_route: Option<&'a str>,
     /// The request's credentials checked (§22.3); see [`Proxy::no_binding`].
     authenticated: bool,
 }
@@ -52,16 +55,20 @@ impl Proxy {
     }
 
     /// §16.4: drops a Route value naming this proxy; undoes a strict router's rewrite.
-    fn route_preprocess(&self, msg: &Message) -> Routing {
+    fn route_preprocess<'a>(&self, msg: &'a Message) -> Routing<'a> {
         let mut routes: Vec<&str> = msg.values(&HeaderName::Route).collect();
-        let mut request_uri = msg.request_uri().unwrap_or("").to_owned();
+        let mut request_uri = msg.request_uri().unwrap_or("");
+        let mut request_uri_parsed = msg
+            .request_uri_parsed()
+            .unwrap_or_else(|| Uri::parse(request_uri));
         let mut pop_last_route = false;
         // A strict router before us put our Record-Route URI into the Request-URI and the
         // real target at the end of Route.
-        if let Ok(Uri::Sip(u)) = Uri::parse(&request_uri) {
-            if self.locator.is_me(&u) && u.user.is_none() {
+        if let Ok(Uri::Sip(u)) = &request_uri_parsed {
+            if self.locator.is_me(u) && u.user.is_none() {
                 if let Some(last) = routes.pop() {
-                    request_uri = strip_brackets(last).to_owned();
+                    request_uri = strip_brackets(last);
+                    request_uri_parsed = Uri::parse(request_uri);
                     pop_last_route = true;
                 }
             }
@@ -79,7 +86,8 @@ impl Proxy {
             pop_route,
             pop_last_route,
             request_uri,
-            next_route: routes.first().map(|r| strip_brackets(r).to_owned()),
+            request_uri_parsed,
+            next_route: routes.first().map(|r| strip_brackets(r)),
             authenticated: false,
         }
     }
@@ -88,16 +96,16 @@ impl Proxy {
     /// element nor a served domain, and is not inside a dialog that was record-routed
     /// here (a request with a To tag that came with this element's Route). See
     /// [`crate::config::Relay`].
-    fn relays(&self, msg: &Message, routing: &Routing) -> bool {
+    fn relays(&self, msg: &Message, routing: &Routing<'_>) -> bool {
         let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
         if in_dialog && (routing.pop_route || routing.pop_last_route) {
             return false;
         }
-        let next = routing
-            .next_route
-            .as_deref()
-            .unwrap_or(&routing.request_uri);
-        match Uri::parse(strip_brackets(next)) {
+        let next = match routing.next_route {
+            Some(route) => Uri::parse(route),
+            None => routing.request_uri_parsed.clone(),
+        };
+        match next {
             Ok(Uri::Sip(u)) => !(self.locator.serves_uri(&u) || self.locator.is_me(&u)),
             // Not a SIP URI: §16.5 refuses it (416) without forwarding anything.
             _ => false,
@@ -115,10 +123,19 @@ impl Proxy {
         }
     }
 
-    /// One target reached through `via` (a Route value or the Request-URI itself): its
-    /// address from an IP literal, the static table or an earlier DNS answer; else a lookup
-    /// to wait for (RFC 3263), or `fail` when lookups are off.
+    /// One target reached through `via` (a Route value or the Request-URI itself): see
+    /// [`Proxy::through_sip`]; `fail` when it is not a SIP URI or has no address.
     fn through(&self, via: &str, request_uri: &str, fail: Reply) -> Result<Target, Reply> {
+        let Ok(Uri::Sip(u)) = Uri::parse(strip_brackets(via)) else {
+            return Err(fail);
+        };
+        self.through_sip(&u, request_uri).ok_or(fail)
+    }
+
+    /// One target reached through the SIP URI `via`: its address from an IP literal, the
+    /// static table or an earlier DNS answer; else a lookup to wait for (RFC 3263), or
+    /// `None` when lookups are off.
+    fn through_sip(&self, via: &SipUri<'_>, request_uri: &str) -> Option<Target> {
         let transport = transport_of(via);
         let target = |next_hop| Target {
             uri: request_uri.to_owned(),
@@ -127,27 +144,24 @@ impl Proxy {
             transport,
             lookup: None,
         };
-        let Ok(Uri::Sip(u)) = Uri::parse(strip_brackets(via)) else {
-            return Err(fail);
-        };
-        if let Some(addr) = self.locator.resolve(&u) {
-            return Ok(target(addr));
+        if let Some(addr) = self.locator.resolve(via) {
+            return Some(target(addr));
         }
-        let host = u.params.get("maddr").flatten().unwrap_or(u.host);
+        let host = via.params.get("maddr").flatten().unwrap_or(via.host);
         let query = crate::Query {
             name: host.to_ascii_lowercase(),
-            port: u.port,
+            port: via.port,
             transport,
         };
         if let Some(addr) = self.dns.cached(&query, self.now) {
-            return Ok(target(addr));
+            return Some(target(addr));
         }
         if self.config.proxy.dns {
             let mut t = target(SocketAddr::from(([0, 0, 0, 0], 0)));
             t.lookup = Some(query);
-            Ok(t)
+            Some(t)
         } else {
-            Err(fail)
+            None
         }
     }
 
@@ -155,7 +169,7 @@ impl Proxy {
     /// answer or a lookup to make), or, when names are not looked up, the address its
     /// REGISTER came from.
     fn binding_target(&self, b: &Binding) -> Option<Target> {
-        let Ok(Uri::Sip(_)) = Uri::parse(&b.contact) else {
+        let Ok(Uri::Sip(contact)) = Uri::parse(&b.contact) else {
             return None;
         };
         let q = b.q.unwrap_or(1000);
@@ -170,17 +184,16 @@ impl Proxy {
                 lookup: None,
             });
         }
-        let fallback = Reply::new(404);
-        match self.through(&b.contact, &b.contact, fallback) {
-            Ok(mut t) => {
+        match self.through_sip(&contact, &b.contact) {
+            Some(mut t) => {
                 t.q = q;
                 Some(t)
             }
-            Err(_) => Some(Target {
+            None => Some(Target {
                 uri: b.contact.clone(),
                 next_hop: b.flow.remote,
                 q,
-                transport: transport_of(&b.contact),
+                transport: transport_of(&contact),
                 lookup: None,
             }),
         }
@@ -188,36 +201,37 @@ impl Proxy {
 
     /// §16.5: the target set. `Err` is the response when there is none, or the lookup the
     /// target waits for.
-    fn targets(&self, routing: &Routing) -> Result<Vec<Target>, Reply> {
-        if let Some(route) = &routing.next_route {
+    fn targets(&self, routing: &Routing<'_>) -> Result<Vec<Target>, Reply> {
+        if let Some(route) = routing.next_route {
             let fail = Reply::with_reason(503, "Next Hop Not Resolvable");
             return self
-                .through(route, &routing.request_uri, fail)
+                .through(route, routing.request_uri, fail)
                 .map(|t| vec![t]);
         }
-        let uri = match Uri::parse(&routing.request_uri) {
+        let uri = match &routing.request_uri_parsed {
             Ok(Uri::Sip(u)) => u,
             Ok(Uri::Other { .. }) => return Err(Reply::with_reason(416, "Unsupported URI Scheme")),
             Err(_) => return Err(Reply::with_reason(400, "Bad Request-URI")),
         };
-        if self.locator.serves_uri(&uri) {
+        if self.locator.serves_uri(uri) {
             // §16.5: a domain we are responsible for: the location service decides.
-            let aor = self.registrar.identity().canonical_aor(&uri);
+            let aor = self.registrar.identity().canonical_aor(uri);
             let bindings = self.registrar.location().bindings(&aor, self.now);
             let mut targets: Vec<Target> = bindings
                 .iter()
                 .filter_map(|b| self.binding_target(b))
                 .collect();
             if targets.is_empty() {
-                return Err(self.no_binding(&uri, &aor, routing.authenticated));
+                return Err(self.no_binding(uri, &aor, routing.authenticated));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
         }
         // Another domain: where it lives (static table, then RFC 3263).
         let fail = Reply::with_reason(404, "Domain Not Found");
-        self.through(&routing.request_uri, &routing.request_uri, fail)
+        self.through_sip(uri, routing.request_uri)
             .map(|t| vec![t])
+            .ok_or(fail)
     }
 
     /// §16.3-§16.6 for a request with a fresh server transaction `key`.
@@ -237,20 +251,24 @@ impl Proxy {
         // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
         // hash of what a loop leaves unchanged (§16.6 step 8).
         let hash = loop_hash(&msg, self.loop_salt);
-        let me = self.advertised(d.local);
+        // Every Via parses (validated); the top one is parsed already. The branch is
+        // looked at first: it differs for every request that is not a loop.
         let looped = msg
-            .vias()
-            .iter()
-            .skip(1)
-            .chain(msg.vias().first())
+            .top_via()
+            .into_iter()
+            .chain(
+                msg.values(&HeaderName::Via)
+                    .skip(1)
+                    .filter_map(|v| crate::message::Via::parse(v).ok()),
+            )
             .any(|v| {
-                let sent_by = match v.port {
-                    Some(p) if p != 5060 => format!("{}:{p}", v.host),
-                    _ => v.host.to_string(),
-                };
-                sent_by.eq_ignore_ascii_case(&me)
-                    && v.branch()
-                        .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
+                v.branch()
+                    .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
+                    && match v.port {
+                        Some(p) if p != 5060 => format!("{}:{p}", v.host),
+                        _ => v.host.to_string(),
+                    }
+                    .eq_ignore_ascii_case(&self.advertised(d.local))
             });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
@@ -308,7 +326,7 @@ impl Proxy {
         // §16.2: a stateful proxy answers an INVITE with 100 Trying at once, so the caller
         // stops retransmitting (§17.2.1: within 200 ms).
         if invite {
-            self.respond(&key, &msg, Reply::new(100));
+            self.respond_to(&key, &msg, Reply::new(100), d.remote);
         }
         let targets = match self.targets(&routing) {
             Ok(t) => t,
@@ -327,6 +345,7 @@ impl Proxy {
         }
         let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
         let first = groups.pop_front().unwrap_or_default();
+        let routing_pop = (routing.pop_route, routing.pop_last_route);
         let id: ContextId = self.next_context;
         self.next_context += 1;
         let record_route = self.config.proxy.record_route
@@ -335,11 +354,14 @@ impl Proxy {
                 msg.method(),
                 Some(Method::Invite | Method::Subscribe | Method::Refer)
             );
+        if let Some(tx) = self.servers.get_mut(&key) {
+            tx.context = Some(id);
+        }
         self.contexts.insert(
             id,
             ResponseContext {
                 request: msg,
-                upstream: key.clone(),
+                upstream: key,
                 invite,
                 branches: Vec::new(),
                 later: groups,
@@ -348,7 +370,7 @@ impl Proxy {
                 cancelled: false,
                 created: self.now,
                 hash,
-                routing_pop: (routing.pop_route, routing.pop_last_route),
+                routing_pop,
                 record_route,
                 consumed,
                 local: d.local,
@@ -356,9 +378,6 @@ impl Proxy {
                 lookups: 0,
             },
         );
-        if let Some(tx) = self.servers.get_mut(&key) {
-            tx.context = Some(id);
-        }
         for t in first {
             self.fork(id, t);
         }
@@ -481,15 +500,16 @@ impl Proxy {
         // §16.6 step 8: unique across space and time. Two server transactions can share a
         // loop hash (requests that differ only in their Via); a live client transaction
         // must not be replaced, so a taken branch gets one more suffix.
-        let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
+        let mut key = (format!("z9hG4bK{}.{}", ctx.hash, index + 1), method);
         let mut n = 1;
-        while self.clients.contains_key(&(branch.clone(), method.clone())) {
+        while self.clients.contains_key(&key) {
             n += 1;
-            branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
+            key.0 = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
         }
+        let branch = &key.0;
         let me = self.advertised(ctx.local);
         let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
-        let rr = format!("<sip:{me};lr>");
+        let rr = ctx.record_route.then(|| format!("<sip:{me};lr>"));
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
             .request
@@ -500,7 +520,7 @@ impl Proxy {
         let bytes = ctx.request.forward_request(&RequestEdits {
             request_uri: new_uri,
             max_forwards: Some(max_forwards),
-            record_route: ctx.record_route.then_some(rr.as_str()),
+            record_route: rr.as_deref(),
             pop_route: ctx.routing_pop.0,
             pop_last_route: ctx.routing_pop.1,
             via: Some(&via),
@@ -516,7 +536,7 @@ impl Proxy {
         if let Some(ctx) = self.contexts.get_mut(&id) {
             ctx.branches.push(Branch {
                 branch: branch.clone(),
-                target: target.uri.clone(),
+                target: target.uri,
                 state: BranchState::Trying,
                 timer_c,
                 cancelled: false,
@@ -531,7 +551,6 @@ impl Proxy {
             let (m, e) = NonInviteClient::new(bytes, self.config.timers, reliable, now);
             (ClientMachine::NonInvite(m), e)
         };
-        let key = (branch, method);
         self.clients.insert(
             key.clone(),
             ClientTx {
@@ -763,7 +782,9 @@ impl Proxy {
                 ClientMachine::Invite(m) => m.deadline(),
                 ClientMachine::NonInvite(m) => m.deadline(),
             };
-            self.schedule(at, TimerRef::Client(key.clone()));
+            if let Some(at) = at {
+                self.timers.insert((at, TimerRef::Client(key.clone())));
+            }
         }
     }
 }
@@ -775,12 +796,9 @@ fn relaying_denied() -> Reply {
 
 /// The transport a URI asks for (RFC 3263 §4.1: an explicit `transport` parameter); UDP
 /// otherwise. (`sips:` would need TLS, which this element does not speak yet.)
-fn transport_of(uri: &str) -> Transport {
-    match Uri::parse(strip_brackets(uri)) {
-        Ok(Uri::Sip(u)) => match u.params.get("transport").flatten() {
-            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        },
+fn transport_of(uri: &SipUri<'_>) -> Transport {
+    match uri.params.get("transport").flatten() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     }
 }

@@ -1,0 +1,206 @@
+//! Typed views of a message parsed once, on first use, and kept as spans into its head
+//! (Kamailio's `hdr_field.parsed`, filled by the first `parse_*` that needs it).
+//!
+//! A proxy reads the top Via, the To and From tags and the Request-URI several times per
+//! request (validation, transaction matching, loop detection, routing, the 100 Trying, the
+//! forwarded copy); parsing each once makes every later read a few loads. The views borrow
+//! from the message, so the cache keeps where their pieces are, not the views themselves.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use crate::message::{NameAddr, Params, ParseError, SipUri, Uri, Via};
+
+/// Where a piece of a view sits in the head. A piece that is not in the head (the empty
+/// text of absent params) is empty, which reads back the same.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// The span of `s` in `head`; empty when `s` is not a slice of it.
+    pub(crate) fn of(head: &str, s: &str) -> Span {
+        offset_in(head, s).map_or(Span::default(), |start| Span {
+            start,
+            end: start + s.len(),
+        })
+    }
+
+    pub(crate) fn get(self, head: &str) -> &str {
+        head.get(self.start..self.end).unwrap_or("")
+    }
+}
+
+/// Offset of `s`, a slice of `head`, in `head`.
+pub(crate) fn offset_in(head: &str, s: &str) -> Option<usize> {
+    let base = head.as_ptr() as usize;
+    let p = s.as_ptr() as usize;
+    (p >= base && p + s.len() <= base + head.len()).then(|| p - base)
+}
+
+/// The views cached on a [`crate::message::Message`], each filled on first use.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) top_via: OnceCell<Option<ViaSpans>>,
+    pub(crate) from: OnceCell<Option<NameAddrSpans>>,
+    pub(crate) to: OnceCell<Option<NameAddrSpans>>,
+    pub(crate) request_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
+}
+
+/// [`Parsed`], allocated when a view is first asked for: a message is moved several times
+/// on its way through the element, and one that is only parsed (a stray response, a
+/// dropped datagram) never needs the views. Derived data: two messages with the same
+/// bytes are equal whatever their caches hold.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LazyParsed(OnceCell<Box<Parsed>>);
+
+impl LazyParsed {
+    pub(crate) fn get(&self) -> &Parsed {
+        self.0.get_or_init(Box::default)
+    }
+}
+
+impl PartialEq for LazyParsed {
+    fn eq(&self, _: &LazyParsed) -> bool {
+        true
+    }
+}
+
+impl Eq for LazyParsed {}
+
+/// A [`Via`] as spans. The protocol is owned only when LWS had to be removed from it.
+#[derive(Clone, Debug)]
+pub(crate) struct ViaSpans {
+    protocol: Result<Span, String>,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
+    raw: Span,
+}
+
+impl ViaSpans {
+    pub(crate) fn new(head: &str, v: &Via<'_>) -> ViaSpans {
+        ViaSpans {
+            protocol: match &v.protocol {
+                Cow::Borrowed(p) => Ok(Span::of(head, p)),
+                Cow::Owned(p) => Err(p.clone()),
+            },
+            transport: Span::of(head, v.transport),
+            host: Span::of(head, v.host),
+            port: v.port,
+            params: Span::of(head, v.params.as_str()),
+            raw: Span::of(head, v.raw),
+        }
+    }
+
+    pub(crate) fn view<'a>(&'a self, head: &'a str) -> Via<'a> {
+        Via {
+            protocol: match &self.protocol {
+                Ok(p) => Cow::Borrowed(p.get(head)),
+                Err(p) => Cow::Borrowed(p.as_str()),
+            },
+            transport: self.transport.get(head),
+            host: self.host.get(head),
+            port: self.port,
+            params: Params::new(self.params.get(head)),
+            raw: self.raw.get(head),
+        }
+    }
+}
+
+/// A [`NameAddr`] as spans.
+#[derive(Clone, Debug)]
+pub(crate) struct NameAddrSpans {
+    display_name: Option<Span>,
+    uri: Span,
+    params: Span,
+    raw: Span,
+}
+
+impl NameAddrSpans {
+    pub(crate) fn new(head: &str, a: &NameAddr<'_>) -> NameAddrSpans {
+        NameAddrSpans {
+            display_name: a.display_name.map(|d| Span::of(head, d)),
+            uri: Span::of(head, a.uri),
+            params: Span::of(head, a.params.as_str()),
+            raw: Span::of(head, a.raw),
+        }
+    }
+
+    pub(crate) fn view<'a>(&self, head: &'a str) -> NameAddr<'a> {
+        NameAddr {
+            display_name: self.display_name.map(|d| d.get(head)),
+            uri: self.uri.get(head),
+            params: Params::new(self.params.get(head)),
+            raw: self.raw.get(head),
+        }
+    }
+}
+
+/// A [`Uri`] as spans.
+#[derive(Clone, Debug)]
+pub(crate) enum UriSpans {
+    Sip {
+        secure: bool,
+        user: Option<Span>,
+        password: Option<Span>,
+        host: Span,
+        port: Option<u16>,
+        params: Span,
+        headers: Option<Span>,
+    },
+    Other {
+        scheme: Span,
+        rest: Span,
+    },
+}
+
+impl UriSpans {
+    pub(crate) fn new(head: &str, u: &Uri<'_>) -> UriSpans {
+        let span = |s: &str| Span::of(head, s);
+        match u {
+            Uri::Sip(u) => UriSpans::Sip {
+                secure: u.secure,
+                user: u.user.map(span),
+                password: u.password.map(span),
+                host: span(u.host),
+                port: u.port,
+                params: span(u.params.as_str()),
+                headers: u.headers.map(span),
+            },
+            Uri::Other { scheme, rest } => UriSpans::Other {
+                scheme: span(scheme),
+                rest: span(rest),
+            },
+        }
+    }
+
+    pub(crate) fn view<'a>(&self, head: &'a str) -> Uri<'a> {
+        match self {
+            UriSpans::Sip {
+                secure,
+                user,
+                password,
+                host,
+                port,
+                params,
+                headers,
+            } => Uri::Sip(SipUri {
+                secure: *secure,
+                user: user.map(|s| s.get(head)),
+                password: password.map(|s| s.get(head)),
+                host: host.get(head),
+                port: *port,
+                params: Params::new(params.get(head)),
+                headers: headers.map(|s| s.get(head)),
+            }),
+            UriSpans::Other { scheme, rest } => Uri::Other {
+                scheme: scheme.get(head),
+                rest: rest.get(head),
+            },
+        }
+    }
+}
