@@ -155,7 +155,7 @@ impl Proxy {
     /// answer or a lookup to make), or, when names are not looked up, the address its
     /// REGISTER came from.
     fn binding_target(&self, b: &Binding) -> Option<Target> {
-        let Ok(Uri::Sip(_)) = Uri::parse(&b.contact) else {
+        let Ok(Uri::Sip(_)) = Uri::parse(b.contact()) else {
             return None;
         };
         let q = b.q.unwrap_or(1000);
@@ -163,7 +163,7 @@ impl Proxy {
         // it is open), whatever the Contact says.
         if b.flow.transport.is_reliable() {
             return Some(Target {
-                uri: b.contact.clone(),
+                uri: b.contact().to_owned(),
                 next_hop: b.flow.remote,
                 q,
                 transport: b.flow.transport,
@@ -171,16 +171,16 @@ impl Proxy {
             });
         }
         let fallback = Reply::new(404);
-        match self.through(&b.contact, &b.contact, fallback) {
+        match self.through(b.contact(), b.contact(), fallback) {
             Ok(mut t) => {
                 t.q = q;
                 Some(t)
             }
             Err(_) => Some(Target {
-                uri: b.contact.clone(),
+                uri: b.contact().to_owned(),
                 next_hop: b.flow.remote,
                 q,
-                transport: transport_of(&b.contact),
+                transport: transport_of(b.contact()),
                 lookup: None,
             }),
         }
