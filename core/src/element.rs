@@ -680,6 +680,19 @@ impl Proxy {
     }
 }
 
+/// Takes the entry of `what` at `at` out of the timer index, when its owner moved that
+/// deadline or no longer needs it. Left there, the entry would only make the owner look at
+/// the clock when it passes, but it would hold memory until then (Timer C: 3 minutes).
+pub(crate) fn unschedule(
+    timers: &mut BTreeSet<(Instant, TimerRef)>,
+    at: Option<Instant>,
+    what: TimerRef,
+) {
+    if let Some(at) = at {
+        timers.remove(&(at, what));
+    }
+}
+
 /// The start of a datagram that a limit refused: the start line and the header lines that
 /// fit in both limits, without the body. What it leaves out (the rest of the headers) can
 /// only make a request invalid, never valid, and the answer is an error anyway.

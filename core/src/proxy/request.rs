@@ -6,7 +6,7 @@ use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
-use crate::element::{ClientMachine, ClientTx, TimerRef};
+use crate::element::{unschedule, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, Uri};
 use crate::registrar::{Binding, Reply};
@@ -550,16 +550,7 @@ impl Proxy {
     /// pending branch of the INVITE it names is cancelled; the INVITE's final response (a
     /// 487 from downstream) comes back through the response context.
     pub(crate) fn handle_cancel(&mut self, msg: &Message, key: &TxKey) {
-        let invite_key = match key {
-            TxKey::Rfc3261 {
-                branch, sent_by, ..
-            } => TxKey::Rfc3261 {
-                branch: branch.clone(),
-                sent_by: sent_by.clone(),
-                method: "INVITE".to_owned(),
-            },
-            TxKey::Rfc2543 { .. } => key.clone(),
-        };
+        let invite_key = key.with_method("INVITE");
         let context = self.servers.get(&invite_key).and_then(|t| t.context);
         let Some(id) = context else {
             // §16.10 would forward it statelessly; with no INVITE transaction here there is
@@ -630,7 +621,8 @@ impl Proxy {
             .get_mut(&id)
             .and_then(|c| c.branches.get_mut(index))
         {
-            b.timer_c = Some(timer_c);
+            let old = b.timer_c.replace(timer_c);
+            unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
         }
         self.schedule(Some(timer_c), TimerRef::TimerC(id, index));
         let ckey = (key.0, "CANCEL".to_owned());
@@ -758,11 +750,16 @@ impl Proxy {
         }
         if terminated {
             self.clients.remove(key);
-        } else if let Some(tx) = self.clients.get(key) {
-            let at = match &tx.machine {
-                ClientMachine::Invite(m) => m.deadline(),
-                ClientMachine::NonInvite(m) => m.deadline(),
+        } else if let Some(tx) = self.clients.get_mut(key) {
+            let (at, awaiting_final) = match &tx.machine {
+                ClientMachine::Invite(m) => (m.deadline(), m.awaiting_final()),
+                ClientMachine::NonInvite(m) => (m.deadline(), m.awaiting_final()),
             };
+            // The request is kept for the CANCEL and the non-2xx ACK built from it (§9.1,
+            // §17.1.1.3); once a final response has come, neither can be owed.
+            if !awaiting_final {
+                tx.request = Vec::new();
+            }
             self.schedule(at, TimerRef::Client(key.clone()));
         }
     }

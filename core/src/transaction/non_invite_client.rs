@@ -182,6 +182,15 @@ impl NonInviteClient {
         effects
     }
 
+    /// Whether no final response has arrived yet (Trying or Proceeding): until then the layer keeps
+    /// what it may still need to build from the request (a CANCEL, the ACK of a non-2xx).
+    pub fn awaiting_final(&self) -> bool {
+        matches!(
+            self,
+            NonInviteClient::Trying { .. } | NonInviteClient::Proceeding { .. }
+        )
+    }
+
     /// Whether the layer may forget it.
     pub fn is_terminated(&self) -> bool {
         matches!(self, NonInviteClient::Terminated)
