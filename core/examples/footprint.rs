@@ -1,7 +1,7 @@
 //! Memory the core keeps per binding, per live REGISTER transaction and per call/s, without
 //! sockets or a runtime: the figures `bench/run.sh` measures, without its noise, in seconds.
 //!
-//! `cargo run --release -p trapezoid-core --example footprint [tcp|udp|calls] [bindings]`
+//! `cargo run --release -p trapezoid-core --example footprint [tcp|udp|calls] [bindings|seconds]`
 //!
 //! Each figure is the growth of the process's PSS (Linux), as bench/run.sh reads it for
 //! `trapezoid serve`: the allocator's overhead counts, and memory freed stays counted.
@@ -256,7 +256,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("tcp") => drop(bindings(n, Transport::Tcp)),
         Some("udp") => drop(bindings(n, Transport::Udp)),
-        Some("calls") => calls(1000, 200, &[10, 33, 40, 100, 181, 200]),
+        // Timer C (3 minutes) is the longest-lived deadline of a call.
+        Some("calls") => calls(1000, n.min(200), &[10, 33, 40, 100, 181, 200]),
         _ => {
             let me = std::env::current_exe().unwrap();
             for mode in ["tcp", "udp", "calls"] {

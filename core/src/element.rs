@@ -23,7 +23,9 @@ use crate::{Datagram, Event, Input, InputKind, Output, Transmit, Transport};
 #[derive(Debug)]
 pub(crate) enum ServerMachine {
     NonInvite(NonInviteServer),
-    Invite(InviteServer),
+    /// Boxed: its states with timers G and H are three times the size of the others, and
+    /// every transaction in the table would pay for them.
+    Invite(Box<InviteServer>),
 }
 
 /// A server transaction with where its responses go.
@@ -90,8 +92,10 @@ pub struct Proxy {
     pub(crate) locator: Locator,
     /// Salt of the loop-detection hash (§16.6 step 8), from the seed.
     pub(crate) loop_salt: u64,
+    /// Transactions live tens of seconds and leave in about the order they came, which
+    /// leaves the map's nodes about half full: they hold a pointer each, not the transaction.
     pub(crate) servers: BTreeMap<TxKey, ServerTx>,
-    pub(crate) clients: BTreeMap<ClientKey, ClientTx>,
+    pub(crate) clients: BTreeMap<ClientKey, Box<ClientTx>>,
     pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
     pub(crate) next_context: ContextId,
     /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
@@ -366,10 +370,10 @@ impl Proxy {
             return self.send_stateless(&msg, &d, reply);
         }
         let machine = if method == Method::Invite {
-            ServerMachine::Invite(InviteServer::new(
+            ServerMachine::Invite(Box::new(InviteServer::new(
                 self.config.timers,
                 d.transport.is_reliable(),
-            ))
+            )))
         } else {
             ServerMachine::NonInvite(NonInviteServer::new())
         };

@@ -534,14 +534,14 @@ impl Proxy {
         let key = (branch, method);
         self.clients.insert(
             key.clone(),
-            ClientTx {
+            Box::new(ClientTx {
                 machine,
                 request,
                 local,
                 remote: target.next_hop,
                 transport: target.transport,
                 branch_of: Some((id, index)),
-            },
+            }),
         );
         self.client_effects(&key, effects, None);
     }
@@ -628,14 +628,14 @@ impl Proxy {
         let ckey = (key.0, "CANCEL".to_owned());
         self.clients.insert(
             ckey.clone(),
-            ClientTx {
+            Box::new(ClientTx {
                 machine: ClientMachine::NonInvite(m),
                 request,
                 local,
                 remote,
                 transport,
                 branch_of: None,
-            },
+            }),
         );
         self.client_effects(&ckey, effects, None);
     }
