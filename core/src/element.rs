@@ -65,8 +65,7 @@ pub(crate) struct ClientTx {
     pub(crate) branch_of: Option<(ContextId, usize)>,
 }
 
-/// §17.1.3: a response matches the client transaction with its top Via branch and CSeq method.
-pub(crate) type ClientKey = (String, String);
+pub(crate) use crate::transaction::ClientKey;
 
 /// What a deadline in the timer index belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

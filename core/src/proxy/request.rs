@@ -6,7 +6,7 @@ use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
-use crate::element::{unschedule, ClientMachine, ClientTx, TimerRef};
+use crate::element::{unschedule, ClientKey, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, Uri};
 use crate::registrar::{Binding, Reply};
@@ -483,7 +483,7 @@ impl Proxy {
         // must not be replaced, so a taken branch gets one more suffix.
         let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
         let mut n = 1;
-        while self.clients.contains_key(&(branch.clone(), method.clone())) {
+        while self.clients.contains_key(&ClientKey::new(&branch, &method)) {
             n += 1;
             branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
         }
@@ -531,7 +531,7 @@ impl Proxy {
             let (m, e) = NonInviteClient::new(bytes, self.config.timers, reliable, now);
             (ClientMachine::NonInvite(m), e)
         };
-        let key = (branch, method);
+        let key = ClientKey::new(&branch, &method);
         self.clients.insert(
             key.clone(),
             Box::new(ClientTx {
@@ -586,17 +586,12 @@ impl Proxy {
         };
         let first_time = !branch.cancelled;
         branch.cancelled = true;
-        let key = (branch.branch.clone(), "INVITE".to_owned());
+        let key = ClientKey::new(&branch.branch, "INVITE");
         let Some(tx) = self.clients.get(&key) else {
             return;
         };
         let allowed = matches!(&tx.machine, ClientMachine::Invite(m) if m.cancel_allowed());
-        if !allowed
-            || !first_time
-                && self
-                    .clients
-                    .contains_key(&(key.0.clone(), "CANCEL".to_owned()))
-        {
+        if !allowed || !first_time && self.clients.contains_key(&key.with_method("CANCEL")) {
             return;
         }
         let Ok(invite) = Message::parse(&tx.request, &self.config.limits.message) else {
@@ -625,7 +620,7 @@ impl Proxy {
             unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
         }
         self.schedule(Some(timer_c), TimerRef::TimerC(id, index));
-        let ckey = (key.0, "CANCEL".to_owned());
+        let ckey = key.with_method("CANCEL");
         self.clients.insert(
             ckey.clone(),
             Box::new(ClientTx {

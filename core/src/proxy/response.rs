@@ -9,12 +9,12 @@ use crate::{Datagram, Output, Proxy, Transmit};
 impl Proxy {
     /// §17.1.3 then §16.7: a response arrives; its client transaction takes it first.
     pub(crate) fn handle_response(&mut self, msg: Message, d: &Datagram<'_>) {
-        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_owned));
-        let method = msg.cseq().map(|c| c.method.to_owned());
+        let branch = msg.top_via().and_then(|v| v.branch());
+        let method = msg.cseq().map(|c| c.method);
         let (Some(branch), Some(method)) = (branch, method) else {
             return self.drop_datagram(d.remote, "response without branch or CSeq");
         };
-        let key: ClientKey = (branch, method);
+        let key = ClientKey::new(branch, method);
         let Some(status) = msg.status() else {
             return;
         };
@@ -182,7 +182,7 @@ impl Proxy {
         }
         match branch.state {
             BranchState::Proceeding if branch.cancelled => {
-                let key = (branch.branch.clone(), "INVITE".to_owned());
+                let key = ClientKey::new(&branch.branch, "INVITE");
                 self.clients.remove(&key);
                 self.branch_failed(id, index);
             }

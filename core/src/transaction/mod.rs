@@ -171,6 +171,46 @@ impl TxKey {
     }
 }
 
+/// Identifies a client transaction (RFC 3261 §17.1.3): the branch of the top Via the
+/// transaction put in its request, and the CSeq method.
+///
+/// Like [`TxKey`], one shared string (branch, NUL, method) for the map and the timer index,
+/// ordered as the pair of its fields.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientKey(Arc<str>);
+
+impl ClientKey {
+    /// The key of a transaction whose request has `branch` and CSeq `method`.
+    pub fn new(branch: &str, method: &str) -> ClientKey {
+        let mut text = String::with_capacity(branch.len() + 1 + method.len());
+        text.push_str(branch);
+        text.push(SEPARATOR);
+        text.push_str(method);
+        ClientKey(Arc::from(text))
+    }
+
+    /// The branch.
+    pub fn branch(&self) -> &str {
+        self.0.split(SEPARATOR).next().unwrap_or("")
+    }
+
+    /// The key of the transaction on the same branch with another method: the CANCEL of an
+    /// INVITE (§9.1: "the same ... branch" as the request it cancels).
+    pub fn with_method(&self, method: &str) -> ClientKey {
+        ClientKey::new(self.branch(), method)
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut fields = self.0.split(SEPARATOR);
+        f.debug_tuple("ClientKey")
+            .field(&fields.next().unwrap_or(""))
+            .field(&fields.next().unwrap_or(""))
+            .finish()
+    }
+}
+
 impl fmt::Debug for TxKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.rfc3261_fields() {
@@ -235,5 +275,17 @@ mod tests {
         assert_eq!(rfc2543.rfc3261_fields(), None);
         assert!(long < rfc2543);
         assert_eq!(rfc2543.with_method("INVITE"), rfc2543);
+    }
+
+    #[test]
+    fn client_keys_order_as_branch_then_method() {
+        let invite = ClientKey::new("z9hG4bKa", "INVITE");
+        assert_eq!(invite.branch(), "z9hG4bKa");
+        assert_eq!(
+            invite.with_method("CANCEL"),
+            ClientKey::new("z9hG4bKa", "CANCEL")
+        );
+        assert!(invite.with_method("CANCEL") < invite);
+        assert!(invite < ClientKey::new("z9hG4bKa0", "ACK"));
     }
 }
