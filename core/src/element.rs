@@ -23,8 +23,8 @@ use crate::{Datagram, Event, Input, InputKind, Output, Transmit, Transport};
 #[derive(Debug)]
 pub(crate) enum ServerMachine {
     NonInvite(NonInviteServer),
-    /// Boxed: its states with timers G and H are three times the size of the others, and
-    /// every transaction in the table would pay for them.
+    /// Boxed: its states with Timers G and H are three times the size of the others, and
+    /// every server transaction (a REGISTER's kept 32 s after its 200) would pay for them.
     Invite(Box<InviteServer>),
 }
 
@@ -93,7 +93,7 @@ pub struct Proxy {
     pub(crate) loop_salt: u64,
     /// Transactions live tens of seconds and leave in about the order they came, which
     /// leaves the map's nodes about half full: they hold a pointer each, not the transaction.
-    pub(crate) servers: BTreeMap<TxKey, ServerTx>,
+    pub(crate) servers: BTreeMap<TxKey, Box<ServerTx>>,
     pub(crate) clients: BTreeMap<ClientKey, Box<ClientTx>>,
     pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
     pub(crate) next_context: ContextId,
@@ -378,7 +378,7 @@ impl Proxy {
         };
         self.servers.insert(
             key.clone(),
-            ServerTx {
+            Box::new(ServerTx {
                 machine,
                 local: d.local,
                 remote: d.remote,
@@ -386,7 +386,7 @@ impl Proxy {
                 transport: d.transport,
                 context: None,
                 started: self.now,
-            },
+            }),
         );
         if method == Method::Cancel {
             return self.handle_cancel(&msg, &key);
