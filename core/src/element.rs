@@ -23,9 +23,7 @@ use crate::{Datagram, Event, Input, InputKind, Output, Transmit, Transport};
 #[derive(Debug)]
 pub(crate) enum ServerMachine {
     NonInvite(NonInviteServer),
-    /// Boxed: its states with Timers G and H are three times the size of the others, and
-    /// every server transaction (a REGISTER's kept 32 s after its 200) would pay for them.
-    Invite(Box<InviteServer>),
+    Invite(InviteServer),
 }
 
 /// A server transaction with where its responses go.
@@ -369,10 +367,10 @@ impl Proxy {
             return self.send_stateless(&msg, &d, reply);
         }
         let machine = if method == Method::Invite {
-            ServerMachine::Invite(Box::new(InviteServer::new(
+            ServerMachine::Invite(InviteServer::new(
                 self.config.timers,
                 d.transport.is_reliable(),
-            )))
+            ))
         } else {
             ServerMachine::NonInvite(NonInviteServer::new())
         };
