@@ -22,6 +22,10 @@
 # over TCP (its REGISTER transaction ends with the 200, so only bindings remain), also with
 # --db (SQLite, 100,000 only), and over UDP (100,000 only), where every REGISTER's server
 # transaction is also kept 32 s (Timer J) and the allocator keeps that memory for reuse.
+# Then the memory per call/s: PSS and RSS growth while calls run at a fixed rate (1,000/s)
+# through the proxy, sampled once the transactions of the first calls have ended (their
+# lifetime plus a margin: Trapezoid 32 s, Timers L, M and J over UDP; Kamailio 5 s, its
+# wt_timer), so that the population of live transactions is stable, divided by the rate.
 #
 # The proxy runs pinned to CPU 0 (Kamailio: children=1, so one SIP worker, with its timer
 # processes on the same core; Trapezoid: its single-threaded runtime), every SIPp on CPU 1,
@@ -32,14 +36,17 @@
 # refused with 503 once the transactions of earlier steps add up; that cap sustains about
 # 3,000 REGISTER/s (1,500 with digest) or 1,000 calls/s whatever the CPU.
 #
-# --quick: 2 s steps, two ramp steps and no bisection, memory at 20,000 users only. Under
-# 2 minutes on a quiet machine; the full run under 10.
+# --quick: 2 s steps, two ramp steps and no bisection, memory at 20,000 users only, and no
+# memory per call/s (its 32 s wait alone would take the run past 2 minutes; CALL_MEM=1 adds
+# it, at 200 calls/s). Under 2 minutes on a quiet machine; the full run under 10.
 # --keep: leave the work directory (SIPp statistics, logs) under /tmp.
 # Environment: PROXIES="trapezoid kamailio", CASES="reg regdb regauth call callauth" (regdb
 # is Trapezoid's only; its ratio is to Kamailio's in-memory REGISTER), MEM=0 to
 # skip the memory part, RATE_REG / RATE_REGAUTH / RATE_CALL / RATE_CALLAUTH for the fixed
 # rates (10000, 5000, 1000, 1000), USERS (2000), TRAPEZOID_MAX_TX, MEM_RATE (20000),
+# CALL_MEM=0 to skip the memory per call/s, CALL_MEM_RATE (1000; 200 with --quick),
 # BENCH_PORT (25700; the next 40 ports are used too).
+# CASES= (empty) runs no case, only the memory part.
 #
 # Prints one line per SIPp step as it goes and the tables at the end, ready for the README.
 set -euo pipefail
@@ -69,16 +76,25 @@ PORT=${BENCH_PORT:-25700}
 UAS_PORT=$((PORT + 10))
 UAC_PORT=$((PORT + 20))
 REG_PORT=$((PORT + 30))
-CASES=${CASES:-reg regdb regauth call callauth}
+CASES=${CASES-reg regdb regauth call callauth}
 MEM=${MEM:-1}
 TRAPEZOID_LOG=${TRAPEZOID_LOG:-warn}
 TRAPEZOID_MAX_TX=${TRAPEZOID_MAX_TX:-10000000}
 
 if [ "$QUICK" = 1 ]; then
-    FIXED_SECS=2 STEP_SECS=2 RAMP_MAX=2 BISECT=0 MEM_SIZES="20000"
+    FIXED_SECS=2 STEP_SECS=2 RAMP_MAX=2 BISECT=0 MEM_SIZES="20000" CALL_MEM=${CALL_MEM:-0}
+    CALL_MEM_RATE=${CALL_MEM_RATE:-200}
 else
     FIXED_SECS=8 STEP_SECS=4 RAMP_MAX=4 BISECT=3 MEM_SIZES="100000 1000000"
 fi
+CALL_MEM=${CALL_MEM:-1}
+CALL_MEM_RATE=${CALL_MEM_RATE:-1000}
+# How long a call's transactions live after it ends: Trapezoid over UDP keeps them 64*T1 =
+# 32 s (Timers L and M after the INVITE's 2xx, J after the BYE's 200); Kamailio 5 s (wt_timer
+# in bench/kamailio.cfg). The call memory is sampled this long after the load starts plus a
+# margin for the calls themselves and for the ends of transactions to be processed.
+declare -A TX_LIFETIME=([trapezoid]=32 [kamailio]=5)
+CALL_MEM_MARGIN=6
 # Users with credentials, registered before the cases and cycled through by them. Kamailio's
 # auth_db over db_text scans the whole subscriber table per request (no index), so its digest
 # cost grows with this number; Trapezoid looks users up in a hash index.
@@ -474,6 +490,29 @@ measure_memory() { # label transport sizes...
     done
 }
 
+# Memory per call/s, by proxy: "PSS RSS" growth in kB per call/s of load.
+declare -A MEMC
+measure_calls() { # (a proxy running, the callee registered)
+    local secs=$((TX_LIFETIME[$PROXY_KIND] + CALL_MEM_MARGIN)) pss0 rss0 pss rss
+    start_uas "$WORK"
+    sleep 0.5
+    read -r pss0 rss0 < <(proxy_mem)
+    # Sampled while the calls still run: the calls of the last lifetime are all live, and
+    # those before them have ended and given their memory back.
+    (sleep "$secs"; proxy_mem > "$WORK/call-mem") &
+    local sampler=$!
+    sipp_run uac.xml "$CALL_MEM_RATE" $((CALL_MEM_RATE * (secs + 2))) "$UAC_PORT" \
+        $((CALL_MEM_RATE * 3)) u1 $((secs + 20)) 0 -s callee
+    wait "$sampler" 2> /dev/null || true
+    stop_uas
+    read -r pss rss < "$WORK/call-mem"
+    MEMC[$PROXY_KIND]=$(awk -v a="$pss0" -v b="$rss0" -v c="$pss" -v d="$rss" -v r="$CALL_MEM_RATE" \
+        'BEGIN { printf "%.1f %.1f", (c - a) / r, (d - b) / r }')
+    local n=$((CALL_MEM_RATE * (secs + 2)))
+    [ "$R_FAIL" = 0 ] && [ "$R_OK" = "$n" ] || MEMC[$PROXY_KIND]="${MEMC[$PROXY_KIND]} ✗"
+    log "  $PROXY_KIND calls: $R_OK of $n at $CALL_MEM_RATE/s ($R_FAIL failed, $R_RETR retransmissions), PSS ${pss0} → ${pss} kB after ${secs}s: $(echo "${MEMC[$PROXY_KIND]}" | awk '{ print $1 " / " $2 }') kB per call/s (PSS / RSS)"
+}
+
 # ---- the run ------------------------------------------------------------------------------
 
 START=$SECONDS
@@ -506,6 +545,13 @@ if [ "$MEM" = 1 ]; then
             measure_memory kamailio u1 $MEM_SIZES
             stop_proxy
         fi
+        [ "$CALL_MEM" = 1 ] || continue
+        # A fresh proxy for the calls: only the callee's binding.
+        log "memory per call/s ($p, calls at $CALL_MEM_RATE/s):"
+        if [ "$p" = trapezoid ]; then start_trapezoid; else start_kamailio; fi
+        register_callee register.xml
+        measure_calls
+        stop_proxy
     done
 fi
 ELAPSED=$((SECONDS - START))
@@ -551,6 +597,13 @@ if [ "$MEM" = 1 ]; then
             "$(mem "${MEMB[trapezoid-udp $size]:-}")" "$(mem "$k")" "$(ratio "${t%% *}" "${k%% *}")"
     done
 fi
+if [ "$MEM" = 1 ] && [ "$CALL_MEM" = 1 ]; then
+    echo
+    echo "| calls | Trapezoid kB per call/s, PSS / RSS | Kamailio | ratio (PSS) |"
+    echo "|---|---|---|---|"
+    t=${MEMC[trapezoid]:-} k=${MEMC[kamailio]:-}
+    printf '| %s/s | %s | %s | %s |\n' "$CALL_MEM_RATE" "$(mem "$t")" "$(mem "$k")" "$(ratio "${t%% *}" "${k%% *}")"
+fi
 cat << EOF
 
 µs/op: CPU time (user + system) of all the proxy's processes per registration or per call,
@@ -564,6 +617,9 @@ Memory: PSS / RSS growth (all processes) per distinct user registered at $MEM_RA
 registrations failed; per successful one).
 Trapezoid over TCP (its REGISTER transactions end with the 200), also with --db (SQLite);
 over UDP it also keeps each REGISTER's transaction 32 s (Timer J), and the allocator keeps
-that memory for reuse. Kamailio over UDP (REGISTER answered statelessly). Digest: $USERS
+that memory for reuse. Kamailio over UDP (REGISTER answered statelessly). Memory per call/s:
+PSS / RSS growth while calls run at $CALL_MEM_RATE/s over UDP, once the transactions of the
+first calls have ended (Trapezoid keeps them 32 s, Kamailio 5 s), divided by the rate.
+Digest: $USERS
 users; Kamailio's auth_db over db_text scans them all per request.
 EOF

@@ -74,7 +74,7 @@ fn bound(proxy: &Proxy, aor: &str) -> Vec<String> {
         .location()
         .bindings(aor, Instant::ZERO)
         .iter()
-        .map(|b| b.contact.clone())
+        .map(|b| b.contact().to_owned())
         .collect()
 }
 

@@ -72,7 +72,7 @@ fn ipv6_good(a: &Answered<'_>) {
         .location()
         .bindings("sip:user@example.com", Instant::ZERO)
         .iter()
-        .map(|b| b.contact.clone())
+        .map(|b| b.contact().to_owned())
         .collect();
     assert_eq!(bound, ["sip:caller@[2001:db8::1]"]);
     assert!(a.events.iter().any(|e| matches!(

@@ -63,8 +63,7 @@ pub(crate) struct ClientTx {
     pub(crate) branch_of: Option<(ContextId, usize)>,
 }
 
-/// §17.1.3: a response matches the client transaction with its top Via branch and CSeq method.
-pub(crate) type ClientKey = (String, String);
+pub(crate) use crate::transaction::ClientKey;
 
 /// What a deadline in the timer index belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,8 +89,10 @@ pub struct Proxy {
     pub(crate) locator: Locator,
     /// Salt of the loop-detection hash (§16.6 step 8), from the seed.
     pub(crate) loop_salt: u64,
-    pub(crate) servers: BTreeMap<TxKey, ServerTx>,
-    pub(crate) clients: BTreeMap<ClientKey, ClientTx>,
+    /// Transactions live tens of seconds and leave in about the order they came, which
+    /// leaves the map's nodes about half full: they hold a pointer each, not the transaction.
+    pub(crate) servers: BTreeMap<TxKey, Box<ServerTx>>,
+    pub(crate) clients: BTreeMap<ClientKey, Box<ClientTx>>,
     pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
     pub(crate) next_context: ContextId,
     /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
@@ -363,7 +364,7 @@ impl Proxy {
         };
         self.servers.insert(
             key.clone(),
-            ServerTx {
+            Box::new(ServerTx {
                 machine,
                 local: d.local,
                 remote: d.remote,
@@ -371,7 +372,7 @@ impl Proxy {
                 transport: d.transport,
                 context: None,
                 started: self.now,
-            },
+            }),
         );
         if method == Method::Cancel {
             return self.handle_cancel(&msg, &key);
@@ -718,6 +719,19 @@ fn carry_out(
         }
     }
     terminated
+}
+
+/// Takes the entry of `what` at `at` out of the timer index, when its owner moved that
+/// deadline or no longer needs it. Left there, the entry would only make the owner look at
+/// the clock when it passes, but it would hold memory until then (Timer C: 3 minutes).
+pub(crate) fn unschedule(
+    timers: &mut BTreeSet<(Instant, TimerRef)>,
+    at: Option<Instant>,
+    what: TimerRef,
+) {
+    if let Some(at) = at {
+        timers.remove(&(at, what));
+    }
 }
 
 /// The start of a datagram that a limit refused: the start line and the header lines that

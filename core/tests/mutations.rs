@@ -145,18 +145,18 @@ fn setup() -> Setup {
     let mut proxy = Proxy::new(config());
     proxy.restore_bindings(
         "sip:bob@biloxi.example.com",
-        vec![Binding {
-            contact: "sip:bob@192.0.2.201".into(),
-            params: Vec::new(),
-            q: None,
-            expires_at: Instant::from_duration(Duration::from_secs(3600)),
-            call_id: "boot@biloxi.example.com".into(),
-            cseq: 1,
-            flow: Flow {
+        vec![Binding::new(
+            "sip:bob@192.0.2.201",
+            [],
+            None,
+            Instant::from_duration(Duration::from_secs(3600)),
+            "boot@biloxi.example.com",
+            1,
+            Flow {
                 remote: addr(BOB),
                 transport: Transport::Udp,
             },
-        }],
+        )],
     );
     let mut s = Setup {
         proxy,

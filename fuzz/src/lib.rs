@@ -133,15 +133,15 @@ pub fn config(flags: u8) -> Config {
 }
 
 fn binding(contact: &str, remote: SocketAddr, transport: Transport, secs: u64) -> Binding {
-    Binding {
-        contact: contact.into(),
-        params: Vec::new(),
-        q: None,
-        expires_at: Instant::from_duration(Duration::from_secs(secs)),
-        call_id: "restored@example.com".into(),
-        cseq: 1,
-        flow: Flow { remote, transport },
-    }
+    Binding::new(
+        contact,
+        [],
+        None,
+        Instant::from_duration(Duration::from_secs(secs)),
+        "restored@example.com",
+        1,
+        Flow { remote, transport },
+    )
 }
 
 /// The element of the `handle_input` target, with its bindings.

@@ -98,14 +98,14 @@ impl LocationStore {
             let Ok(remote) = remote.parse::<SocketAddr>() else {
                 continue;
             };
-            let binding = Binding {
-                contact,
-                params: decode_params(&params),
-                q: q.and_then(|q| u16::try_from(q).ok()),
-                expires_at: Instant::from_millis((expires - now).max(0) as u64),
-                call_id,
-                cseq: u32::try_from(cseq).unwrap_or(0),
-                flow: Flow {
+            let binding = Binding::new(
+                &contact,
+                decode_params(&params),
+                q.and_then(|q| u16::try_from(q).ok()),
+                Instant::from_millis((expires - now).max(0) as u64),
+                &call_id,
+                u32::try_from(cseq).unwrap_or(0),
+                Flow {
                     remote,
                     transport: if transport == "TCP" {
                         Transport::Tcp
@@ -113,7 +113,7 @@ impl LocationStore {
                         Transport::Udp
                     },
                 },
-            };
+            );
             match out.last_mut() {
                 Some((a, list)) if *a == aor => list.push(binding),
                 _ => out.push((aor, vec![binding])),
@@ -147,11 +147,11 @@ impl LocationStore {
             insert
                 .execute(params![
                     aor,
-                    b.contact,
-                    encode_params(&b.params),
+                    b.contact(),
+                    encode_params(b.params()),
                     b.q.map(i64::from),
                     expires as i64,
-                    b.call_id,
+                    b.call_id(),
                     i64::from(b.cseq),
                     b.flow.remote.to_string(),
                     b.flow.transport.as_str(),
@@ -184,25 +184,23 @@ impl LocationStore {
 
 /// Contact params as `name=value` lines (`name` alone without a value). Header values hold
 /// no line breaks, so a line break separates them safely.
-fn encode_params(params: &[(String, Option<String>)]) -> String {
+fn encode_params<'a>(params: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> String {
     params
-        .iter()
         .map(|(n, v)| match v {
             Some(v) => format!("{n}={v}"),
-            None => n.clone(),
+            None => n.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn decode_params(text: &str) -> Vec<(String, Option<String>)> {
+fn decode_params(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
     text.lines()
         .filter(|l| !l.is_empty())
         .map(|l| match l.split_once('=') {
-            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-            None => (l.to_owned(), None),
+            Some((n, v)) => (n, Some(v)),
+            None => (l, None),
         })
-        .collect()
 }
 
 #[cfg(test)]
@@ -210,22 +208,22 @@ mod tests {
     use super::*;
 
     fn binding(contact: &str, expires_ms: u64) -> Binding {
-        Binding {
-            contact: contact.into(),
-            params: vec![
-                ("+sip.instance".into(), Some("\"<urn:uuid:1;x>\"".into())),
-                ("reg-id".into(), Some("1".into())),
-                ("ob".into(), None),
+        Binding::new(
+            contact,
+            [
+                ("+sip.instance", Some("\"<urn:uuid:1;x>\"")),
+                ("reg-id", Some("1")),
+                ("ob", None),
             ],
-            q: Some(700),
-            expires_at: Instant::from_millis(expires_ms),
-            call_id: "c1".into(),
-            cseq: 7,
-            flow: Flow {
+            Some(700),
+            Instant::from_millis(expires_ms),
+            "c1",
+            7,
+            Flow {
                 remote: "127.0.0.1:5070".parse().unwrap(),
                 transport: Transport::Tcp,
             },
-        }
+        )
     }
 
     /// Committed rows survive a reopen with their expiry moved onto the new clock; rows

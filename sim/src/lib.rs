@@ -332,9 +332,10 @@ impl World {
                         let live = list
                             .iter()
                             .filter(|(_, at)| *at > now)
-                            .map(|(b, at)| Binding {
-                                expires_at: Instant::from_duration(*at - now),
-                                ..b.clone()
+                            .map(|(b, at)| {
+                                let mut b = b.clone();
+                                b.expires_at = Instant::from_duration(*at - now);
+                                b
                             })
                             .collect();
                         (aor.clone(), live)

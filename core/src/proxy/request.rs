@@ -6,7 +6,7 @@ use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
-use crate::element::{ClientMachine, ClientTx, TimerRef};
+use crate::element::{unschedule, ClientKey, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, SipUri, Uri};
 use crate::registrar::{Binding, Reply};
@@ -169,7 +169,7 @@ impl Proxy {
     /// answer or a lookup to make), or, when names are not looked up, the address its
     /// REGISTER came from.
     fn binding_target(&self, b: &Binding) -> Option<Target> {
-        let Ok(Uri::Sip(contact)) = Uri::parse(&b.contact) else {
+        let Ok(Uri::Sip(contact)) = Uri::parse(b.contact()) else {
             return None;
         };
         let q = b.q.unwrap_or(1000);
@@ -177,20 +177,20 @@ impl Proxy {
         // it is open), whatever the Contact says.
         if b.flow.transport.is_reliable() {
             return Some(Target {
-                uri: b.contact.clone(),
+                uri: b.contact().to_owned(),
                 next_hop: b.flow.remote,
                 q,
                 transport: b.flow.transport,
                 lookup: None,
             });
         }
-        match self.through_sip(&contact, &b.contact) {
+        match self.through_sip(&contact, b.contact()) {
             Some(mut t) => {
                 t.q = q;
                 Some(t)
             }
             None => Some(Target {
-                uri: b.contact.clone(),
+                uri: b.contact().to_owned(),
                 next_hop: b.flow.remote,
                 q,
                 transport: transport_of(&contact),
@@ -500,13 +500,14 @@ impl Proxy {
         // §16.6 step 8: unique across space and time. Two server transactions can share a
         // loop hash (requests that differ only in their Via); a live client transaction
         // must not be replaced, so a taken branch gets one more suffix.
-        let mut key = (format!("z9hG4bK{}.{}", ctx.hash, index + 1), method);
+        let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
+        let mut key = ClientKey::new(&branch, &method);
         let mut n = 1;
         while self.clients.contains_key(&key) {
             n += 1;
-            key.0 = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
+            branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
+            key = ClientKey::new(&branch, &method);
         }
-        let branch = &key.0;
         let me = self.advertised(ctx.local);
         let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
         let rr = ctx.record_route.then(|| format!("<sip:{me};lr>"));
@@ -553,14 +554,14 @@ impl Proxy {
         };
         self.clients.insert(
             key.clone(),
-            ClientTx {
+            Box::new(ClientTx {
                 machine,
                 request,
                 local,
                 remote: target.next_hop,
                 transport: target.transport,
                 branch_of: Some((id, index)),
-            },
+            }),
         );
         self.client_effects(&key, effects, None);
     }
@@ -569,16 +570,7 @@ impl Proxy {
     /// pending branch of the INVITE it names is cancelled; the INVITE's final response (a
     /// 487 from downstream) comes back through the response context.
     pub(crate) fn handle_cancel(&mut self, msg: &Message, key: &TxKey) {
-        let invite_key = match key {
-            TxKey::Rfc3261 {
-                branch, sent_by, ..
-            } => TxKey::Rfc3261 {
-                branch: branch.clone(),
-                sent_by: sent_by.clone(),
-                method: "INVITE".to_owned(),
-            },
-            TxKey::Rfc2543 { .. } => key.clone(),
-        };
+        let invite_key = key.with_method("INVITE");
         let context = self.servers.get(&invite_key).and_then(|t| t.context);
         let Some(id) = context else {
             // §16.10 would forward it statelessly; with no INVITE transaction here there is
@@ -614,17 +606,12 @@ impl Proxy {
         };
         let first_time = !branch.cancelled;
         branch.cancelled = true;
-        let key = (branch.branch.clone(), "INVITE".to_owned());
+        let key = ClientKey::new(&branch.branch, "INVITE");
         let Some(tx) = self.clients.get(&key) else {
             return;
         };
         let allowed = matches!(&tx.machine, ClientMachine::Invite(m) if m.cancel_allowed());
-        if !allowed
-            || !first_time
-                && self
-                    .clients
-                    .contains_key(&(key.0.clone(), "CANCEL".to_owned()))
-        {
+        if !allowed || !first_time && self.clients.contains_key(&key.with_method("CANCEL")) {
             return;
         }
         let Ok(invite) = Message::parse(&tx.request, &self.config.limits.message) else {
@@ -649,20 +636,21 @@ impl Proxy {
             .get_mut(&id)
             .and_then(|c| c.branches.get_mut(index))
         {
-            b.timer_c = Some(timer_c);
+            let old = b.timer_c.replace(timer_c);
+            unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
         }
         self.schedule(Some(timer_c), TimerRef::TimerC(id, index));
-        let ckey = (key.0, "CANCEL".to_owned());
+        let ckey = key.with_method("CANCEL");
         self.clients.insert(
             ckey.clone(),
-            ClientTx {
+            Box::new(ClientTx {
                 machine: ClientMachine::NonInvite(m),
                 request,
                 local,
                 remote,
                 transport,
                 branch_of: None,
-            },
+            }),
         );
         self.client_effects(&ckey, effects, None);
     }
@@ -777,11 +765,17 @@ impl Proxy {
         }
         if terminated {
             self.clients.remove(key);
-        } else if let Some(tx) = self.clients.get(key) {
-            let at = match &tx.machine {
-                ClientMachine::Invite(m) => m.deadline(),
-                ClientMachine::NonInvite(m) => m.deadline(),
+        } else if let Some(tx) = self.clients.get_mut(key) {
+            let (at, awaiting_final) = match &tx.machine {
+                ClientMachine::Invite(m) => (m.deadline(), m.awaiting_final()),
+                ClientMachine::NonInvite(m) => (m.deadline(), m.awaiting_final()),
             };
+            // The request is kept for the CANCEL and the non-2xx ACK built from it (§9.1,
+            // §17.1.1.3); once a final response has come, neither can be owed.
+            if !awaiting_final {
+                tx.request = Vec::new();
+            }
+            // No key copy for a transaction without a deadline.
             if let Some(at) = at {
                 self.timers.insert((at, TimerRef::Client(key.clone())));
             }

@@ -1,7 +1,7 @@
 //! RFC 3261 §16.7 (response processing), §16.8 (Timer C) and the end of a response context.
 
 use super::{best, BranchState, Candidate, ContextId};
-use crate::element::{ClientKey, ClientMachine};
+use crate::element::{unschedule, ClientKey, ClientMachine, TimerRef};
 use crate::message::{HeaderName, Message, Method};
 use crate::registrar::Reply;
 use crate::{Datagram, Output, Proxy, Transmit};
@@ -9,12 +9,12 @@ use crate::{Datagram, Output, Proxy, Transmit};
 impl Proxy {
     /// §17.1.3 then §16.7: a response arrives; its client transaction takes it first.
     pub(crate) fn handle_response(&mut self, msg: Message, d: &Datagram<'_>) {
-        let branch = msg.top_via().and_then(|v| v.branch().map(str::to_owned));
-        let method = msg.cseq().map(|c| c.method.to_owned());
+        let branch = msg.top_via().and_then(|v| v.branch());
+        let method = msg.cseq().map(|c| c.method);
         let (Some(branch), Some(method)) = (branch, method) else {
             return self.drop_datagram(d.remote, "response without branch or CSeq");
         };
-        let key: ClientKey = (branch, method);
+        let key = ClientKey::new(branch, method);
         let Some(status) = msg.status() else {
             return;
         };
@@ -71,11 +71,12 @@ impl Proxy {
             // §16.7 step 2: a provisional other than 100 restarts Timer C; once the branch
             // is cancelled, the 64*T1 its CANCEL allows (§9.1) is not extended.
             if invite && status > 100 && !branch.cancelled {
-                branch.timer_c = Some(now + timer_c);
+                let old = branch.timer_c.replace(now + timer_c);
+                unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
             }
             let owed_cancel = branch.cancelled;
             let at = branch.timer_c;
-            self.schedule(at, crate::element::TimerRef::TimerC(id, index));
+            self.schedule(at, TimerRef::TimerC(id, index));
             if owed_cancel && first {
                 self.cancel_branch(id, index);
             }
@@ -86,7 +87,11 @@ impl Proxy {
             return;
         }
         branch.state = BranchState::Done { status };
-        branch.timer_c = None;
+        unschedule(
+            &mut self.timers,
+            branch.timer_c.take(),
+            TimerRef::TimerC(id, index),
+        );
         if (200..300).contains(&status) {
             // §16.7 step 5: every 2xx goes upstream at once (RFC 6026: later ones too).
             self.upstream(id, status, msg.without_top_via());
@@ -136,7 +141,11 @@ impl Proxy {
             return;
         }
         branch.state = BranchState::Done { status: 408 };
-        branch.timer_c = None;
+        unschedule(
+            &mut self.timers,
+            branch.timer_c.take(),
+            TimerRef::TimerC(id, index),
+        );
         ctx.candidates.push(Candidate {
             status: 408,
             bytes: None,
@@ -173,7 +182,7 @@ impl Proxy {
         }
         match branch.state {
             BranchState::Proceeding if branch.cancelled => {
-                let key = (branch.branch.clone(), "INVITE".to_owned());
+                let key = ClientKey::new(&branch.branch, "INVITE");
                 self.clients.remove(&key);
                 self.branch_failed(id, index);
             }
@@ -183,7 +192,11 @@ impl Proxy {
                     .get_mut(&id)
                     .and_then(|c| c.branches.get_mut(index))
                 {
-                    b.timer_c = None;
+                    unschedule(
+                        &mut self.timers,
+                        b.timer_c.take(),
+                        TimerRef::TimerC(id, index),
+                    );
                 }
                 self.cancel_branch(id, index);
             }

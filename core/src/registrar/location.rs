@@ -3,27 +3,36 @@
 //! Bindings keep their insertion order, so a 200 OK lists them the same way every run, and
 //! an expiry index ordered by time lets the element purge expired bindings without walking
 //! every AOR.
+//!
+//! A registrar holds one binding per phone for as long as the phone stays registered, so a
+//! binding is kept compact: its strings (Contact URI, Call-ID, Contact params) share one
+//! allocation, the AOR is stored once and shared by the map and the expiry index, and the
+//! index holds one entry per AOR (its earliest expiry) rather than one per binding.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::message::Params;
 use crate::time::Instant;
 use crate::Transport;
 
 /// One Contact bound to an AOR.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Binding {
-    /// The Contact URI, as the UA wrote it (without `<>`).
-    pub contact: String,
-    /// Contact header params other than `q` and `expires`, in the order received.
-    pub params: Vec<(String, Option<String>)>,
+    /// The Contact URI, then the Call-ID, then the Contact params as written in the
+    /// request (`;name=value;name`): one allocation for the three.
+    text: Box<str>,
+    /// Where the Contact URI ends in `text`.
+    contact_end: u32,
+    /// Where the Call-ID ends in `text`.
+    call_id_end: u32,
     /// q-value in thousandths (RFC 3261 §20.10: 0 to 1 with up to three decimals).
     pub q: Option<u16>,
     /// When the binding lapses.
     pub expires_at: Instant,
-    /// Call-ID of the REGISTER that last wrote it (§10.3 step 7 ordering).
-    pub call_id: String,
-    /// CSeq of the REGISTER that last wrote it.
+    /// CSeq of the REGISTER that last wrote it (§10.3 step 7 ordering).
     pub cseq: u32,
     /// Where the REGISTER came from: the flow to reach the UA through NATs later.
     pub flow: Flow,
@@ -39,6 +48,66 @@ pub struct Flow {
 }
 
 impl Binding {
+    /// A binding of `contact` (the URI as the UA wrote it, without `<>`) with its Contact
+    /// `params` other than `q` and `expires`, in the order received, written by the REGISTER
+    /// with `call_id` and `cseq` (§10.3 step 7).
+    ///
+    /// The strings are bounded by the message size limit, far below 4 GiB; a longer one
+    /// would be cut, never a panic.
+    pub fn new<'a>(
+        contact: &str,
+        params: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+        q: Option<u16>,
+        expires_at: Instant,
+        call_id: &str,
+        cseq: u32,
+        flow: Flow,
+    ) -> Binding {
+        let mut text = String::with_capacity(contact.len() + call_id.len());
+        text.push_str(contact);
+        let contact_end = offset(text.len());
+        text.push_str(call_id);
+        let call_id_end = offset(text.len());
+        for (name, value) in params {
+            text.push(';');
+            text.push_str(name);
+            if let Some(value) = value {
+                text.push('=');
+                text.push_str(value);
+            }
+        }
+        Binding {
+            text: text.into_boxed_str(),
+            contact_end,
+            call_id_end,
+            q,
+            expires_at,
+            cseq,
+            flow,
+        }
+    }
+
+    /// The Contact URI, as the UA wrote it (without `<>`).
+    pub fn contact(&self) -> &str {
+        self.text.get(..self.contact_end as usize).unwrap_or("")
+    }
+
+    /// Call-ID of the REGISTER that last wrote it (§10.3 step 7 ordering).
+    pub fn call_id(&self) -> &str {
+        let range = self.contact_end as usize..self.call_id_end as usize;
+        self.text.get(range).unwrap_or("")
+    }
+
+    /// Contact header params other than `q` and `expires`, in the order received.
+    pub fn params(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        Params::new(self.params_text().get(1..).unwrap_or("")).iter()
+    }
+
+    /// The params as received: `;name=value;name`, or empty.
+    fn params_text(&self) -> &str {
+        self.text.get(self.call_id_end as usize..).unwrap_or("")
+    }
+
     /// Seconds left, rounded up so that a binding never shows `expires=0` while alive.
     pub fn remaining_secs(&self, now: Instant) -> u32 {
         let left = self.expires_at.saturating_since(now);
@@ -48,15 +117,8 @@ impl Binding {
 
     /// The Contact header value the registrar returns for it (§10.3 step 8).
     pub fn contact_value(&self, now: Instant) -> String {
-        let mut v = format!("<{}>", self.contact);
-        for (name, value) in &self.params {
-            v.push(';');
-            v.push_str(name);
-            if let Some(value) = value {
-                v.push('=');
-                v.push_str(value);
-            }
-        }
+        let mut v = format!("<{}>", self.contact());
+        v.push_str(self.params_text());
         if let Some(q) = self.q {
             v.push_str(";q=");
             v.push_str(&format_q(q));
@@ -64,6 +126,25 @@ impl Binding {
         v.push_str(";expires=");
         v.push_str(&self.remaining_secs(now).to_string());
         v
+    }
+}
+
+/// An offset into a binding's text (see [`Binding::new`] for why it fits).
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("contact", &self.contact())
+            .field("params", &self.params().collect::<Vec<_>>())
+            .field("q", &self.q)
+            .field("expires_at", &self.expires_at)
+            .field("call_id", &self.call_id())
+            .field("cseq", &self.cseq)
+            .field("flow", &self.flow)
+            .finish()
     }
 }
 
@@ -105,8 +186,17 @@ pub fn parse_q(s: &str) -> Option<u16> {
 /// AOR → bindings, with an expiry index.
 #[derive(Debug, Default)]
 pub struct Location {
-    aors: BTreeMap<String, Vec<Binding>>,
-    expiries: BTreeSet<(Instant, String, String)>,
+    /// Every AOR with bindings; the key is shared with `expiries`.
+    aors: BTreeMap<Arc<str>, Box<[Binding]>>,
+    /// Each AOR once, at the earliest expiry of its bindings.
+    expiries: BTreeSet<(Instant, Arc<str>)>,
+    /// Bindings over all AORs.
+    bindings: usize,
+}
+
+/// The earliest expiry among `bindings`.
+fn earliest(bindings: &[Binding]) -> Option<Instant> {
+    bindings.iter().map(|b| b.expires_at).min()
 }
 
 impl Location {
@@ -130,7 +220,7 @@ impl Location {
 
     /// Number of bindings over all AORs.
     pub fn binding_count(&self) -> usize {
-        self.expiries.len()
+        self.bindings
     }
 
     /// Whether `aor` has an entry.
@@ -140,45 +230,68 @@ impl Location {
 
     /// Replaces the bindings of `aor` (the registrar computes the new list atomically).
     pub fn set(&mut self, aor: &str, bindings: Vec<Binding>) {
-        if let Some(old) = self.aors.remove(aor) {
-            for b in old {
-                self.expiries
-                    .remove(&(b.expires_at, aor.to_owned(), b.contact.clone()));
+        let key = match self.aors.remove_entry(aor) {
+            Some((key, old)) => {
+                self.forget(&key, &old);
+                key
             }
+            None if bindings.is_empty() => return,
+            None => Arc::from(aor),
+        };
+        self.keep(key, bindings.into_boxed_slice());
+    }
+
+    /// Takes `old`, the bindings of `aor` just removed from the map, out of the index.
+    fn forget(&mut self, aor: &Arc<str>, old: &[Binding]) {
+        self.bindings -= old.len();
+        if let Some(at) = earliest(old) {
+            self.expiries.remove(&(at, Arc::clone(aor)));
         }
-        if bindings.is_empty() {
+    }
+
+    /// Stores `bindings` as those of `aor`, indexed by their earliest expiry; none: the AOR
+    /// is gone.
+    fn keep(&mut self, aor: Arc<str>, bindings: Box<[Binding]>) {
+        let Some(at) = earliest(&bindings) else {
             return;
-        }
-        for b in &bindings {
-            self.expiries
-                .insert((b.expires_at, aor.to_owned(), b.contact.clone()));
-        }
-        self.aors.insert(aor.to_owned(), bindings);
+        };
+        self.bindings += bindings.len();
+        self.expiries.insert((at, Arc::clone(&aor)));
+        self.aors.insert(aor, bindings);
     }
 
     /// The earliest expiry, for the element's timeout.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiries.first().map(|(at, _, _)| *at)
+        self.expiries.first().map(|(at, _)| *at)
     }
 
     /// Removes every binding whose expiry is at or before `now`; returns (aor, contact) pairs
-    /// in expiry order.
+    /// in expiry order (then by AOR and contact, for bindings that lapse together).
     pub fn purge(&mut self, now: Instant) -> Vec<(String, String)> {
         let mut gone = Vec::new();
-        while let Some((at, aor, contact)) = self.expiries.first().cloned() {
-            if at > now {
+        while self.next_expiry().is_some_and(|at| at <= now) {
+            let Some((_, aor)) = self.expiries.pop_first() else {
                 break;
-            }
-            self.expiries.pop_first();
-            if let Some(list) = self.aors.get_mut(&aor) {
-                list.retain(|b| !(b.contact == contact && b.expires_at == at));
-                if list.is_empty() {
-                    self.aors.remove(&aor);
-                }
-            }
-            gone.push((aor, contact));
+            };
+            let Some(list) = self.aors.remove(&aor) else {
+                continue;
+            };
+            self.bindings -= list.len();
+            let (expired, alive): (Vec<Binding>, Vec<Binding>) = list
+                .into_vec()
+                .into_iter()
+                .partition(|b| b.expires_at <= now);
+            gone.extend(
+                expired
+                    .into_iter()
+                    .map(|b| (b.expires_at, aor.to_string(), b.contact().to_owned())),
+            );
+            self.keep(aor, alive.into_boxed_slice());
         }
-        gone
+        gone.sort();
+        gone.into_iter()
+            .map(|(_, aor, contact)| (aor, contact))
+            .collect()
     }
 }
 
@@ -187,18 +300,22 @@ mod tests {
     use super::*;
 
     fn binding(contact: &str, at_ms: u64) -> Binding {
-        Binding {
-            contact: contact.to_owned(),
-            params: vec![],
-            q: None,
-            expires_at: Instant::from_millis(at_ms),
-            call_id: "c".into(),
-            cseq: 1,
-            flow: Flow {
+        binding_with(contact, &[], at_ms)
+    }
+
+    fn binding_with(contact: &str, params: &[(&str, Option<&str>)], at_ms: u64) -> Binding {
+        Binding::new(
+            contact,
+            params.iter().copied(),
+            None,
+            Instant::from_millis(at_ms),
+            "c",
+            1,
+            Flow {
                 remote: "192.0.2.201:5060".parse().unwrap(),
                 transport: Transport::Udp,
             },
-        }
+        )
     }
 
     #[test]
@@ -239,16 +356,62 @@ mod tests {
         assert_eq!(loc.aor_count(), 1);
         assert_eq!(loc.binding_count(), 1);
         assert_eq!(
-            loc.bindings("sip:bob@biloxi.example.com", Instant::from_millis(1500))[0].contact,
+            loc.bindings("sip:bob@biloxi.example.com", Instant::from_millis(1500))[0].contact(),
             "sip:a@h"
         );
     }
 
     #[test]
+    fn binding_keeps_its_strings_apart_and_params_in_order() {
+        let b = binding_with(
+            "sip:bob@h;transport=tcp",
+            &[
+                ("+sip.instance", Some("\"<urn:uuid:1;x=y>\"")),
+                ("reg-id", Some("1")),
+                ("ob", None),
+            ],
+            1000,
+        );
+        assert_eq!(b.contact(), "sip:bob@h;transport=tcp");
+        assert_eq!(b.call_id(), "c");
+        assert_eq!(
+            b.params().collect::<Vec<_>>(),
+            [
+                ("+sip.instance", Some("\"<urn:uuid:1;x=y>\"")),
+                ("reg-id", Some("1")),
+                ("ob", None)
+            ]
+        );
+        assert_eq!(binding("sip:a@h", 1).params().count(), 0);
+    }
+
+    #[test]
+    fn an_aor_with_bindings_left_stays_indexed_at_its_next_expiry() {
+        let mut loc = Location::new();
+        let aor = "sip:bob@biloxi.example.com";
+        loc.set(
+            aor,
+            vec![binding("sip:a@h", 1000), binding("sip:b@h", 3000)],
+        );
+        assert_eq!(loc.purge(Instant::from_millis(1000)).len(), 1);
+        assert_eq!(loc.next_expiry(), Some(Instant::from_millis(3000)));
+        assert_eq!(loc.binding_count(), 1);
+        // A refresh replaces the list and its index entry.
+        loc.set(aor, vec![binding("sip:b@h", 5000)]);
+        assert_eq!(loc.next_expiry(), Some(Instant::from_millis(5000)));
+        loc.set(aor, Vec::new());
+        assert_eq!((loc.aor_count(), loc.binding_count()), (0, 0));
+        assert_eq!(loc.next_expiry(), None);
+    }
+
+    #[test]
     fn remaining_seconds_round_up_and_contact_value_lists_q_then_expires() {
-        let mut b = binding("sips:bob@client.biloxi.example.com", 3_600_000);
+        let mut b = binding_with(
+            "sips:bob@client.biloxi.example.com",
+            &[("+sip.instance", Some("\"<urn:x>\""))],
+            3_600_000,
+        );
         b.q = Some(700);
-        b.params = vec![("+sip.instance".into(), Some("\"<urn:x>\"".into()))];
         assert_eq!(b.remaining_secs(Instant::from_millis(1)), 3600);
         assert_eq!(
             b.contact_value(Instant::ZERO),

@@ -149,9 +149,9 @@ pub struct Registrar {
 const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
 /// One Contact of the request, checked and ready to apply (§10.3 step 7).
-struct ContactChange {
-    uri: String,
-    params: Vec<(String, Option<String>)>,
+struct ContactChange<'a> {
+    uri: &'a str,
+    params: Vec<(&'a str, Option<&'a str>)>,
     q: Option<u16>,
     expires: u32,
 }
@@ -265,7 +265,7 @@ impl Registrar {
             Ok(c) => c,
             Err(e) => return Reply::with_reason(400, e.reason),
         };
-        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let call_id = req.call_id().unwrap_or_default();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
         let header_expires = req.expires();
         let current: Vec<Binding> = self
@@ -285,14 +285,14 @@ impl Registrar {
                     return Reply::with_reason(400, "Wildcard Contact Must Be Alone");
                 }
                 for b in &current {
-                    if b.call_id == call_id && cseq <= b.cseq {
+                    if b.call_id() == call_id && cseq <= b.cseq {
                         return Reply::with_reason(400, "CSeq Out Of Order");
                     }
                 }
                 for b in &current {
                     events.push(Event::Unregistered {
                         aor: aor.clone(),
-                        contact: b.contact.clone(),
+                        contact: b.contact().to_owned(),
                     });
                 }
                 Vec::new()
@@ -308,10 +308,10 @@ impl Registrar {
                 }
                 let mut next = current.clone();
                 for ch in changes {
-                    let existing = next.iter().position(|b| same_contact(&b.contact, &ch.uri));
+                    let existing = next.iter().position(|b| same_contact(b.contact(), ch.uri));
                     if let Some(i) = existing {
                         let b = &next[i];
-                        if b.call_id == call_id && cseq <= b.cseq {
+                        if b.call_id() == call_id && cseq <= b.cseq {
                             // §10.3 step 7: the update MUST be aborted and the request fails.
                             return Reply::with_reason(400, "CSeq Out Of Order");
                         }
@@ -322,16 +322,15 @@ impl Registrar {
                         }
                         (None, 0) => {}
                         (existing, expires) => {
-                            let binding = Binding {
-                                contact: ch.uri,
-                                params: ch.params,
-                                q: ch.q,
-                                expires_at: now
-                                    + std::time::Duration::from_secs(u64::from(expires)),
-                                call_id: call_id.clone(),
+                            let binding = Binding::new(
+                                ch.uri,
+                                ch.params,
+                                ch.q,
+                                now + std::time::Duration::from_secs(u64::from(expires)),
+                                call_id,
                                 cseq,
                                 flow,
-                            };
+                            );
                             match existing {
                                 Some(i) => next[i] = binding,
                                 None => next.push(binding),
@@ -350,21 +349,21 @@ impl Registrar {
                     return Reply::with_reason(503, "Location Service Full");
                 }
                 for b in &current {
-                    if !next.iter().any(|n| n.contact == b.contact) {
+                    if !next.iter().any(|n| n.contact() == b.contact()) {
                         events.push(Event::Unregistered {
                             aor: aor.clone(),
-                            contact: b.contact.clone(),
+                            contact: b.contact().to_owned(),
                         });
                     }
                 }
                 for n in &next {
                     let refreshed = current.iter().any(|b| {
-                        b.contact == n.contact && b.cseq == n.cseq && b.call_id == n.call_id
+                        b.contact() == n.contact() && b.cseq == n.cseq && b.call_id() == n.call_id()
                     });
                     if !refreshed {
                         events.push(Event::Registered {
                             aor: aor.clone(),
-                            contact: n.contact.clone(),
+                            contact: n.contact().to_owned(),
                             expires: n.remaining_secs(now),
                         });
                     }
@@ -383,12 +382,12 @@ impl Registrar {
     }
 
     /// Checks one Contact of the request and works out its expiry (§10.3 step 7).
-    fn contact_change(
+    fn contact_change<'a>(
         &self,
-        c: &NameAddr<'_>,
+        c: &NameAddr<'a>,
         aor: &str,
         header_expires: Option<u32>,
-    ) -> Result<ContactChange, Reply> {
+    ) -> Result<ContactChange<'a>, Reply> {
         let uri = match Uri::parse(c.uri) {
             Ok(u) => u,
             Err(e) => return Err(Reply::with_reason(400, e.reason)),
@@ -413,7 +412,7 @@ impl Registrar {
                     None => return Err(Reply::with_reason(400, "Bad Contact Expires")),
                 }
             } else {
-                params.push((name.to_owned(), value.map(str::to_owned)));
+                params.push((name, value));
             }
         }
         let requested = expires_param
@@ -423,7 +422,7 @@ impl Registrar {
             return Err(Reply::new(423).header("Min-Expires", self.config.min_expires.to_string()));
         }
         Ok(ContactChange {
-            uri: c.uri.to_owned(),
+            uri: c.uri,
             params,
             q,
             expires: requested.min(self.config.max_expires),

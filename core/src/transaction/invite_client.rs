@@ -39,21 +39,13 @@ use crate::config::Timers;
 use crate::time::Instant;
 
 /// States of Figure 5, with what each one holds.
+///
+/// Calling holds the request, two timers and the timing; it is boxed, so that a transaction
+/// in Accepted (where a call's INVITE spends its last 32 s, Timer M) is not its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InviteClient {
     /// The INVITE was sent; no response yet.
-    Calling {
-        /// The INVITE as sent, for Timer A retransmissions.
-        request: Vec<u8>,
-        /// Timer A: the next retransmission; `None` on reliable transports (§17.1.1.2).
-        timer_a: Option<Instant>,
-        /// The interval Timer A was last set with; the next is twice as long.
-        a_interval: Duration,
-        /// Timer B: when the transaction gives up waiting for any response.
-        timer_b: Instant,
-        /// For the timers of the states that follow.
-        timing: Timing,
-    },
+    Calling(Box<CallingState>),
     /// A provisional response arrived. No timers: retransmissions stop (§17.1.1.2 "SHOULD NOT
     /// retransmit the request any longer"), Timer B only bounds Calling, and how long to wait
     /// for a final response is the TU's decision (a proxy's Timer C, §16.8).
@@ -79,6 +71,21 @@ pub enum InviteClient {
     Terminated,
 }
 
+/// What Calling holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallingState {
+    /// The INVITE as sent, for Timer A retransmissions.
+    pub request: Vec<u8>,
+    /// Timer A: the next retransmission; `None` on reliable transports (§17.1.1.2).
+    pub timer_a: Option<Instant>,
+    /// The interval Timer A was last set with; the next is twice as long.
+    pub a_interval: Duration,
+    /// Timer B: when the transaction gives up waiting for any response.
+    pub timer_b: Instant,
+    /// For the timers of the states that follow.
+    pub timing: Timing,
+}
+
 /// The timers of Figure 5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
@@ -101,13 +108,13 @@ impl InviteClient {
         now: Instant,
     ) -> (Self, Vec<Effect>) {
         let timing = Timing::new(timers, reliable);
-        let tx = InviteClient::Calling {
+        let tx = InviteClient::Calling(Box::new(CallingState {
             request: request.clone(),
             timer_a: timing.first_retransmit().map(|a| now + a),
             a_interval: timers.t1,
             timer_b: now + timing.sixty_four_t1(),
             timing,
-        };
+        }));
         (tx, vec![Effect::Send(request)])
     }
 
@@ -134,29 +141,13 @@ impl InviteClient {
             return vec![Effect::Absorb];
         };
         match self {
-            InviteClient::Calling { timing, .. } | InviteClient::Proceeding { timing } => {
+            InviteClient::Calling(c) => {
+                let timing = c.timing;
+                self.answered(class, timing, now, build_ack)
+            }
+            InviteClient::Proceeding { timing } => {
                 let timing = *timing;
-                match class {
-                    Class::Provisional => {
-                        *self = InviteClient::Proceeding { timing };
-                    }
-                    Class::Success => {
-                        // RFC 6026 §7.2: stay to pass further 2xx up; the ACK is the TU's.
-                        *self = InviteClient::Accepted {
-                            timer_m: now + timing.sixty_four_t1(),
-                        };
-                    }
-                    Class::Failure => {
-                        // §17.1.1.2: ACK "even if the transport is reliable".
-                        let ack = build_ack();
-                        *self = InviteClient::Completed {
-                            ack: ack.clone(),
-                            timer_d: now + timing.timer_d(),
-                        };
-                        return vec![Effect::PassToTu, Effect::Send(ack)];
-                    }
-                }
-                vec![Effect::PassToTu]
+                self.answered(class, timing, now, build_ack)
             }
             InviteClient::Completed { ack, .. } => match class {
                 // §17.1.1.2: the ACK got lost, the server retransmits; not for the TU again.
@@ -172,6 +163,37 @@ impl InviteClient {
             },
             InviteClient::Terminated => vec![Effect::Absorb],
         }
+    }
+
+    /// The first response of a `class` in Calling or Proceeding (`timing` from that state).
+    fn answered(
+        &mut self,
+        class: Class,
+        timing: Timing,
+        now: Instant,
+        build_ack: impl FnOnce() -> Vec<u8>,
+    ) -> Vec<Effect> {
+        match class {
+            Class::Provisional => {
+                *self = InviteClient::Proceeding { timing };
+            }
+            Class::Success => {
+                // RFC 6026 §7.2: stay to pass further 2xx up; the ACK is the TU's.
+                *self = InviteClient::Accepted {
+                    timer_m: now + timing.sixty_four_t1(),
+                };
+            }
+            Class::Failure => {
+                // §17.1.1.2: ACK "even if the transport is reliable".
+                let ack = build_ack();
+                *self = InviteClient::Completed {
+                    ack: ack.clone(),
+                    timer_d: now + timing.timer_d(),
+                };
+                return vec![Effect::PassToTu, Effect::Send(ack)];
+            }
+        }
+        vec![Effect::PassToTu]
     }
 
     /// The layer failed to send the INVITE (or one of its retransmissions) or the ACK
@@ -209,6 +231,15 @@ impl InviteClient {
         effects
     }
 
+    /// Whether no final response has arrived yet (Calling or Proceeding): until then the layer keeps
+    /// what it may still need to build from the request (a CANCEL, the ACK of a non-2xx).
+    pub fn awaiting_final(&self) -> bool {
+        matches!(
+            self,
+            InviteClient::Calling { .. } | InviteClient::Proceeding { .. }
+        )
+    }
+
     /// Whether the layer may forget it.
     pub fn is_terminated(&self) -> bool {
         matches!(self, InviteClient::Terminated)
@@ -234,9 +265,10 @@ impl InviteClient {
 
     fn pending(&self) -> [Option<(Instant, Timer)>; 2] {
         match self {
-            InviteClient::Calling {
-                timer_a, timer_b, ..
-            } => [timer_a.map(|at| (at, Timer::A)), Some((*timer_b, Timer::B))],
+            InviteClient::Calling(c) => [
+                c.timer_a.map(|at| (at, Timer::A)),
+                Some((c.timer_b, Timer::B)),
+            ],
             InviteClient::Completed { timer_d, .. } => [Some((*timer_d, Timer::D)), None],
             InviteClient::Accepted { timer_m } => [Some((*timer_m, Timer::M)), None],
             InviteClient::Proceeding { .. } | InviteClient::Terminated => [None, None],
@@ -246,21 +278,13 @@ impl InviteClient {
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
     fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
         match (&mut *self, timer) {
-            (
-                InviteClient::Calling {
-                    request,
-                    timer_a: Some(at),
-                    a_interval,
-                    ..
-                },
-                Timer::A,
-            ) if *at <= now => {
+            (InviteClient::Calling(c), Timer::A) if c.timer_a.is_some_and(|at| at <= now) => {
                 // §17.1.1.2: no cap on A; Timer B ends the doubling after seven sendings.
-                *a_interval = a_interval.saturating_mul(2);
-                *at = now + *a_interval;
-                effects.push(Effect::Send(request.clone()));
+                c.a_interval = c.a_interval.saturating_mul(2);
+                c.timer_a = Some(now + c.a_interval);
+                effects.push(Effect::Send(c.request.clone()));
             }
-            (InviteClient::Calling { timer_b, .. }, Timer::B) if *timer_b <= now => {
+            (InviteClient::Calling(c), Timer::B) if c.timer_b <= now => {
                 *self = InviteClient::Terminated;
                 effects.extend([Effect::TimedOut, Effect::Terminated]);
             }

@@ -42,29 +42,16 @@ use crate::config::Timers;
 use crate::time::Instant;
 
 /// States of Figure 7, with what each one holds.
+///
+/// Proceeding and Completed hold several timers and the timing they derive from; they are
+/// boxed, so that a transaction in Confirmed or Accepted (where a call's INVITE spends its
+/// last 32 s, Timer L) is the size of one deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InviteServer {
     /// The INVITE went to the TU; no final response yet.
-    Proceeding {
-        /// The last provisional response sent, for retransmitted INVITEs; `None` until the TU
-        /// sends one (retransmissions are then absorbed with nothing to resend).
-        provisional: Option<Vec<u8>>,
-        /// For the timers of the states that follow.
-        timing: Timing,
-    },
+    Proceeding(Box<ProceedingState>),
     /// A 300-699 response was sent; it is retransmitted until the ACK arrives.
-    Completed {
-        /// The final response, for Timer G and retransmitted INVITEs.
-        response: Vec<u8>,
-        /// Timer G: the next retransmission; `None` on reliable transports (§17.2.1).
-        timer_g: Option<Instant>,
-        /// The interval Timer G was last set with; the next is twice as long, at most T2.
-        g_interval: Duration,
-        /// Timer H: when the transaction stops waiting for the ACK.
-        timer_h: Instant,
-        /// For T2 and Timer I.
-        timing: Timing,
-    },
+    Completed(Box<CompletedState>),
     /// The ACK arrived; further ACKs (answers to retransmissions in flight) are absorbed
     /// until Timer I fires.
     Confirmed {
@@ -81,6 +68,31 @@ pub enum InviteServer {
     Terminated,
 }
 
+/// What Proceeding holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProceedingState {
+    /// The last provisional response sent, for retransmitted INVITEs; `None` until the TU
+    /// sends one (retransmissions are then absorbed with nothing to resend).
+    pub provisional: Option<Vec<u8>>,
+    /// For the timers of the states that follow.
+    pub timing: Timing,
+}
+
+/// What Completed holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedState {
+    /// The final response, for Timer G and retransmitted INVITEs.
+    pub response: Vec<u8>,
+    /// Timer G: the next retransmission; `None` on reliable transports (§17.2.1).
+    pub timer_g: Option<Instant>,
+    /// The interval Timer G was last set with; the next is twice as long, at most T2.
+    pub g_interval: Duration,
+    /// Timer H: when the transaction stops waiting for the ACK.
+    pub timer_h: Instant,
+    /// For T2 and Timer I.
+    pub timing: Timing,
+}
+
 /// The timers of Figure 7.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
@@ -94,10 +106,10 @@ impl InviteServer {
     /// §17.2.1: a new transaction is in Proceeding; the layer passes the INVITE to the TU.
     /// No timer runs until the TU answers.
     pub fn new(timers: Timers, reliable: bool) -> Self {
-        InviteServer::Proceeding {
+        InviteServer::Proceeding(Box::new(ProceedingState {
             provisional: None,
             timing: Timing::new(timers, reliable),
-        }
+        }))
     }
 
     /// A retransmission of the INVITE arrived (§17.2.3 matched it).
@@ -110,19 +122,16 @@ impl InviteServer {
     #[must_use = "effects must be carried out"]
     pub fn on_request_retransmission(&self) -> Vec<Effect> {
         match self {
-            InviteServer::Proceeding {
-                provisional: Some(p),
-                ..
-            } => vec![Effect::Send(p.clone()), Effect::Absorb],
-            InviteServer::Completed { response, .. } => {
-                vec![Effect::Send(response.clone()), Effect::Absorb]
+            InviteServer::Proceeding(p) => match &p.provisional {
+                Some(p) => vec![Effect::Send(p.clone()), Effect::Absorb],
+                None => vec![Effect::Absorb],
+            },
+            InviteServer::Completed(c) => {
+                vec![Effect::Send(c.response.clone()), Effect::Absorb]
             }
             // RFC 6026 §7.1: in Accepted the UAS retransmits its 2xx itself; the INVITE is
             // absorbed so that it is not taken for a new request.
-            InviteServer::Proceeding {
-                provisional: None, ..
-            }
-            | InviteServer::Confirmed { .. }
+            InviteServer::Confirmed { .. }
             | InviteServer::Accepted { .. }
             | InviteServer::Terminated => vec![Effect::Absorb],
         }
@@ -138,10 +147,10 @@ impl InviteServer {
     #[must_use = "effects must be carried out"]
     pub fn on_ack(&mut self, now: Instant) -> Vec<Effect> {
         match self {
-            InviteServer::Completed { timing, .. } => {
+            InviteServer::Completed(c) => {
                 // §17.2.1: Timer G is ignored in Confirmed, so retransmissions stop.
                 *self = InviteServer::Confirmed {
-                    timer_i: now + timing.timer_i(),
+                    timer_i: now + c.timing.timer_i(),
                 };
                 vec![Effect::Absorb]
             }
@@ -168,13 +177,11 @@ impl InviteServer {
             return Vec::new();
         };
         match self {
-            InviteServer::Proceeding {
-                provisional,
-                timing,
-            } => {
+            InviteServer::Proceeding(p) => {
+                let timing = p.timing;
                 match class {
                     // §17.2.1: sent once, resent only on a retransmitted INVITE.
-                    Class::Provisional => *provisional = Some(bytes.clone()),
+                    Class::Provisional => p.provisional = Some(bytes.clone()),
                     // RFC 6026 §8.5: the TU retransmits the 2xx, not the transaction.
                     Class::Success => {
                         *self = InviteServer::Accepted {
@@ -182,14 +189,13 @@ impl InviteServer {
                         }
                     }
                     Class::Failure => {
-                        let timing = *timing;
-                        *self = InviteServer::Completed {
+                        *self = InviteServer::Completed(Box::new(CompletedState {
                             response: bytes.clone(),
                             timer_g: timing.first_retransmit().map(|g| now + g),
                             g_interval: timing.timers.t1,
                             timer_h: now + timing.sixty_four_t1(),
                             timing,
-                        };
+                        }));
                     }
                 }
                 vec![Effect::Send(bytes)]
@@ -253,9 +259,10 @@ impl InviteServer {
 
     fn pending(&self) -> [Option<(Instant, Timer)>; 2] {
         match self {
-            InviteServer::Completed {
-                timer_g, timer_h, ..
-            } => [timer_g.map(|at| (at, Timer::G)), Some((*timer_h, Timer::H))],
+            InviteServer::Completed(c) => [
+                c.timer_g.map(|at| (at, Timer::G)),
+                Some((c.timer_h, Timer::H)),
+            ],
             InviteServer::Confirmed { timer_i } => [Some((*timer_i, Timer::I)), None],
             InviteServer::Accepted { timer_l } => [Some((*timer_l, Timer::L)), None],
             InviteServer::Proceeding { .. } | InviteServer::Terminated => [None, None],
@@ -265,21 +272,12 @@ impl InviteServer {
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
     fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
         match (&mut *self, timer) {
-            (
-                InviteServer::Completed {
-                    response,
-                    timer_g: Some(at),
-                    g_interval,
-                    timing,
-                    ..
-                },
-                Timer::G,
-            ) if *at <= now => {
-                *g_interval = timing.doubled_up_to_t2(*g_interval);
-                *at = now + *g_interval;
-                effects.push(Effect::Send(response.clone()));
+            (InviteServer::Completed(c), Timer::G) if c.timer_g.is_some_and(|at| at <= now) => {
+                c.g_interval = c.timing.doubled_up_to_t2(c.g_interval);
+                c.timer_g = Some(now + c.g_interval);
+                effects.push(Effect::Send(c.response.clone()));
             }
-            (InviteServer::Completed { timer_h, .. }, Timer::H) if *timer_h <= now => {
+            (InviteServer::Completed(c), Timer::H) if c.timer_h <= now => {
                 // §17.2.1: the ACK never came; "a transaction failure" for the TU.
                 *self = InviteServer::Terminated;
                 effects.extend([Effect::NoAck, Effect::Terminated]);

@@ -22,6 +22,9 @@ pub mod non_invite_server;
 mod properties;
 pub mod timing;
 
+use std::fmt;
+use std::sync::Arc;
+
 use crate::ids::MAGIC_COOKIE;
 use crate::message::Message;
 
@@ -93,58 +96,196 @@ impl Class {
 /// For RFC 3261 requests (branch with the magic cookie) it is the branch, the sent-by of the top
 /// Via and the method (ACK taken as INVITE, CANCEL kept apart). For RFC 2543 requests it falls
 /// back to the §17.2.3 list of fields that the older RFC used.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TxKey {
-    /// RFC 3261 matching.
-    Rfc3261 {
-        /// The branch parameter, compared case-sensitively.
-        branch: String,
-        /// Top Via sent-by, host lower-cased, `host:port`.
-        sent_by: String,
-        /// Request method, ACK mapped to INVITE.
-        method: String,
-    },
-    /// RFC 2543 fallback matching.
-    Rfc2543 {
-        /// Request-URI, To tag, From tag, Call-ID, CSeq number, top Via, method: joined.
-        fields: String,
-    },
-}
+///
+/// A key lives as long as its transaction (32 s after the final response over UDP) and is
+/// also held by the timer index, so it is one shared string: a clone costs no allocation.
+/// The text is `1` then branch, sent-by and method separated by NUL (RFC 3261), or `2` then
+/// the RFC 2543 fields. NUL sorts below every byte the fields hold (tokens and host names),
+/// so keys order as the tuple of their fields would, RFC 3261 keys first.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxKey(Arc<str>);
+
+/// Starts the text of an RFC 3261 key.
+const RFC3261: char = '1';
+/// Starts the text of an RFC 2543 key.
+const RFC2543: char = '2';
+/// Separates the fields of an RFC 3261 key.
+const SEPARATOR: char = '\0';
 
 impl TxKey {
     /// The key of a request, `None` when it lacks what matching needs (no Via).
     pub fn of_request(msg: &Message) -> Option<TxKey> {
         let via = msg.top_via()?;
         let method = match msg.method()?.as_str() {
-            "ACK" => "INVITE".to_owned(),
-            m => m.to_owned(),
+            "ACK" => "INVITE",
+            m => m,
         };
         match via.branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => {
                 let port = via.port.unwrap_or(5060);
-                Some(TxKey::Rfc3261 {
-                    branch: b.to_owned(),
-                    sent_by: format!("{}:{}", via.host.to_ascii_lowercase(), port),
-                    method,
-                })
+                let sent_by = format!("{}:{}", via.host.to_ascii_lowercase(), port);
+                Some(TxKey::rfc3261(b, &sent_by, method))
             }
             _ => {
-                let to_tag = msg.to().and_then(|t| t.tag().map(str::to_owned));
-                let from_tag = msg.from().and_then(|f| f.tag().map(str::to_owned));
+                let to_tag = msg.to().and_then(|t| t.tag());
+                let from_tag = msg.from().and_then(|f| f.tag());
                 let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
-                Some(TxKey::Rfc2543 {
-                    fields: format!(
-                        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
-                        msg.request_uri().unwrap_or(""),
-                        to_tag.unwrap_or_default(),
-                        from_tag.unwrap_or_default(),
-                        msg.call_id().unwrap_or(""),
-                        cseq,
-                        via.raw,
-                        method
-                    ),
-                })
+                Some(TxKey(Arc::from(format!(
+                    "{RFC2543}{}\n{}\n{}\n{}\n{}\n{}\n{}",
+                    msg.request_uri().unwrap_or(""),
+                    to_tag.unwrap_or_default(),
+                    from_tag.unwrap_or_default(),
+                    msg.call_id().unwrap_or(""),
+                    cseq,
+                    via.raw,
+                    method
+                ))))
             }
         }
+    }
+
+    /// An RFC 3261 key: the branch (compared case-sensitively), the top Via sent-by as
+    /// `host:port` with the host lower-cased, and the method.
+    fn rfc3261(branch: &str, sent_by: &str, method: &str) -> TxKey {
+        let mut text = String::with_capacity(3 + branch.len() + sent_by.len() + method.len());
+        for (i, field) in [branch, sent_by, method].into_iter().enumerate() {
+            text.push(if i == 0 { RFC3261 } else { SEPARATOR });
+            text.push_str(field);
+        }
+        TxKey(Arc::from(text))
+    }
+
+    /// The RFC 3261 fields (branch, sent-by, method); `None` for an RFC 2543 key.
+    pub fn rfc3261_fields(&self) -> Option<(&str, &str, &str)> {
+        let mut fields = self.0.strip_prefix(RFC3261)?.split(SEPARATOR);
+        Some((fields.next()?, fields.next()?, fields.next()?))
+    }
+
+    /// The key of the transaction with the same branch and sent-by and another method: the
+    /// INVITE a CANCEL names (§9.2). An RFC 2543 key stays as it is.
+    pub fn with_method(&self, method: &str) -> TxKey {
+        match self.rfc3261_fields() {
+            Some((branch, sent_by, _)) => TxKey::rfc3261(branch, sent_by, method),
+            None => self.clone(),
+        }
+    }
+}
+
+/// Identifies a client transaction (RFC 3261 §17.1.3): the branch of the top Via the
+/// transaction put in its request, and the CSeq method.
+///
+/// Like [`TxKey`], one shared string (branch, NUL, method) for the map and the timer index,
+/// ordered as the pair of its fields.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientKey(Arc<str>);
+
+impl ClientKey {
+    /// The key of a transaction whose request has `branch` and CSeq `method`.
+    pub fn new(branch: &str, method: &str) -> ClientKey {
+        let mut text = String::with_capacity(branch.len() + 1 + method.len());
+        text.push_str(branch);
+        text.push(SEPARATOR);
+        text.push_str(method);
+        ClientKey(Arc::from(text))
+    }
+
+    /// The branch.
+    pub fn branch(&self) -> &str {
+        self.0.split(SEPARATOR).next().unwrap_or("")
+    }
+
+    /// The key of the transaction on the same branch with another method: the CANCEL of an
+    /// INVITE (§9.1: "the same ... branch" as the request it cancels).
+    pub fn with_method(&self, method: &str) -> ClientKey {
+        ClientKey::new(self.branch(), method)
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut fields = self.0.split(SEPARATOR);
+        f.debug_tuple("ClientKey")
+            .field(&fields.next().unwrap_or(""))
+            .field(&fields.next().unwrap_or(""))
+            .finish()
+    }
+}
+
+impl fmt::Debug for TxKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3261_fields() {
+            Some((branch, sent_by, method)) => f
+                .debug_struct("Rfc3261")
+                .field("branch", &branch)
+                .field("sent_by", &sent_by)
+                .field("method", &method)
+                .finish(),
+            None => f
+                .debug_struct("Rfc2543")
+                .field("fields", &self.0.get(1..).unwrap_or(""))
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Limits;
+
+    fn key(request: &str) -> TxKey {
+        TxKey::of_request(&Message::parse(request.as_bytes(), &Limits::default()).unwrap()).unwrap()
+    }
+
+    fn request(method: &str, branch: &str, host: &str) -> String {
+        format!(
+            "{method} sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch={branch}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\n\
+             Call-ID: c\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn rfc3261_key_is_branch_sent_by_and_method_with_ack_as_invite() {
+        let invite = key(&request("INVITE", "z9hG4bKab", "PC.Example.com"));
+        assert_eq!(
+            invite.rfc3261_fields(),
+            Some(("z9hG4bKab", "pc.example.com:5060", "INVITE"))
+        );
+        assert_eq!(
+            key(&request("ACK", "z9hG4bKab", "pc.example.com:5060")),
+            invite
+        );
+        let cancel = key(&request("CANCEL", "z9hG4bKab", "pc.example.com"));
+        assert_ne!(cancel, invite);
+        assert_eq!(cancel.with_method("INVITE"), invite);
+        assert_ne!(
+            key(&request("INVITE", "z9hG4bKAB", "pc.example.com")),
+            invite
+        );
+    }
+
+    #[test]
+    fn keys_order_as_their_fields_do() {
+        // A branch that is a prefix of another sorts first, whatever follows it.
+        let short = key(&request("INVITE", "z9hG4bKa", "z.example.com"));
+        let long = key(&request("INVITE", "z9hG4bKa0", "a.example.com"));
+        assert!(short < long);
+        let rfc2543 = key(&request("INVITE", "old", "a.example.com"));
+        assert_eq!(rfc2543.rfc3261_fields(), None);
+        assert!(long < rfc2543);
+        assert_eq!(rfc2543.with_method("INVITE"), rfc2543);
+    }
+
+    #[test]
+    fn client_keys_order_as_branch_then_method() {
+        let invite = ClientKey::new("z9hG4bKa", "INVITE");
+        assert_eq!(invite.branch(), "z9hG4bKa");
+        assert_eq!(
+            invite.with_method("CANCEL"),
+            ClientKey::new("z9hG4bKa", "CANCEL")
+        );
+        assert!(invite.with_method("CANCEL") < invite);
+        assert!(invite < ClientKey::new("z9hG4bKa0", "ACK"));
     }
 }

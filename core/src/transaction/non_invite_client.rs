@@ -32,33 +32,17 @@ use crate::config::Timers;
 use crate::time::Instant;
 
 /// States of Figure 6, with what each one holds.
+///
+/// Trying and Proceeding hold the request, Timers E and F and the timing; they share one
+/// box, so that a transaction in Completed (Timer K) is the size of one deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NonInviteClient {
     /// The request was sent; no response yet.
-    Trying {
-        /// The request as sent, for Timer E retransmissions.
-        request: Vec<u8>,
-        /// Timer E: the next retransmission; `None` on reliable transports (§17.1.2.2).
-        timer_e: Option<Instant>,
-        /// The interval Timer E was last set with; the next is twice as long, at most T2.
-        e_interval: Duration,
-        /// Timer F: when the transaction gives up.
-        timer_f: Instant,
-        /// For the timers of the states that follow.
-        timing: Timing,
-    },
-    /// A provisional response arrived; retransmissions go on every T2.
-    Proceeding {
-        /// The request as sent, for Timer E retransmissions.
-        request: Vec<u8>,
-        /// Timer E, kept from Trying (§17.1.2.2 resets it to T2 only when it fires in
-        /// Proceeding); `None` on reliable transports.
-        timer_e: Option<Instant>,
-        /// Timer F, kept from Trying: Proceeding does not extend the transaction.
-        timer_f: Instant,
-        /// For the timers of the states that follow.
-        timing: Timing,
-    },
+    Trying(Box<SendingState>),
+    /// A provisional response arrived; retransmissions go on every T2. Timers E and F are
+    /// kept from Trying (§17.1.2.2 resets E to T2 only when it fires in Proceeding, and
+    /// Proceeding does not extend the transaction).
+    Proceeding(Box<SendingState>),
     /// A final response arrived; retransmissions of it are absorbed until Timer K fires.
     Completed {
         /// Timer K: T4 on unreliable transports, zero on reliable ones.
@@ -66,6 +50,22 @@ pub enum NonInviteClient {
     },
     /// Done; the layer forgets the transaction.
     Terminated,
+}
+
+/// What Trying and Proceeding hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendingState {
+    /// The request as sent, for Timer E retransmissions.
+    pub request: Vec<u8>,
+    /// Timer E: the next retransmission; `None` on reliable transports (§17.1.2.2).
+    pub timer_e: Option<Instant>,
+    /// The interval Timer E was last set with in Trying; the next is twice as long, at
+    /// most T2.
+    pub e_interval: Duration,
+    /// Timer F: when the transaction gives up.
+    pub timer_f: Instant,
+    /// For the timers of the states that follow.
+    pub timing: Timing,
 }
 
 /// The timers of Figure 6.
@@ -89,13 +89,13 @@ impl NonInviteClient {
         now: Instant,
     ) -> (Self, Vec<Effect>) {
         let timing = Timing::new(timers, reliable);
-        let tx = NonInviteClient::Trying {
+        let tx = NonInviteClient::Trying(Box::new(SendingState {
             request: request.clone(),
             timer_e: timing.first_retransmit().map(|e| now + e),
             e_interval: timers.t1,
             timer_f: now + timing.sixty_four_t1(),
             timing,
-        };
+        }));
         (tx, vec![Effect::Send(request)])
     }
 
@@ -115,31 +115,17 @@ impl NonInviteClient {
             return vec![Effect::Absorb];
         };
         match self {
-            NonInviteClient::Trying {
-                request,
-                timer_e,
-                timer_f,
-                timing,
-                ..
-            }
-            | NonInviteClient::Proceeding {
-                request,
-                timer_e,
-                timer_f,
-                timing,
-            } => {
-                if class == Class::Provisional {
-                    *self = NonInviteClient::Proceeding {
-                        request: std::mem::take(request),
-                        timer_e: *timer_e,
-                        timer_f: *timer_f,
-                        timing: *timing,
-                    };
-                } else {
+            NonInviteClient::Trying(sending) | NonInviteClient::Proceeding(sending) => {
+                if class != Class::Provisional {
                     // §17.1.2.2: no special handling for 2xx, one final response reaches the TU.
-                    *self = NonInviteClient::Completed {
-                        timer_k: now + timing.timer_k(),
-                    };
+                    let timer_k = now + sending.timing.timer_k();
+                    *self = NonInviteClient::Completed { timer_k };
+                } else if let NonInviteClient::Trying(_) = self {
+                    if let NonInviteClient::Trying(sending) =
+                        std::mem::replace(self, NonInviteClient::Terminated)
+                    {
+                        *self = NonInviteClient::Proceeding(sending);
+                    }
                 }
                 vec![Effect::PassToTu]
             }
@@ -182,6 +168,15 @@ impl NonInviteClient {
         effects
     }
 
+    /// Whether no final response has arrived yet (Trying or Proceeding): until then the layer keeps
+    /// what it may still need to build from the request (a CANCEL, the ACK of a non-2xx).
+    pub fn awaiting_final(&self) -> bool {
+        matches!(
+            self,
+            NonInviteClient::Trying { .. } | NonInviteClient::Proceeding { .. }
+        )
+    }
+
     /// Whether the layer may forget it.
     pub fn is_terminated(&self) -> bool {
         matches!(self, NonInviteClient::Terminated)
@@ -199,12 +194,10 @@ impl NonInviteClient {
 
     fn pending(&self) -> [Option<(Instant, Timer)>; 2] {
         match self {
-            NonInviteClient::Trying {
-                timer_e, timer_f, ..
-            }
-            | NonInviteClient::Proceeding {
-                timer_e, timer_f, ..
-            } => [timer_e.map(|at| (at, Timer::E)), Some((*timer_f, Timer::F))],
+            NonInviteClient::Trying(s) | NonInviteClient::Proceeding(s) => [
+                s.timer_e.map(|at| (at, Timer::E)),
+                Some((s.timer_f, Timer::F)),
+            ],
             NonInviteClient::Completed { timer_k } => [Some((*timer_k, Timer::K)), None],
             NonInviteClient::Terminated => [None, None],
         }
@@ -213,38 +206,19 @@ impl NonInviteClient {
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
     fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
         match (&mut *self, timer) {
-            (
-                NonInviteClient::Trying {
-                    request,
-                    timer_e: Some(at),
-                    e_interval,
-                    timing,
-                    ..
-                },
-                Timer::E,
-            ) if *at <= now => {
-                *e_interval = timing.doubled_up_to_t2(*e_interval);
-                *at = now + *e_interval;
-                effects.push(Effect::Send(request.clone()));
+            (NonInviteClient::Trying(s), Timer::E) if s.timer_e.is_some_and(|at| at <= now) => {
+                s.e_interval = s.timing.doubled_up_to_t2(s.e_interval);
+                s.timer_e = Some(now + s.e_interval);
+                effects.push(Effect::Send(s.request.clone()));
             }
-            (
-                NonInviteClient::Proceeding {
-                    request,
-                    timer_e: Some(at),
-                    timing,
-                    ..
-                },
-                Timer::E,
-            ) if *at <= now => {
+            (NonInviteClient::Proceeding(s), Timer::E) if s.timer_e.is_some_and(|at| at <= now) => {
                 // §17.1.2.2: in Proceeding "Timer E MUST be reset with a value of T2".
-                *at = now + timing.timers.t2;
-                effects.push(Effect::Send(request.clone()));
+                s.timer_e = Some(now + s.timing.timers.t2);
+                effects.push(Effect::Send(s.request.clone()));
             }
-            (
-                NonInviteClient::Trying { timer_f, .. }
-                | NonInviteClient::Proceeding { timer_f, .. },
-                Timer::F,
-            ) if *timer_f <= now => {
+            (NonInviteClient::Trying(s) | NonInviteClient::Proceeding(s), Timer::F)
+                if s.timer_f <= now =>
+            {
                 *self = NonInviteClient::Terminated;
                 effects.extend([Effect::TimedOut, Effect::Terminated]);
             }
