@@ -322,16 +322,7 @@ mod tests {
     /// both datagrams.
     #[tokio::test]
     async fn run_loop_answers_register_over_loopback_udp() {
-        let listen = net::Listen {
-            transport: Transport::Udp,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let net = net::RealNetwork::bind(&[listen], Default::default())
-            .await
-            .unwrap();
-        let server_addr = net.local_addrs()[0].1;
-        let mut cfg = Config::new("127.0.0.1");
-        cfg.local_addrs = vec![server_addr];
+        let (net, mut proxy, server_addr) = udp_element().await;
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let caddr = client.local_addr().unwrap();
         let register = format!(
@@ -340,7 +331,6 @@ mod tests {
              Call-ID: loop1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@{caddr}>\r\n\
              Content-Length: 0\r\n\r\n"
         );
-        let mut proxy = Proxy::new(cfg);
         let mut tap = Recorder(Vec::new());
         let talk = async {
             client
