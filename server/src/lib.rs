@@ -322,7 +322,7 @@ mod tests {
     /// both datagrams.
     #[tokio::test]
     async fn run_loop_answers_register_over_loopback_udp() {
-        let (net, mut proxy, server_addr) = udp_element().await;
+        let (net, mut proxy, server_addr) = element(Transport::Udp).await;
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let caddr = client.local_addr().unwrap();
         let register = format!(
@@ -341,16 +341,7 @@ mod tests {
             let (n, _) = client.recv_from(&mut buf).await.unwrap();
             String::from_utf8_lossy(&buf[..n]).into_owned()
         };
-        // The loop runs until the client has its answer; `biased` keeps the poll order fixed.
-        let answer = tokio::time::timeout(WAIT_MAX, async {
-            tokio::select! {
-                biased;
-                r = run(&net, &mut proxy, &mut tap) => panic!("run loop ended: {r:?}"),
-                a = talk => a,
-            }
-        })
-        .await
-        .expect("an answer within the bound");
+        let answer = serve_while(&net, &mut proxy, &mut tap, talk).await;
         assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
         assert!(answer.contains(&format!("Contact: <sip:alice@{caddr}>;expires=3600")));
         assert_eq!(tap.0.len(), 2);
@@ -359,17 +350,18 @@ mod tests {
         assert_eq!(proxy.registrar().location().binding_count(), 1);
     }
 
-    /// Runs the loop over `net` until `talk` is done (or the bound passes).
-    async fn serve_while<F: Future>(
+    /// Runs the loop over `net`, seen by `tap`, until `talk` is done (or the bound passes).
+    /// `biased` keeps the poll order fixed.
+    async fn serve_while<T: Tap, F: Future>(
         net: &net::RealNetwork,
         proxy: &mut Proxy,
+        tap: &mut T,
         talk: F,
     ) -> F::Output {
-        let mut tap = NoTap;
         tokio::time::timeout(WAIT_MAX, async {
             tokio::select! {
                 biased;
-                r = run(net, proxy, &mut tap) => panic!("run loop ended: {r:?}"),
+                r = run(net, proxy, tap) => panic!("run loop ended: {r:?}"),
                 a = talk => a,
             }
         })
@@ -377,9 +369,10 @@ mod tests {
         .expect("answers within the bound")
     }
 
-    async fn udp_element() -> (net::RealNetwork, Proxy, SocketAddr) {
+    /// An element listening on one loopback port of `transport`, and that address.
+    async fn element(transport: Transport) -> (net::RealNetwork, Proxy, SocketAddr) {
         let listen = net::Listen {
-            transport: Transport::Udp,
+            transport,
             addr: "127.0.0.1:0".parse().unwrap(),
         };
         let net = net::RealNetwork::bind(&[listen], Default::default())
@@ -397,7 +390,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_over_several_batches_is_answered_in_order() {
         const BURST: usize = udp::BATCH * 3 + 5;
-        let (net, mut proxy, server_addr) = udp_element().await;
+        let (net, mut proxy, server_addr) = element(Transport::Udp).await;
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let caddr = client.local_addr().unwrap();
         for n in 0..BURST {
@@ -428,7 +421,7 @@ mod tests {
             }
             got
         };
-        let got = serve_while(&net, &mut proxy, talk).await;
+        let got = serve_while(&net, &mut proxy, &mut NoTap, talk).await;
         let sent: Vec<String> = (0..BURST).map(|n| format!("burst{n}")).collect();
         assert_eq!(got, sent);
         assert_eq!(proxy.registrar().location().binding_count(), BURST);
@@ -439,7 +432,7 @@ mod tests {
     /// leaves: the OPTIONS sent right after the INVITE is answered.
     #[tokio::test]
     async fn a_refused_datagram_does_not_hold_up_the_batch() {
-        let (net, mut proxy, server_addr) = udp_element().await;
+        let (net, mut proxy, server_addr) = element(Transport::Udp).await;
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let caddr = client.local_addr().unwrap();
         let register = format!(
@@ -473,7 +466,7 @@ mod tests {
             }
             firsts
         };
-        let firsts = serve_while(&net, &mut proxy, talk).await;
+        let firsts = serve_while(&net, &mut proxy, &mut NoTap, talk).await;
         assert_eq!(
             firsts,
             [
@@ -505,17 +498,7 @@ mod tests {
     #[tokio::test]
     async fn tcp_is_framed_answered_on_its_connection_and_closed_when_unframeable() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listen = net::Listen {
-            transport: Transport::Tcp,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let net = net::RealNetwork::bind(&[listen], Default::default())
-            .await
-            .unwrap();
-        let server_addr = net.local_addrs()[0].1;
-        let mut cfg = Config::new("127.0.0.1");
-        cfg.local_addrs = vec![server_addr];
-        let mut proxy = Proxy::new(cfg);
+        let (net, mut proxy, server_addr) = element(Transport::Tcp).await;
         let mut tap = Recorder(Vec::new());
         let talk = async {
             let mut c = tokio::net::TcpStream::connect(server_addr).await.unwrap();
@@ -543,15 +526,7 @@ mod tests {
             c.read_to_end(&mut rest).await.unwrap();
             (got, pong, String::from_utf8_lossy(&rest).into_owned())
         };
-        let (got, pong, rest) = tokio::time::timeout(WAIT_MAX, async {
-            tokio::select! {
-                biased;
-                r = run(&net, &mut proxy, &mut tap) => panic!("run loop ended: {r:?}"),
-                a = talk => a,
-            }
-        })
-        .await
-        .expect("answers within the bound");
+        let (got, pong, rest) = serve_while(&net, &mut proxy, &mut tap, talk).await;
         assert!(
             got.contains("CSeq: 1 REGISTER") && got.contains("CSeq: 2 REGISTER"),
             "{got}"
