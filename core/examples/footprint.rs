@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use trapezoid_core::message::{HeaderName, Limits, Message};
+use trapezoid_core::message::{self, HeaderName, Limits, Message};
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Datagram, Input, InputKind, Output, Proxy, Transport};
 
@@ -125,33 +125,15 @@ Content-Length: 0\r\n\r\n"
     )
 }
 
-/// The UAS's answer to a forwarded request (uas.xml).
-fn answer(request: &[u8], status: &str, n: u64) -> Vec<u8> {
+/// The UAS's answer to a forwarded request (uas.xml), made with the core's own builder
+/// (RFC 3261 §8.2.6.2): its tag, the Record-Route copied (§12.1.1) and a Contact.
+fn answer(request: &[u8], code: u16, reason: &str, n: u64) -> Vec<u8> {
     let m = Message::parse(request, &Limits::default()).unwrap();
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for v in m.values(&HeaderName::Via) {
-        out.push_str(&format!("Via: {v}\r\n"));
-    }
-    for rr in m.values(&HeaderName::RecordRoute) {
-        out.push_str(&format!("Record-Route: {rr}\r\n"));
-    }
-    let text = String::from_utf8_lossy(request);
-    for name in ["From", "Call-ID", "CSeq"] {
-        if let Some(l) = text.lines().find(|l| l.starts_with(&format!("{name}:"))) {
-            out.push_str(l);
-            out.push_str("\r\n");
-        }
-    }
-    let to = text.lines().find(|l| l.starts_with("To:")).unwrap();
-    let tag = if to.contains("tag=") {
-        String::new()
-    } else {
-        format!(";tag=uas{n}")
-    };
-    out.push_str(&format!(
-        "{to}{tag}\r\nContact: <sip:callee@127.0.0.1:5062;transport=UDP>\r\nContent-Length: 0\r\n\r\n"
-    ));
-    out.into_bytes()
+    let tag = format!("uas{n}");
+    let rr: Vec<&str> = m.values(&HeaderName::RecordRoute).collect();
+    let mut extra: Vec<(&str, &str)> = rr.iter().map(|v| ("Record-Route", *v)).collect();
+    extra.push(("Contact", "<sip:callee@127.0.0.1:5062;transport=UDP>"));
+    message::response(&m, code, reason, Some(&tag), None, None, &extra, b"")
 }
 
 fn bindings(n: u64, transport: Transport) -> f64 {
@@ -213,9 +195,9 @@ fn calls(rate: u64, secs: u64, sample: &[u64]) {
             now,
             UAS,
             Transport::Udp,
-            &answer(&fwd, "180 Ringing", n),
+            &answer(&fwd, 180, "Ringing", n),
         );
-        let ok = answer(&fwd, "200 OK", n);
+        let ok = answer(&fwd, 200, "OK", n);
         feed(&mut p, now, UAS, Transport::Udp, &ok);
         let text = String::from_utf8_lossy(&ok).into_owned();
         let route: Vec<&str> = text
@@ -234,7 +216,7 @@ fn calls(rate: u64, secs: u64, sample: &[u64]) {
             now,
             UAS,
             Transport::Udp,
-            &answer(&bye_fwd, "200 OK", n),
+            &answer(&bye_fwd, 200, "OK", n),
         );
         assert!(out[0].starts_with(b"SIP/2.0 200 "));
         if n % rate == 0 && sample.contains(&(n / rate)) {
