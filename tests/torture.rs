@@ -10,6 +10,8 @@
 //! - §3.2-§3.4 (transaction, application, compatibility): parse, and what the registrar or
 //!   proxy needs to answer them (416, 420, 483...) is reachable through the API.
 
+mod common;
+
 use rstest::rstest;
 use trapezoid_core::message::{Contacts, HeaderName, Message, Method, ParseErrorKind, Uri, Via};
 
@@ -562,17 +564,7 @@ fn stream_takes_one_message_at_a_time() {
 #[test]
 fn every_file_is_covered() {
     let source = include_str!("torture.rs");
-    let mut files: Vec<String> = std::fs::read_dir(DIR)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".dat")
-                .map(str::to_owned)
-        })
-        .collect();
-    files.sort();
+    let files = common::dat_files(DIR);
     assert_eq!(files.len(), 50);
     for f in files.iter().filter(|f| *f != "test") {
         assert!(

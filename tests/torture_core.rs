@@ -360,17 +360,7 @@ fn rfc4475_through_the_element(#[case] file: &str, #[case] answer: Answer, #[cas
 fn every_file_is_covered() {
     // Without white space, so that rustfmt may wrap a long case.
     let source: String = include_str!("torture_core.rs").split_whitespace().collect();
-    let mut files: Vec<String> = std::fs::read_dir(DIR)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".dat")
-                .map(str::to_owned)
-        })
-        .collect();
-    files.sort();
+    let files = common::dat_files(DIR);
     assert_eq!(files.len(), 50);
     for f in &files {
         // `test` is a case named `unclassified`: a case named `test` would shadow the

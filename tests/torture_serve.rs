@@ -577,17 +577,8 @@ fn every_file_is_sent() {
         }
     }
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rfc4475");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".dat")
-                .map(str::to_owned)
-        })
-        .chain(rfc5118::files_on_disk())
-        .collect();
+    let mut files = common::dat_files(dir);
+    files.extend(rfc5118::files_on_disk());
     files.sort();
     names.sort();
     assert_eq!(names, files);

@@ -13,6 +13,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The names of the `.dat` files in `dir` (a torture archive), without `.dat`, sorted.
+pub fn dat_files(dir: impl AsRef<Path>) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".dat")
+                .map(str::to_owned)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
 /// A running `trapezoid serve`.
 pub struct Serve {
     child: Child,

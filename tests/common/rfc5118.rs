@@ -97,16 +97,5 @@ pub fn fix_content_length(datagram: &[u8]) -> Vec<u8> {
 
 /// The file names found in [`dir`], sorted, without `.dat`.
 pub fn files_on_disk() -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".dat")
-                .map(str::to_owned)
-        })
-        .collect();
-    files.sort();
-    files
+    super::dat_files(dir())
 }
