@@ -23,6 +23,41 @@ struct Cli {
     command: Command,
 }
 
+/// The random faults of every link, for `run` and `sweep`, drawn from the seed; each
+/// overrides the scenario file's `network` setting.
+#[derive(clap::Args)]
+struct FaultRates {
+    /// Loses this percent of the datagrams on every link (e.g. 10 or 10%); overrides the
+    /// file's `network.loss_percent`.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    loss: Option<u8>,
+    /// Delivers this percent of the datagrams twice; overrides the file's
+    /// `network.duplicate_percent`.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    dup: Option<u8>,
+    /// Delays every datagram by an extra MIN..MAX milliseconds (e.g. 0..40ms), so that
+    /// datagrams overtake each other; overrides the file's `network.jitter_ms`.
+    #[arg(long, value_name = "MIN..MAX", value_parser = parse_jitter)]
+    jitter: Option<(u64, u64)>,
+}
+
+impl FaultRates {
+    /// Run options with these rates, `seed` and the scheduled faults.
+    fn options(
+        self,
+        seed: Option<u64>,
+        schedule: Vec<(u32, trapezoid_scenarios::Scheduled)>,
+    ) -> RunOptions {
+        RunOptions {
+            seed,
+            loss_percent: self.loss,
+            duplicate_percent: self.dup,
+            jitter_ms: self.jitter,
+            schedule,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs every scenario under the given files or folders (default: rfc3665/ and
@@ -48,15 +83,8 @@ enum Command {
         /// The first seed; the others follow it.
         #[arg(long, default_value_t = 1)]
         first_seed: u64,
-        /// Loses this percent of the datagrams on every link (e.g. 20%).
-        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-        loss: Option<u8>,
-        /// Delivers this percent of the datagrams twice.
-        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-        dup: Option<u8>,
-        /// Delays every datagram by an extra MIN..MAX milliseconds (e.g. 0..40ms).
-        #[arg(long, value_name = "MIN..MAX", value_parser = parse_jitter)]
-        jitter: Option<(u64, u64)>,
+        #[command(flatten)]
+        faults: FaultRates,
         /// Runs this many scenarios at once (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
@@ -91,19 +119,8 @@ enum Command {
         /// Writes every datagram of the run to this file as a pcap capture (IP + UDP).
         #[arg(long, value_name = "PATH")]
         pcap: Option<PathBuf>,
-        /// Loses this percent of the datagrams on every link (e.g. 10 or 10%), drawn from
-        /// the seed; overrides the file's `network.loss_percent`.
-        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-        loss: Option<u8>,
-        /// Delivers this percent of the datagrams twice; overrides the file's
-        /// `network.duplicate_percent`.
-        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
-        dup: Option<u8>,
-        /// Delays every datagram by an extra MIN..MAX milliseconds (e.g. 0..40ms), drawn from
-        /// the seed, so that datagrams overtake each other; overrides the file's
-        /// `network.jitter_ms`.
-        #[arg(long, value_name = "MIN..MAX", value_parser = parse_jitter)]
-        jitter: Option<(u64, u64)>,
+        #[command(flatten)]
+        faults: FaultRates,
         /// Loses the Nth datagram of the run (1-based, all senders, in sending order);
         /// repeatable.
         #[arg(long = "drop-datagram", value_name = "N")]
@@ -203,22 +220,14 @@ fn main() -> ExitCode {
             paths,
             seeds,
             first_seed,
-            loss,
-            dup,
-            jitter,
+            faults,
             jobs,
         } => match collect(paths) {
             Ok(files) => sweep::sweep(sweep::SweepArgs {
                 files,
                 seeds,
                 first_seed,
-                faults: RunOptions {
-                    seed: None,
-                    loss_percent: loss,
-                    duplicate_percent: dup,
-                    jitter_ms: jitter,
-                    schedule: Vec::new(),
-                },
+                faults: faults.options(None, Vec::new()),
                 jobs: jobs.unwrap_or_else(|| {
                     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
                 }),
@@ -234,19 +243,14 @@ fn main() -> ExitCode {
             ladder: diagram,
             output,
             pcap,
-            loss,
-            dup,
-            jitter,
+            faults,
             drop_datagram,
             dup_datagram,
         } => run(
             &file,
-            &RunOptions {
+            &faults.options(
                 seed,
-                loss_percent: loss,
-                duplicate_percent: dup,
-                jitter_ms: jitter,
-                schedule: drop_datagram
+                drop_datagram
                     .into_iter()
                     .map(|n| (n, trapezoid_scenarios::Scheduled::Drop))
                     .chain(
@@ -255,7 +259,7 @@ fn main() -> ExitCode {
                             .map(|n| (n, trapezoid_scenarios::Scheduled::Duplicate)),
                     )
                     .collect(),
-            },
+            ),
             &RunOutputs {
                 diagram,
                 output,
