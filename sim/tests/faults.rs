@@ -3,16 +3,22 @@
 
 use std::time::Duration;
 
-use trapezoid_sim::{LinkFaults, World, WorldConfig};
+use trapezoid_sim::{LinkFaults, Ua, World, WorldConfig};
 
-/// Sends `n` datagrams from a to b under `faults`; returns (arrivals at b, sends marked lost).
-fn run(seed: u64, n: usize, faults: LinkFaults) -> (Vec<Vec<u8>>, usize) {
+/// A world of two UAs, a (192.0.2.1) and b (192.0.2.2), 5 ms apart.
+fn two_uas(seed: u64) -> (World, Ua, Ua) {
     let mut w = World::new(&WorldConfig {
         seed,
         latency: Duration::from_millis(5),
     });
     let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
     let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+    (w, a, b)
+}
+
+/// Sends `n` datagrams from a to b under `faults`; returns (arrivals at b, sends marked lost).
+fn run(seed: u64, n: usize, faults: LinkFaults) -> (Vec<Vec<u8>>, usize) {
+    let (mut w, a, b) = two_uas(seed);
     w.set_link_faults(a.addr(), b.addr(), faults);
     for i in 0..n {
         a.send(b.addr(), format!("datagram {i}").into_bytes());
@@ -77,12 +83,7 @@ fn a_duplicated_datagram_arrives_twice() {
 
 #[test]
 fn the_other_direction_is_untouched() {
-    let mut w = World::new(&WorldConfig {
-        seed: 1,
-        latency: Duration::from_millis(5),
-    });
-    let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
-    let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+    let (mut w, a, b) = two_uas(1);
     w.set_link_faults(
         a.addr(),
         b.addr(),
@@ -109,12 +110,7 @@ fn jitter_reorders_without_losing_and_replays_by_seed() {
     };
     // `run` waits 20 ticks after the last send; a 40 ms jitter needs more.
     let arrivals = |seed| {
-        let mut w = World::new(&WorldConfig {
-            seed,
-            latency: Duration::from_millis(5),
-        });
-        let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
-        let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+        let (mut w, a, b) = two_uas(seed);
         w.set_link_faults(a.addr(), b.addr(), faults);
         for i in 0..100 {
             a.send(b.addr(), format!("datagram {i}").into_bytes());
@@ -140,12 +136,7 @@ fn jitter_reorders_without_losing_and_replays_by_seed() {
 
 #[test]
 fn a_scripted_rule_drops_exactly_its_datagram() {
-    let mut w = World::new(&WorldConfig {
-        seed: 1,
-        latency: Duration::from_millis(5),
-    });
-    let a = w.add_ua("a", "192.0.2.1:5060".parse().unwrap());
-    let b = w.add_ua("b", "192.0.2.2:5060".parse().unwrap());
+    let (mut w, a, b) = two_uas(1);
     w.add_fault_rule(trapezoid_sim::Rule {
         from: Some(a.addr().ip()),
         to: None,
