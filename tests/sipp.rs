@@ -283,6 +283,23 @@ fn sipp_registers_1000_users_at_200_per_second() {
     );
 }
 
+/// An element config (the scenario language's element settings) with MD5 digest on
+/// REGISTER, `extra` YAML lines, and the users `callee` (password `pwcallee`) and `userI`
+/// (password `secretI`) for I below `users`; returns its path.
+fn digest_config(dir: &Path, port: u16, extra: &str, users: usize) -> String {
+    let mut yaml = format!(
+        "address: 127.0.0.1:{port}\ndomains: [127.0.0.1]\n\
+         auth: {{ register: true, algorithms: [MD5] }}\n{extra}\
+         users:\n  - {{ name: callee, password: pwcallee }}\n"
+    );
+    for i in 0..users {
+        yaml.push_str(&format!("  - {{ name: user{i}, password: secret{i} }}\n"));
+    }
+    let path = dir.join("element.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path.display().to_string()
+}
+
 #[test]
 fn sipp_registers_1000_users_with_digest_authentication() {
     let Some(sipp) = sipp() else { return };
@@ -290,14 +307,7 @@ fn sipp_registers_1000_users_with_digest_authentication() {
     // The users come from a config file: the element settings of the scenario language.
     // SIPp 3.6 answers only an MD5 challenge, and only the first one it sees: the element's
     // default offers SHA-256 first (RFC 8760 §2.4), so MD5 alone here.
-    let config = dir.join("element.yaml");
-    let mut f = std::fs::File::create(&config).unwrap();
-    writeln!(f, "address: 127.0.0.1:25260\ndomains: [127.0.0.1]\nauth: {{ register: true, algorithms: [MD5] }}\nusers:").unwrap();
-    for i in 0..1000 {
-        writeln!(f, "  - {{ name: user{i}, password: secret{i} }}").unwrap();
-    }
-    drop(f);
-    let config = config.display().to_string();
+    let config = digest_config(&dir, 25260, "", 1000);
     let serve = start(25260, &["--config", &config], &dir);
     let users = users_file(&dir, 1000, true);
     register_many(&sipp, &dir, serve.port, "register_auth.xml", &users, 25280);
@@ -358,14 +368,7 @@ fn sipp_200_calls_with_digest_through_the_proxy() {
     let dir = scratch("calls-auth");
     let port = 25790;
     let uas_port = 25798;
-    let config = dir.join("element.yaml");
-    let mut f = std::fs::File::create(&config).unwrap();
-    writeln!(f, "address: 127.0.0.1:{port}\ndomains: [127.0.0.1]\nauth: {{ register: true, algorithms: [MD5] }}\nproxy: {{ authenticate: true }}\nusers:\n  - {{ name: callee, password: pwcallee }}").unwrap();
-    for i in 0..20 {
-        writeln!(f, "  - {{ name: user{i}, password: secret{i} }}").unwrap();
-    }
-    drop(f);
-    let config = config.display().to_string();
+    let config = digest_config(&dir, port, "proxy: { authenticate: true }\n", 20);
     let serve = start(port, &["--config", &config], &dir);
     // The callee registers with its credentials from the port its UAS will answer on.
     let callee = dir.join("callee.csv");
