@@ -5,6 +5,8 @@
 //! scheduled faults the RFC 3665 flows finish (or end by an RFC 3261 timeout) with the
 //! transaction invariants holding.
 
+mod common;
+
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -38,14 +40,7 @@ fn every_flow_holds_when_every_datagram_arrives_twice() {
 
 /// The RFC 3665 flows, in a fixed order.
 fn rfc3665_flows() -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("rfc3665"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-    files.sort();
-    files
+    common::yaml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rfc3665"))
 }
 
 fn scheduled() -> impl Strategy<Value = Scheduled> {

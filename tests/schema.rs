@@ -2,7 +2,9 @@
 //! docs/scenario.schema.json is what the command prints now, every scenario of the repository
 //! validates against it, and documents the parser refuses do not.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
@@ -87,22 +89,12 @@ fn output_flag_writes_the_same_schema_to_a_file() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: /nonexistent/dir/s.json"));
 }
 
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// The scenarios of the repository, and the YAML blocks of the reference that are whole
 /// scenarios, with a name for each.
 fn scenarios() -> Vec<(String, String)> {
     let mut all = Vec::new();
     for dir in ["rfc3665", "scenarios/examples", "tests/drive"] {
-        for path in yaml_files(&root().join(dir)) {
+        for path in common::yaml_files(&root().join(dir)) {
             let text = std::fs::read_to_string(&path).unwrap();
             all.push((path.display().to_string(), text));
         }

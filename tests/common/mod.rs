@@ -29,6 +29,17 @@ pub fn dat_files(dir: impl AsRef<Path>) -> Vec<String> {
     files
 }
 
+/// The scenario files (`.yaml`) directly in `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// A running `trapezoid serve`.
 pub struct Serve {
     child: Child,
