@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
 use crate::config::{Config, OverLimit};
 use crate::ids::Ids;
+use crate::keymap::KeyMap;
 use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind, Uri};
 use crate::proxy::{ContextId, Locator, ResponseContext};
 use crate::rate::{Admission, SourceTable};
@@ -89,10 +90,10 @@ pub struct Proxy {
     pub(crate) locator: Locator,
     /// Salt of the loop-detection hash (§16.6 step 8), from the seed.
     pub(crate) loop_salt: u64,
-    /// Transactions live tens of seconds and leave in about the order they came, which
-    /// leaves the map's nodes about half full: they hold a pointer each, not the transaction.
-    pub(crate) servers: BTreeMap<TxKey, Box<ServerTx>>,
-    pub(crate) clients: BTreeMap<ClientKey, Box<ClientTx>>,
+    /// Transactions by key, looked up on every message ([`KeyMap`]); a slot holds a pointer,
+    /// not the transaction, so the table's spare capacity stays small.
+    pub(crate) servers: KeyMap<TxKey, Box<ServerTx>>,
+    pub(crate) clients: KeyMap<ClientKey, Box<ClientTx>>,
     pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
     pub(crate) next_context: ContextId,
     /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
@@ -174,17 +175,20 @@ impl Proxy {
         // Derived from the seed without drawing from the RNG, so the IDs an element puts
         // on the wire do not depend on whether it ever proxies.
         let loop_salt = config.seed.rotate_left(17) ^ 0x5bd1_e995_1f12_3bb5;
+        // Likewise the hash tables' key: peers cannot pick colliding keys unless they know
+        // the seed, and the simulator replays the same tables.
+        let table_seed = config.seed.rotate_left(41) ^ 0x9e37_79b9_7f4a_7c15;
         let users = UserIndex::new(&config.auth.users);
         let config_rate = config.limits.source_rate.clone();
         Proxy {
-            registrar: Registrar::new(config.registrar.clone(), identity),
+            registrar: Registrar::new(config.registrar.clone(), identity, table_seed),
             locator,
             loop_salt,
             config,
             ids,
             nonces,
-            servers: BTreeMap::new(),
-            clients: BTreeMap::new(),
+            servers: KeyMap::with_seed(table_seed),
+            clients: KeyMap::with_seed(table_seed),
             contexts: BTreeMap::new(),
             next_context: 0,
             timers: BTreeSet::new(),

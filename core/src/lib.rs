@@ -43,6 +43,7 @@ pub mod auth;
 pub mod config;
 mod element;
 pub mod ids;
+pub mod keymap;
 pub mod message;
 pub mod proxy;
 mod rate;

@@ -9,11 +9,12 @@
 //! allocation, the AOR is stored once and shared by the map and the expiry index, and the
 //! index holds one entry per AOR (its earliest expiry) rather than one per binding.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::keymap::KeyMap;
 use crate::message::Params;
 use crate::time::Instant;
 use crate::Transport;
@@ -187,7 +188,7 @@ pub fn parse_q(s: &str) -> Option<u16> {
 #[derive(Debug, Default)]
 pub struct Location {
     /// Every AOR with bindings; the key is shared with `expiries`.
-    aors: BTreeMap<Arc<str>, Box<[Binding]>>,
+    aors: KeyMap<Arc<str>, Box<[Binding]>>,
     /// Each AOR once, at the earliest expiry of its bindings.
     expiries: BTreeSet<(Instant, Arc<str>)>,
     /// Bindings over all AORs.
@@ -203,6 +204,14 @@ impl Location {
     /// An empty location service.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty location service whose AOR table is keyed by `seed` ([`KeyMap`]).
+    pub fn with_seed(seed: u64) -> Self {
+        Location {
+            aors: KeyMap::with_seed(seed),
+            ..Self::default()
+        }
     }
 
     /// The bindings of `aor` that are alive at `now`.

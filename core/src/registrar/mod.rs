@@ -157,12 +157,13 @@ struct ContactChange<'a> {
 }
 
 impl Registrar {
-    /// A registrar with an empty location service.
-    pub fn new(config: RegistrarConfig, identity: Identity) -> Self {
+    /// A registrar with an empty location service, whose table is keyed by `seed`
+    /// ([`crate::keymap`]).
+    pub fn new(config: RegistrarConfig, identity: Identity, seed: u64) -> Self {
         Registrar {
             config,
             identity,
-            location: Location::new(),
+            location: Location::with_seed(seed),
         }
     }
 
