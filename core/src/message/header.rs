@@ -210,6 +210,97 @@ impl HeaderName {
     }
 }
 
+/// Number of known header names: the slots of [`HeaderIndex`].
+pub(crate) const KNOWN_NAMES: usize = 42;
+
+impl HeaderName {
+    /// The slot of a known name in [`HeaderIndex`]; `None` for [`HeaderName::Other`].
+    fn slot(&self) -> Option<usize> {
+        use HeaderName::*;
+        Some(match self {
+            Via => 0,
+            From => 1,
+            To => 2,
+            CallId => 3,
+            CSeq => 4,
+            Contact => 5,
+            MaxForwards => 6,
+            ContentLength => 7,
+            ContentType => 8,
+            Expires => 9,
+            MinExpires => 10,
+            Route => 11,
+            RecordRoute => 12,
+            Authorization => 13,
+            ProxyAuthorization => 14,
+            WwwAuthenticate => 15,
+            ProxyAuthenticate => 16,
+            AuthenticationInfo => 17,
+            Require => 18,
+            ProxyRequire => 19,
+            Supported => 20,
+            Unsupported => 21,
+            Allow => 22,
+            Accept => 23,
+            Date => 24,
+            Subject => 25,
+            Event => 26,
+            ReferTo => 27,
+            ReferredBy => 28,
+            AcceptContact => 29,
+            RejectContact => 30,
+            RequestDisposition => 31,
+            ContentEncoding => 32,
+            Identity => 33,
+            IdentityInfo => 34,
+            AllowEvents => 35,
+            SessionExpires => 36,
+            RetryAfter => 37,
+            Warning => 38,
+            UserAgent => 39,
+            Server => 40,
+            Timestamp => 41,
+            Other(_) => return None,
+        })
+    }
+}
+
+/// Where each known header name first appears among a message's header lines, built by the
+/// parser. A lookup by name (a dozen per message on the REGISTER and INVITE paths) jumps to
+/// its first line instead of comparing names along the list.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct HeaderIndex([u16; KNOWN_NAMES]);
+
+impl HeaderIndex {
+    /// No line is indexed beyond this one; later lines are found by scanning (the header
+    /// limit is far below it).
+    const ABSENT: u16 = u16::MAX;
+
+    /// The index of `headers`.
+    pub(crate) fn new(headers: &[Header]) -> HeaderIndex {
+        let mut first = [Self::ABSENT; KNOWN_NAMES];
+        for (i, h) in headers.iter().enumerate().rev() {
+            if let (Some(slot), Ok(i)) = (h.name.slot(), u16::try_from(i)) {
+                if let Some(f) = first.get_mut(slot) {
+                    *f = i;
+                }
+            }
+        }
+        HeaderIndex(first)
+    }
+
+    /// The first line named `name`, if any; `Err(())` when the index cannot say (an
+    /// unknown name, or a line past [`HeaderIndex::ABSENT`]) and the lines must be scanned.
+    fn first(&self, name: &HeaderName, lines: usize) -> Result<Option<usize>, ()> {
+        let slot = name.slot().ok_or(())?;
+        match self.0.get(slot).copied() {
+            Some(Self::ABSENT) if lines < usize::from(Self::ABSENT) => Ok(None),
+            Some(Self::ABSENT) | None => Err(()),
+            Some(i) => Ok(Some(usize::from(i))),
+        }
+    }
+}
+
 /// Lower-case names of other headers whose grammar is a comma-separated list: RFC 3261 §20
 /// (Accept-Encoding, Accept-Language, Alert-Info, Call-Info, Content-Language, Error-Info,
 /// In-Reply-To) and common extensions (RFC 3327 Path, RFC 3608 Service-Route, RFC 3326
@@ -310,7 +401,10 @@ pub struct Values<'a> {
 impl<'a> Values<'a> {
     pub(crate) fn new(msg: &'a Message, name: &HeaderName) -> Values<'a> {
         let headers = msg.headers();
-        let first = headers.iter().position(|h| h.name == *name);
+        let first = msg
+            .header_index()
+            .first(name, headers.len())
+            .unwrap_or_else(|()| headers.iter().position(|h| h.name == *name));
         let rest = first.and_then(|i| headers.get(i..)).unwrap_or(&[]);
         let name = rest.first().map(|h| &h.name);
         Values {

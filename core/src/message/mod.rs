@@ -168,6 +168,8 @@ pub struct Message {
     head: String,
     start: StartLine,
     headers: Vec<Header>,
+    /// The first line of each known header name.
+    index: header::HeaderIndex,
     body: Range<usize>,
     /// A Request-Line that was readable but not well formed (RFC 4475 §3.1.2.8-10), kept for
     /// [`Message::validate`] to report: the parser reads past it so that it can be answered.
@@ -278,6 +280,10 @@ impl Message {
         &self.headers
     }
 
+    pub(crate) fn header_index(&self) -> &header::HeaderIndex {
+        &self.index
+    }
+
     /// Every value of a header, in order, trimmed: the lines of that name, each split at its
     /// commas when the header's grammar is a list ([`HeaderName::is_list`]: Via, Contact,
     /// Route, Record-Route, Allow, Supported, Require, Proxy-Require, Unsupported, Accept...;
@@ -357,6 +363,30 @@ impl Message {
             })
             .as_ref()
             .map(|r| r.as_ref().map(|u| u.view(&self.head)).map_err(|e| *e))
+    }
+
+    /// The URI of the From header typed ([`Uri::parse`]); `None` when From is absent or
+    /// does not parse as a name-addr. Parsed once.
+    pub fn from_uri(&self) -> Option<Result<Uri<'_>, ParseError>> {
+        self.uri_of(&self.parsed.get().from_uri, self.from())
+    }
+
+    /// The URI of the To header typed, as [`Message::from_uri`]. Parsed once.
+    pub fn to_uri(&self) -> Option<Result<Uri<'_>, ParseError>> {
+        self.uri_of(&self.parsed.get().to_uri, self.to())
+    }
+
+    fn uri_of<'a>(
+        &'a self,
+        cell: &'a std::cell::OnceCell<Option<Result<parsed::UriSpans, ParseError>>>,
+        address: Option<NameAddr<'a>>,
+    ) -> Option<Result<Uri<'a>, ParseError>> {
+        cell.get_or_init(|| {
+            let uri = address?.uri;
+            Some(Uri::parse(uri).map(|u| parsed::UriSpans::new(&self.head, &u)))
+        })
+        .as_ref()
+        .map(|r| r.as_ref().map(|u| u.view(&self.head)).map_err(|e| *e))
     }
 
     /// The Call-ID.

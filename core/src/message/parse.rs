@@ -1,7 +1,7 @@
 //! Framing a datagram, or the next message of a stream, and splitting it into start line,
 //! headers and body (RFC 3261 §7, §18.3).
 
-use crate::message::header::{Header, HeaderName};
+use crate::message::header::{Header, HeaderIndex, HeaderName};
 use crate::message::method::Method;
 use crate::message::syntax::{is_token_char, is_wsp, parse_usize};
 use crate::message::{Limits, Message, ParseError, ParseErrorKind, StartLine};
@@ -14,7 +14,7 @@ fn err(kind: ParseErrorKind, reason: &'static str) -> ParseError {
 /// line). A line cut off by the end of the datagram ends there.
 fn line_end(b: &[u8], from: usize) -> (usize, usize) {
     let rest = b.get(from..).unwrap_or(&[]);
-    let (content_end, next) = match rest.iter().position(|c| *c == b'\n') {
+    let (content_end, next) = match memchr::memchr(b'\n', rest) {
         Some(i) => (from + i, from + i + 1),
         None => (b.len(), b.len()),
     };
@@ -190,7 +190,7 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
         }
         let colon = bytes
             .get(line_start..first_end)
-            .and_then(|l| l.iter().position(|c| *c == b':'))
+            .and_then(|l| memchr::memchr(b':', l))
             .map(|i| line_start + i)
             .ok_or(err(ParseErrorKind::BadHeader, "Header Without Colon"))?;
         // §7.3.1: a line starting with SP/HTAB continues the header. Turning the line break
@@ -290,6 +290,7 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
             bytes,
             head,
             start,
+            index: HeaderIndex::new(&headers),
             headers,
             body: body_start..body_start + body_len,
             start_defect,

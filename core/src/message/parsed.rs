@@ -47,6 +47,9 @@ pub(crate) struct Parsed {
     pub(crate) from: OnceCell<Option<NameAddrSpans>>,
     pub(crate) to: OnceCell<Option<NameAddrSpans>>,
     pub(crate) request_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
+    /// The URIs of From and To, read by validation, the registrar (the AOR) and the proxy.
+    pub(crate) from_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
+    pub(crate) to_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
 }
 
 /// [`Parsed`], allocated when a view is first asked for: a message is moved several times

@@ -81,7 +81,7 @@ pub(crate) fn is_wsp(b: u8) -> bool {
 /// `s` split around its first `sep` (an ASCII byte), which is left out: `str::split_once`
 /// without the char machinery, for the short texts of header values and URIs.
 pub(crate) fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
+    let i = memchr::memchr(sep, s.as_bytes())?;
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
@@ -243,9 +243,11 @@ pub(crate) fn find_unquoted(s: &str, sep: u8, angle: bool) -> Option<usize> {
     let b = s.as_bytes();
     // Most values hold no quote or `<` before the separator, if any: find the first byte
     // that matters, and walk quotes and brackets only from there.
-    let mut i = b
-        .iter()
-        .position(|&c| c == sep || c == b'"' || angle && c == b'<')?;
+    let mut i = if angle {
+        memchr::memchr3(sep, b'"', b'<', b)
+    } else {
+        memchr::memchr2(sep, b'"', b)
+    }?;
     if b.get(i) == Some(&sep) {
         return Some(i);
     }

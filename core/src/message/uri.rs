@@ -223,10 +223,7 @@ impl<'a> SipUri<'a> {
                 (Some(user), password)
             }
         };
-        let hp_end = hostpart
-            .bytes()
-            .position(|b| b == b';' || b == b'?')
-            .unwrap_or(hostpart.len());
+        let hp_end = memchr::memchr2(b';', b'?', hostpart.as_bytes()).unwrap_or(hostpart.len());
         let hostport = hostpart.get(..hp_end).unwrap_or("");
         let Some((host, port)) = split_hostport(hostport) else {
             // RFC 5118 §4.2: `sip:2001:db8::10` lacks the brackets RFC 3261 §25.1

@@ -45,17 +45,23 @@ fn is_call_id(s: &str) -> bool {
 
 /// Checks one name-addr/addr-spec value: its syntax, its header params, its URI.
 fn check_address(value: &str, reason: &'static str) -> Result<(), ParseError> {
-    check_name_addr(NameAddr::parse(value).ok(), reason)
+    let a = NameAddr::parse(value).ok();
+    let uri_ok = a.as_ref().is_some_and(|a| Uri::parse(a.uri).is_ok());
+    check_name_addr(a, uri_ok, reason)
 }
 
-/// [`check_address`] for a value already parsed (`None`: it did not parse).
-fn check_name_addr(a: Option<NameAddr<'_>>, reason: &'static str) -> Result<(), ParseError> {
+/// [`check_address`] for a value already parsed (`None`: it did not parse), whose URI
+/// parsed or not (`uri_ok`).
+fn check_name_addr(
+    a: Option<NameAddr<'_>>,
+    uri_ok: bool,
+    reason: &'static str,
+) -> Result<(), ParseError> {
     let bad_value = bad(ParseErrorKind::BadValue, reason);
     let a = a.ok_or(bad_value)?;
-    if !a.params.check_header_params() || a.params.get("tag") == Some(None) {
+    if !a.params.check_header_params() || a.params.get("tag") == Some(None) || !uri_ok {
         return Err(bad_value);
     }
-    Uri::parse(a.uri).map_err(|_| bad_value)?;
     Ok(())
 }
 
@@ -188,11 +194,13 @@ impl Message {
                 // Single-valued (checked above), so the line is the one the cached view
                 // was parsed from.
                 HeaderName::From => {
-                    check_name_addr(self.from(), "Bad From")?;
+                    let uri_ok = self.from_uri().is_some_and(|u| u.is_ok());
+                    check_name_addr(self.from(), uri_ok, "Bad From")?;
                     continue;
                 }
                 HeaderName::To => {
-                    check_name_addr(self.to(), "Bad To")?;
+                    let uri_ok = self.to_uri().is_some_and(|u| u.is_ok());
+                    check_name_addr(self.to(), uri_ok, "Bad To")?;
                     continue;
                 }
                 _ => continue,
