@@ -96,7 +96,7 @@ impl Splices {
 impl Message {
     /// Offset of `s`, a slice of this message's head, in [`Message::as_bytes`].
     fn offset_of(&self, s: &str) -> Option<usize> {
-        super::parsed::offset_in(&self.head, s)
+        super::parsed::offset_in(self.text(), s)
     }
 
     /// The range to delete to remove the first (or last) value of header `name`: the whole

@@ -161,11 +161,8 @@ enum StartLine {
 /// empty line, and the last header's CRLF) added at the end.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The message, body included.
-    bytes: Vec<u8>,
-    /// A copy of the start line and header section, checked UTF-8 once so that accessors can
-    /// hand out `&str` without re-checking (and without `unsafe`).
-    head: String,
+    /// The message, body included, and its head as text.
+    storage: Storage,
     start: StartLine,
     headers: Vec<Header>,
     /// The first line of each known header name.
@@ -180,11 +177,40 @@ pub struct Message {
     parsed: parsed::LazyParsed,
 }
 
+/// A message's bytes, kept so that the head can be handed out as `&str` without checking
+/// UTF-8 again (and without `unsafe`).
+#[derive(Clone, PartialEq, Eq)]
+enum Storage {
+    /// The whole message is UTF-8 (every SIP head is, and so is an SDP body): one buffer.
+    Text(String),
+    /// The body is not UTF-8: the bytes, and a copy of the head as text.
+    Binary { bytes: Vec<u8>, head: String },
+}
+
+impl Storage {
+    /// The first `end` bytes of what the parser read: all of it as text, or bytes whose
+    /// first `head_len` are text.
+    fn new(read: Result<String, Vec<u8>>, head_len: usize, end: usize) -> Storage {
+        let mut bytes = match read {
+            Ok(mut text) if text.is_char_boundary(end) => {
+                text.truncate(end);
+                return Storage::Text(text);
+            }
+            Ok(text) => text.into_bytes(),
+            Err(bytes) => bytes,
+        };
+        bytes.truncate(end);
+        let head = bytes.get(..head_len).unwrap_or(&[]);
+        let head = String::from_utf8_lossy(head).into_owned();
+        Storage::Binary { bytes, head }
+    }
+}
+
 impl fmt::Debug for Message {
     /// The head as text and the body as a length: a byte dump of a datagram reads badly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
-            .field("head", &self.head)
+            .field("head", &self.head())
             .field("body_len", &self.body.len())
             .finish()
     }
@@ -220,13 +246,30 @@ impl Message {
     /// The message bytes: leading CRLFs and trailing octets after the body excluded, folds
     /// turned into spaces.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.storage {
+            Storage::Text(text) => text.as_bytes(),
+            Storage::Binary { bytes, .. } => bytes,
+        }
+    }
+
+    /// The start line and header section as text.
+    fn head(&self) -> &str {
+        self.text().get(..self.body.start).unwrap_or("")
+    }
+
+    /// Text that starts with the head: spans into the head index it (the whole message
+    /// when it is all text, which spares cutting it first).
+    fn text(&self) -> &str {
+        match &self.storage {
+            Storage::Text(text) => text,
+            Storage::Binary { head, .. } => head,
+        }
     }
 
     /// A span of the head as text ("" for a span that is not one, which cannot happen for
     /// spans the parser made).
     pub(crate) fn head_str(&self, r: Range<usize>) -> &str {
-        self.head.get(r).unwrap_or("")
+        self.text().get(r).unwrap_or("")
     }
 
     /// Whether this is a request (else a response).
@@ -306,7 +349,7 @@ impl Message {
     /// The body: exactly Content-Length octets, or the rest of the datagram when there is no
     /// Content-Length or it did not frame the datagram (then [`Message::validate`] fails).
     pub fn body(&self) -> &[u8] {
-        self.bytes.get(self.body.clone()).unwrap_or(&[])
+        self.as_bytes().get(self.body.clone()).unwrap_or(&[])
     }
 
     /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses. Parsed once.
@@ -316,10 +359,10 @@ impl Message {
             .top_via
             .get_or_init(|| {
                 let via = Via::parse(self.value(&HeaderName::Via)?).ok()?;
-                Some(parsed::ViaSpans::new(&self.head, &via))
+                Some(parsed::ViaSpans::new(self.text(), &via))
             })
             .as_ref()
-            .map(|v| v.view(&self.head))
+            .map(|v| v.view(self.text()))
     }
 
     /// Every Via value that parses, top first. [`Message::validate`] ensures they all do.
@@ -346,10 +389,10 @@ impl Message {
     ) -> Option<NameAddr<'a>> {
         cell.get_or_init(|| {
             let a = NameAddr::parse(self.value(name)?).ok()?;
-            Some(parsed::NameAddrSpans::new(&self.head, &a))
+            Some(parsed::NameAddrSpans::new(self.text(), &a))
         })
         .as_ref()
-        .map(|a| a.view(&self.head))
+        .map(|a| a.view(self.text()))
     }
 
     /// The Request-URI typed ([`Uri::parse`]); `None` for a response. Parsed once.
@@ -359,10 +402,10 @@ impl Message {
             .request_uri
             .get_or_init(|| {
                 let text = self.request_uri()?;
-                Some(Uri::parse(text).map(|u| parsed::UriSpans::new(&self.head, &u)))
+                Some(Uri::parse(text).map(|u| parsed::UriSpans::new(self.text(), &u)))
             })
             .as_ref()
-            .map(|r| r.as_ref().map(|u| u.view(&self.head)).map_err(|e| *e))
+            .map(|r| r.as_ref().map(|u| u.view(self.text())).map_err(|e| *e))
     }
 
     /// The URI of the From header typed ([`Uri::parse`]); `None` when From is absent or
@@ -383,10 +426,10 @@ impl Message {
     ) -> Option<Result<Uri<'a>, ParseError>> {
         cell.get_or_init(|| {
             let uri = address?.uri;
-            Some(Uri::parse(uri).map(|u| parsed::UriSpans::new(&self.head, &u)))
+            Some(Uri::parse(uri).map(|u| parsed::UriSpans::new(self.text(), &u)))
         })
         .as_ref()
-        .map(|r| r.as_ref().map(|u| u.view(&self.head)).map_err(|e| *e))
+        .map(|r| r.as_ref().map(|u| u.view(self.text())).map_err(|e| *e))
     }
 
     /// The Call-ID.

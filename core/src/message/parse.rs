@@ -4,7 +4,7 @@
 use crate::message::header::{Header, HeaderIndex, HeaderName};
 use crate::message::method::Method;
 use crate::message::syntax::{is_token_char, is_wsp, parse_usize};
-use crate::message::{Limits, Message, ParseError, ParseErrorKind, StartLine};
+use crate::message::{Limits, Message, ParseError, ParseErrorKind, StartLine, Storage};
 
 fn err(kind: ParseErrorKind, reason: &'static str) -> ParseError {
     ParseError::new(kind, 400, reason)
@@ -240,11 +240,15 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
         pos = next;
     };
 
-    let head = bytes.get(..body_start).unwrap_or(&[]).to_vec();
-    let head =
-        String::from_utf8(head).map_err(|_| err(ParseErrorKind::NotUtf8, "Header Not UTF-8"))?;
+    // One UTF-8 check for the whole: the head must be text; the body need not be.
+    let total = bytes.len();
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) if e.utf8_error().valid_up_to() >= body_start => Err(e.into_bytes()),
+        Err(_) => return Err(err(ParseErrorKind::NotUtf8, "Header Not UTF-8")),
+    };
 
-    let available = bytes.len().saturating_sub(body_start);
+    let available = total.saturating_sub(body_start);
     let bad_length = err(ParseErrorKind::BadContentLength, "Bad Content-Length");
     let (body_len, framing_defect) = match (mode, framing) {
         (Mode::Datagram, Framing::Length(n)) if n <= available => (n, None),
@@ -283,12 +287,12 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
         }
         (Mode::Stream, Framing::Invalid) => return Err(bad_length),
     };
-    bytes.truncate(body_start + body_len);
-    let consumed = skip + bytes.len();
+    let end = body_start + body_len;
+    let storage = Storage::new(text, body_start, end);
+    let consumed = skip + end;
     Ok((
         Message {
-            bytes,
-            head,
+            storage,
             start,
             index: HeaderIndex::new(&headers),
             headers,

@@ -324,10 +324,23 @@ fn framing() {
     // Binary bodies are fine, headers must be UTF-8.
     let mut bin = b"MESSAGE sip:a@b SIP/2.0\r\nl: 3\r\n\r\n".to_vec();
     bin.extend_from_slice(&[0, 0xff, 0x80]);
-    assert_eq!(
-        Message::parse(&bin, &Limits::default()).unwrap().body(),
-        [0, 0xff, 0x80]
-    );
+    let m = Message::parse(&bin, &Limits::default()).unwrap();
+    assert_eq!(m.body(), [0, 0xff, 0x80]);
+    assert_eq!(m.as_bytes(), &bin[..]);
+    assert_eq!(m.value(&HeaderName::ContentLength), Some("3"));
+    // Content-Length ending inside a UTF-8 character, and octets that are not UTF-8 after
+    // the body: the message is what Content-Length framed, its head still text.
+    let cut = "MESSAGE sip:a@b SIP/2.0\r\nl: 1\r\n\r\n\u{e9}";
+    let m = parse(cut);
+    assert_eq!(m.body(), [0xc3]);
+    assert_eq!(m.as_bytes(), &cut.as_bytes()[..cut.len() - 1]);
+    assert_eq!(m.value(&HeaderName::ContentLength), Some("1"));
+    let mut trailing = b"MESSAGE sip:a@b SIP/2.0\r\nl: 2\r\n\r\nhi".to_vec();
+    trailing.push(0xff);
+    let m = Message::parse(&trailing, &Limits::default()).unwrap();
+    assert_eq!(m.body(), b"hi");
+    assert_eq!(m.as_bytes(), &trailing[..trailing.len() - 1]);
+    assert_eq!(m.request_uri(), Some("sip:a@b"));
 
     let e = parse_err(b"OPTIONS sip:a@b SIP/2.0\r\nSubject: \xff\r\n\r\n");
     assert_eq!((e.kind, e.status), (ParseErrorKind::NotUtf8, 400));
