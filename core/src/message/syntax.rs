@@ -81,7 +81,7 @@ pub(crate) fn is_wsp(b: u8) -> bool {
 /// `s` split around its first `sep` (an ASCII byte), which is left out: `str::split_once`
 /// without the char machinery, for the short texts of header values and URIs.
 pub(crate) fn split_at_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = memchr::memchr(sep, s.as_bytes())?;
+    let i = s.bytes().position(|b| b == sep)?;
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
