@@ -31,6 +31,10 @@ pub struct LocationStore {
     origin_unix_ms: u64,
 }
 
+/// One row per binding, keyed by the address of record and the binding's place in its list
+/// (the order the registrar keeps, and a 200 lists). `WITHOUT ROWID`: the key is the table's
+/// only B-tree, so a REGISTER refresh rewrites its row in place, one B-tree write instead of
+/// the four a rowid table with a key index needed (a delete and an insert in each).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS location (
     aor         TEXT    NOT NULL,
@@ -42,8 +46,34 @@ CREATE TABLE IF NOT EXISTS location (
     cseq        INTEGER NOT NULL,
     remote      TEXT    NOT NULL,
     transport   TEXT    NOT NULL,
-    PRIMARY KEY (aor, contact)
-);";
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (aor, position)
+) WITHOUT ROWID;";
+
+/// A table from before `position` (keyed by AOR and contact, ordered by rowid) becomes the
+/// current one, with each AOR's bindings in the order they had.
+const MIGRATE_ROWID_TABLE: &str = "
+BEGIN;
+ALTER TABLE location RENAME TO location_rowid;
+CREATE TABLE location (
+    aor         TEXT    NOT NULL,
+    contact     TEXT    NOT NULL,
+    params      TEXT    NOT NULL,
+    q           INTEGER,
+    expires     INTEGER NOT NULL,
+    call_id     TEXT    NOT NULL,
+    cseq        INTEGER NOT NULL,
+    remote      TEXT    NOT NULL,
+    transport   TEXT    NOT NULL,
+    position    INTEGER NOT NULL,
+    PRIMARY KEY (aor, position)
+) WITHOUT ROWID;
+INSERT INTO location
+    SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport,
+           ROW_NUMBER() OVER (PARTITION BY aor ORDER BY rowid) - 1
+    FROM location_rowid;
+DROP TABLE location_rowid;
+COMMIT;";
 
 impl LocationStore {
     /// Opens (or creates) the database at `path`. `origin_unix_ms` is the wall clock when
@@ -54,6 +84,16 @@ impl LocationStore {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=1000;",
         )
         .and_then(|_| conn.execute_batch(SCHEMA))
+        .and_then(|_| {
+            let has_position = conn
+                .prepare("SELECT 1 FROM pragma_table_info('location') WHERE name = 'position'")?
+                .exists([])?;
+            if has_position {
+                Ok(())
+            } else {
+                conn.execute_batch(MIGRATE_ROWID_TABLE)
+            }
+        })
         .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(LocationStore {
             conn,
@@ -72,7 +112,7 @@ impl LocationStore {
             .conn
             .prepare(
                 "SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport \
-                 FROM location ORDER BY aor, rowid",
+                 FROM location ORDER BY aor, position",
             )
             .map_err(|e| e.to_string())?;
         let rows = stmt
@@ -124,25 +164,23 @@ impl LocationStore {
 
     /// Replaces the rows of `aor` with `bindings` (none: the AOR is gone), in the open
     /// transaction (one is begun if none is): it is on disk after [`LocationStore::commit`].
+    /// Each binding overwrites the row at its place in the list; rows past the list's end
+    /// (bindings removed or expired) are deleted.
     pub fn save(&mut self, aor: &str, bindings: &[&Binding]) -> Result<(), String> {
         if self.conn.is_autocommit() {
             self.conn
                 .execute_batch("BEGIN")
                 .map_err(|e| e.to_string())?;
         }
-        self.conn
-            .prepare_cached("DELETE FROM location WHERE aor = ?1")
-            .and_then(|mut s| s.execute(params![aor]))
-            .map_err(|e| e.to_string())?;
         let mut insert = self
             .conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO location \
-                 (aor, contact, params, q, expires, call_id, cseq, remote, transport) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (aor, contact, params, q, expires, call_id, cseq, remote, transport, position) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .map_err(|e| e.to_string())?;
-        for b in bindings {
+        for (position, b) in bindings.iter().enumerate() {
             let expires = self.origin_unix_ms + b.expires_at.since_origin().as_millis() as u64;
             insert
                 .execute(params![
@@ -155,9 +193,14 @@ impl LocationStore {
                     i64::from(b.cseq),
                     b.flow.remote.to_string(),
                     b.flow.transport.as_str(),
+                    position as i64,
                 ])
                 .map_err(|e| e.to_string())?;
         }
+        self.conn
+            .prepare_cached("DELETE FROM location WHERE aor = ?1 AND position >= ?2")
+            .and_then(|mut s| s.execute(params![aor, bindings.len() as i64]))
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -257,6 +300,105 @@ mod tests {
         want.expires_at = Instant::from_millis(3_500_000);
         assert_eq!(list, &vec![want]);
         assert_eq!(s.count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn fresh(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("trapezoid-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("location.db");
+        (dir, path)
+    }
+
+    fn contacts(loaded: &[(String, Vec<Binding>)]) -> Vec<(String, Vec<String>)> {
+        loaded
+            .iter()
+            .map(|(aor, list)| {
+                let list = list.iter().map(|b| b.contact().to_owned()).collect();
+                (aor.clone(), list)
+            })
+            .collect()
+    }
+
+    /// An AOR's rows come back in the registrar's order, and a shorter list leaves no rows of
+    /// the longer one behind.
+    #[test]
+    fn bindings_keep_their_order_and_a_shorter_list_replaces_a_longer_one() {
+        let (dir, path) = fresh("store-order");
+        let (a, b, c) = (
+            binding("sip:bob@127.0.0.1:5072", 3_600_000),
+            binding("sip:bob@127.0.0.1:5070", 3_600_000),
+            binding("sip:bob@127.0.0.1:5071", 3_600_000),
+        );
+        {
+            let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+            s.save("sip:bob@example.org", &[&a, &b, &c]).unwrap();
+            s.save("sip:amy@example.org", &[&b]).unwrap();
+            s.commit().unwrap();
+            s.save("sip:bob@example.org", &[&c, &a]).unwrap();
+            s.commit().unwrap();
+            assert_eq!(s.count(), 3);
+        }
+        let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+        assert_eq!(
+            contacts(&s.load().unwrap()),
+            vec![
+                ("sip:amy@example.org".into(), vec![b.contact().to_owned()]),
+                (
+                    "sip:bob@example.org".into(),
+                    vec![c.contact().to_owned(), a.contact().to_owned()]
+                ),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database written before bindings had a `position` (rowid order, keyed by AOR and
+    /// contact) opens with its rows, in their order, and takes new writes.
+    #[test]
+    fn a_table_ordered_by_rowid_is_migrated_in_order() {
+        let (dir, path) = fresh("store-migrate");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE location (aor TEXT NOT NULL, contact TEXT NOT NULL, \
+                 params TEXT NOT NULL, q INTEGER, expires INTEGER NOT NULL, \
+                 call_id TEXT NOT NULL, cseq INTEGER NOT NULL, remote TEXT NOT NULL, \
+                 transport TEXT NOT NULL, PRIMARY KEY (aor, contact));",
+            )
+            .unwrap();
+            for contact in ["sip:bob@127.0.0.1:5079", "sip:bob@127.0.0.1:5070"] {
+                conn.execute(
+                    "INSERT INTO location VALUES ('sip:bob@example.org', ?1, 'ob', 500, \
+                     9999999, 'c1', 3, '127.0.0.1:5070', 'UDP')",
+                    params![contact],
+                )
+                .unwrap();
+            }
+        }
+        let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+        let loaded = s.load().unwrap();
+        assert_eq!(
+            contacts(&loaded),
+            vec![(
+                "sip:bob@example.org".into(),
+                vec![
+                    "sip:bob@127.0.0.1:5079".to_owned(),
+                    "sip:bob@127.0.0.1:5070".to_owned()
+                ]
+            )]
+        );
+        assert_eq!(loaded[0].1[0].q, Some(500));
+        s.save("sip:bob@example.org", &[&loaded[0].1[1]]).unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.count(), 1);
+        drop(s);
+        let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+        assert_eq!(
+            s.load().unwrap()[0].1[0].contact(),
+            "sip:bob@127.0.0.1:5070"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
