@@ -208,8 +208,9 @@ impl Registrar {
         events: &mut Vec<Event>,
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
-        // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`).
-        let ruri = match req.request_uri().map(Uri::parse) {
+        // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
+        // has parsed it already to route the request here: the cached view is reused.
+        let ruri = match req.request_uri_parsed() {
             Some(Ok(Uri::Sip(u))) => u,
             Some(Ok(Uri::Other { .. })) => {
                 return Reply::with_reason(416, "Unsupported URI Scheme")
