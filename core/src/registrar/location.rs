@@ -229,6 +229,12 @@ impl Location {
             .unwrap_or_default()
     }
 
+    /// Every binding stored for `aor`, expired ones not purged yet included; `None` when
+    /// the AOR has no entry. The registrar's one lookup per REGISTER (§10.3 steps 6-8).
+    pub fn stored(&self, aor: &str) -> Option<&[Binding]> {
+        self.aors.get(aor).map(|b| &**b)
+    }
+
     /// Number of AORs with at least one binding.
     pub fn aor_count(&self) -> usize {
         self.aors.len()

@@ -7,7 +7,7 @@ pub mod location;
 use std::net::SocketAddr;
 
 use crate::config::RegistrarConfig;
-use crate::message::{Contacts, HeaderName, Message, NameAddr, SipUri, Uri};
+use crate::message::{HeaderName, Message, NameAddr, SipUri, Uri};
 use crate::time::Instant;
 use crate::Event;
 
@@ -148,6 +148,14 @@ pub struct Registrar {
 /// and RFC 5626 outbound come later.
 const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
+/// The Contact header field of a REGISTER (§10.3 step 6), read once.
+enum ContactField<'a> {
+    /// `*`, among `count` Contact values in all (it must be the only one).
+    Star { count: usize },
+    /// The changes, in request order; none for a query (§10.3 step 8).
+    List(Vec<ContactChange<'a>>),
+}
+
 /// One Contact of the request, checked and ready to apply (§10.3 step 7).
 struct ContactChange<'a> {
     uri: &'a str,
@@ -242,13 +250,12 @@ impl Registrar {
         };
 
         // Step 5 comes before 4 here because step 4 needs the AOR: the To URI, canonical.
-        let Some(to) = req.to() else {
-            return Reply::with_reason(400, "Missing To");
-        };
-        let aor_uri = match Uri::parse(to.uri) {
-            Ok(Uri::Sip(u)) => u,
+        // Validation has parsed it already; the message keeps the parsed view.
+        let aor_uri = match req.to_uri() {
+            Some(Ok(Uri::Sip(u))) => u,
+            None => return Reply::with_reason(400, "Missing To"),
             // An AOR is a SIP or SIPS URI (§10.2); RFC 4475 §3.3.4 expects 400.
-            _ => return Reply::with_reason(400, "To Is Not A SIP URI"),
+            Some(_) => return Reply::with_reason(400, "To Is Not A SIP URI"),
         };
         if !self.identity.serves(aor_uri.host) {
             return Reply::with_reason(404, "Not Found");
@@ -263,35 +270,36 @@ impl Registrar {
         }
 
         // Step 6: Contact.
-        let contacts = match req.contacts() {
-            Ok(c) => c,
-            Err(e) => return Reply::with_reason(400, e.reason),
+        let header_expires = req.expires();
+        let field = match self.contact_field(req, &aor, header_expires) {
+            Ok(f) => f,
+            Err(r) => return r,
         };
         let call_id = req.call_id().unwrap_or_default();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let header_expires = req.expires();
-        let current: Vec<Binding> = self
-            .location
-            .bindings(&aor, now)
-            .into_iter()
-            .cloned()
-            .collect();
+        // The AOR is looked up once: `stored` also tells whether it has an entry at all, and
+        // the bindings alive at `now` are read from it in place.
+        let stored = self.location.stored(&aor);
+        let current = stored
+            .unwrap_or_default()
+            .iter()
+            .filter(move |b| b.expires_at > now);
 
-        let new_list = match contacts {
-            Contacts::Star => {
+        let new_list: Vec<Binding> = match field {
+            ContactField::Star { count } => {
                 // §10.3 step 6: `*` only with Expires: 0 and as the only Contact.
                 if header_expires != Some(0) {
                     return Reply::with_reason(400, "Wildcard Contact Needs Expires 0");
                 }
-                if req.count(&HeaderName::Contact) != 1 {
+                if count != 1 {
                     return Reply::with_reason(400, "Wildcard Contact Must Be Alone");
                 }
-                for b in &current {
+                for b in current.clone() {
                     if b.call_id() == call_id && cseq <= b.cseq {
                         return Reply::with_reason(400, "CSeq Out Of Order");
                     }
                 }
-                for b in &current {
+                for b in current {
                     events.push(Event::Unregistered {
                         aor: aor.clone(),
                         contact: b.contact().to_owned(),
@@ -299,16 +307,11 @@ impl Registrar {
                 }
                 Vec::new()
             }
-            Contacts::List(list) if list.is_empty() => current.clone(),
-            Contacts::List(list) => {
-                let mut changes = Vec::with_capacity(list.len());
-                for c in &list {
-                    match self.contact_change(c, &aor, header_expires) {
-                        Ok(ch) => changes.push(ch),
-                        Err(r) => return r,
-                    }
-                }
-                let mut next = current.clone();
+            ContactField::List(changes) if changes.is_empty() => current.cloned().collect(),
+            ContactField::List(changes) => {
+                let mut next: Vec<Binding> =
+                    Vec::with_capacity(current.clone().count() + changes.len());
+                next.extend(current.clone().cloned());
                 for ch in changes {
                     let existing = next.iter().position(|b| same_contact(b.contact(), ch.uri));
                     if let Some(i) = existing {
@@ -343,14 +346,14 @@ impl Registrar {
                 if next.len() > self.config.bindings_per_aor_max {
                     return Reply::with_reason(403, "Too Many Contacts");
                 }
-                if current.is_empty()
+                // A new AOR (no entry, not even of expired bindings) needs room.
+                if stored.is_none()
                     && !next.is_empty()
-                    && !self.location.contains(&aor)
                     && self.location.aor_count() >= self.config.aors_max
                 {
                     return Reply::with_reason(503, "Location Service Full");
                 }
-                for b in &current {
+                for b in current.clone() {
                     if !next.iter().any(|n| n.contact() == b.contact()) {
                         events.push(Event::Unregistered {
                             aor: aor.clone(),
@@ -359,7 +362,7 @@ impl Registrar {
                     }
                 }
                 for n in &next {
-                    let refreshed = current.iter().any(|b| {
+                    let refreshed = current.clone().any(|b| {
                         b.contact() == n.contact() && b.cseq == n.cseq && b.call_id() == n.call_id()
                     });
                     if !refreshed {
@@ -373,14 +376,60 @@ impl Registrar {
                 next
             }
         };
-        self.location.set(&aor, new_list);
 
-        // Step 8: 200 OK listing every current binding.
+        // Step 8: 200 OK listing every current binding: the new list, all of it alive (a
+        // binding written now expires at least a second from now), in the order stored.
         let mut reply = Reply::new(200);
-        for b in self.location.bindings(&aor, now) {
+        reply.headers.reserve_exact(new_list.len());
+        for b in &new_list {
             reply = reply.header("Contact", b.contact_value(now));
         }
+        self.location.set(&aor, new_list);
         reply
+    }
+
+    /// Reads the Contact header field of a REGISTER once (§10.3 steps 6 and 7): a `*`
+    /// anywhere makes it a wildcard; otherwise the first value that does not parse, then the
+    /// first Contact refused, in request order, decides the answer. The checks change
+    /// nothing, so running them on values a later `*` overrides is harmless.
+    fn contact_field<'a>(
+        &self,
+        req: &'a Message,
+        aor: &str,
+        header_expires: Option<u32>,
+    ) -> Result<ContactField<'a>, Reply> {
+        let mut count = 0;
+        let mut star = false;
+        let mut unparsable = None;
+        let mut refused = None;
+        let mut changes = Vec::new();
+        for value in req.values(&HeaderName::Contact) {
+            count += 1;
+            if value == "*" {
+                star = true;
+            } else if !star && unparsable.is_none() {
+                match NameAddr::parse(value) {
+                    Err(e) => unparsable = Some(e),
+                    Ok(c) if refused.is_none() => {
+                        match self.contact_change(&c, aor, header_expires) {
+                            Ok(ch) => changes.push(ch),
+                            Err(r) => refused = Some(r),
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if star {
+            return Ok(ContactField::Star { count });
+        }
+        if let Some(e) = unparsable {
+            return Err(Reply::with_reason(400, e.reason));
+        }
+        match refused {
+            Some(r) => Err(r),
+            None => Ok(ContactField::List(changes)),
+        }
     }
 
     /// Checks one Contact of the request and works out its expiry (§10.3 step 7).
