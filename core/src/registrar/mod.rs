@@ -214,7 +214,7 @@ impl Registrar {
         flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
-        events: &mut Vec<Event>,
+        events: &mut dyn FnMut(Event),
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
         // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
@@ -301,7 +301,7 @@ impl Registrar {
                     }
                 }
                 for b in current {
-                    events.push(Event::Unregistered {
+                    events(Event::Unregistered {
                         aor: aor.clone(),
                         contact: b.contact().to_owned(),
                     });
@@ -356,7 +356,7 @@ impl Registrar {
                 }
                 for b in current.clone() {
                     if !next.iter().any(|n| n.contact() == b.contact()) {
-                        events.push(Event::Unregistered {
+                        events(Event::Unregistered {
                             aor: aor.clone(),
                             contact: b.contact().to_owned(),
                         });
@@ -367,7 +367,7 @@ impl Registrar {
                         b.contact() == n.contact() && b.cseq == n.cseq && b.call_id() == n.call_id()
                     });
                     if !refreshed {
-                        events.push(Event::Registered {
+                        events(Event::Registered {
                             aor: aor.clone(),
                             contact: n.contact().to_owned(),
                             expires: n.remaining_secs(now),
