@@ -527,7 +527,7 @@ impl Proxy {
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v)| (n.as_ref(), v.as_str()))
             .collect();
         build::response(
             msg,
@@ -673,7 +673,7 @@ impl Proxy {
         }
         let mut reply = Reply::with_reason(e.status, e.reason);
         if e.status == 505 {
-            reply.reason = crate::message::reason_phrase(505).to_owned();
+            reply.reason = crate::message::reason_phrase(505).into();
         }
         self.send_stateless(msg, d, reply);
     }

@@ -4,6 +4,7 @@
 
 pub mod location;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 
@@ -14,15 +15,16 @@ use crate::Event;
 
 pub use location::{Binding, Flow, Location};
 
-/// The answer the registrar wants sent, before it becomes bytes.
+/// The answer the registrar wants sent, before it becomes bytes. Reason phrases and header
+/// names are nearly always fixed text: borrowed, they cost no allocation per response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     /// Status code.
     pub status: u16,
     /// Reason phrase.
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// Headers after the ones copied from the request, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Reply {
@@ -32,17 +34,17 @@ impl Reply {
     }
 
     /// A reply with a reason phrase of our own (names the problem for whoever reads the trace).
-    pub fn with_reason(status: u16, reason: &str) -> Self {
+    pub fn with_reason(status: u16, reason: impl Into<Cow<'static, str>>) -> Self {
         Reply {
             status,
-            reason: reason.to_owned(),
+            reason: reason.into(),
             headers: Vec::new(),
         }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 }
