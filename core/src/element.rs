@@ -481,9 +481,13 @@ impl Proxy {
 
     fn handle_register(&mut self, msg: &Message, d: &Datagram<'_>) -> Reply {
         let now = self.now;
-        let mut events = Vec::new();
-        let (config, index, nonces, ids) =
-            (&self.config, &self.users, &mut self.nonces, &mut self.ids);
+        let (config, index, nonces, ids, queue) = (
+            &self.config,
+            &self.users,
+            &mut self.nonces,
+            &mut self.ids,
+            &mut self.queue,
+        );
         // Called by the registrar at §10.3 step 3, after the domain and Require checks, so a
         // request it refuses anyway is not challenged.
         let mut authenticate = || {
@@ -500,7 +504,7 @@ impl Proxy {
             index,
             domains: &config.domains,
         };
-        let reply = self.registrar.register(
+        self.registrar.register(
             msg,
             now,
             Flow {
@@ -509,12 +513,9 @@ impl Proxy {
             },
             &mut authenticate,
             &authorize,
-            &mut events,
-        );
-        for e in events {
-            self.queue.push_back(Output::Event(e));
-        }
-        reply
+            // Straight to the queue, ahead of the response: no list of them in between.
+            &mut |e| queue.push_back(Output::Event(e)),
+        )
     }
 
     /// Builds the response bytes for `reply` (§8.2.6): To tag, `received`/`rport` on the top
@@ -526,7 +527,7 @@ impl Proxy {
         let headers: Vec<(&str, &str)> = reply
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v)| (n.as_ref(), v.as_str()))
             .collect();
         build::response(
             msg,
@@ -672,7 +673,7 @@ impl Proxy {
         }
         let mut reply = Reply::with_reason(e.status, e.reason);
         if e.status == 505 {
-            reply.reason = crate::message::reason_phrase(505).to_owned();
+            reply.reason = crate::message::reason_phrase(505).into();
         }
         self.send_stateless(msg, d, reply);
     }

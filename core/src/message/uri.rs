@@ -1,6 +1,7 @@
 //! URIs: RFC 3261 §19.1 SIP and SIPS URIs, and every other scheme as an opaque absoluteURI
 //! (§25.1) so that it can be answered with 416 (§8.2.2.1) instead of being dropped as garbage.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::message::params::Params;
@@ -273,30 +274,52 @@ impl<'a> SipUri<'a> {
     pub fn aor(&self) -> String {
         let mut s =
             String::with_capacity(5 + self.user.map_or(0, str::len) + 1 + self.host.len() + 6);
-        s.push_str(if self.secure { "sips:" } else { "sip:" });
-        if let Some(user) = self.user {
-            for unit in Units::new(user) {
-                match unit {
-                    Unit::Plain(b) => s.push(char::from(b)),
-                    Unit::Escaped(b) => {
-                        s.push('%');
-                        s.push(char::from(
-                            HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-                        ));
-                        s.push(char::from(
-                            HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-                        ));
+        // Writing into a String cannot fail.
+        let _ = self.write_aor(&mut s);
+        s
+    }
+
+    /// Writes [`SipUri::aor`] into `out`, for a caller that compares or appends it without
+    /// a String of its own (the registrar, once per Contact of a REGISTER).
+    pub fn write_aor(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        out.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        match self.user {
+            // Most users have no escapes: written as they are.
+            Some(user) if !user.contains('%') => {
+                out.write_str(user)?;
+                out.write_char('@')?;
+            }
+            Some(user) => {
+                for unit in Units::new(user) {
+                    match unit {
+                        Unit::Plain(b) => out.write_char(char::from(b))?,
+                        Unit::Escaped(b) => {
+                            out.write_char('%')?;
+                            out.write_char(char::from(
+                                HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+                            ))?;
+                            out.write_char(char::from(
+                                HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+                            ))?;
+                        }
                     }
                 }
+                out.write_char('@')?;
             }
-            s.push('@');
+            None => {}
         }
-        s.push_str(&self.host.to_ascii_lowercase());
+        if self.host.bytes().any(|b| b.is_ascii_uppercase()) {
+            for c in self.host.chars() {
+                out.write_char(c.to_ascii_lowercase())?;
+            }
+        } else {
+            out.write_str(self.host)?;
+        }
         if let Some(port) = self.port {
-            s.push(':');
-            s.push_str(&port.to_string());
+            out.write_char(':')?;
+            out.write_str(super::decimal(u64::from(port), &mut [0; 20]))?;
         }
-        s
+        Ok(())
     }
 
     /// RFC 3261 §19.1.4 URI comparison: same scheme; userinfo equal case-sensitively; host,

@@ -116,16 +116,23 @@ impl Binding {
         u32::try_from(secs).unwrap_or(u32::MAX)
     }
 
-    /// The Contact header value the registrar returns for it (§10.3 step 8).
+    /// The Contact header value the registrar returns for it (§10.3 step 8). Written into
+    /// one string sized up front: a 200 lists every binding of the AOR.
     pub fn contact_value(&self, now: Instant) -> String {
-        let mut v = format!("<{}>", self.contact());
-        v.push_str(self.params_text());
+        let params = self.params_text();
+        // `<>`, `;q=0.xxx` and `;expires=` with ten digits at most.
+        let mut v = String::with_capacity(self.contact_end as usize + params.len() + 2 + 8 + 19);
+        v.push('<');
+        v.push_str(self.contact());
+        v.push('>');
+        v.push_str(params);
         if let Some(q) = self.q {
             v.push_str(";q=");
             v.push_str(&format_q(q));
         }
         v.push_str(";expires=");
-        v.push_str(&self.remaining_secs(now).to_string());
+        let secs = self.remaining_secs(now);
+        v.push_str(crate::message::decimal(u64::from(secs), &mut [0; 20]));
         v
     }
 }
@@ -220,6 +227,12 @@ impl Location {
             .get(aor)
             .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
             .unwrap_or_default()
+    }
+
+    /// Every binding stored for `aor`, expired ones not purged yet included; `None` when
+    /// the AOR has no entry. The registrar's one lookup per REGISTER (§10.3 steps 6-8).
+    pub fn stored(&self, aor: &str) -> Option<&[Binding]> {
+        self.aors.get(aor).map(|b| &**b)
     }
 
     /// Number of AORs with at least one binding.

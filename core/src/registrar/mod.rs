@@ -4,24 +4,27 @@
 
 pub mod location;
 
+use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 
 use crate::config::RegistrarConfig;
-use crate::message::{Contacts, HeaderName, Message, NameAddr, SipUri, Uri};
+use crate::message::{HeaderName, Message, NameAddr, SipUri, Uri};
 use crate::time::Instant;
 use crate::Event;
 
 pub use location::{Binding, Flow, Location};
 
-/// The answer the registrar wants sent, before it becomes bytes.
+/// The answer the registrar wants sent, before it becomes bytes. Reason phrases and header
+/// names are nearly always fixed text: borrowed, they cost no allocation per response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     /// Status code.
     pub status: u16,
     /// Reason phrase.
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     /// Headers after the ones copied from the request, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Reply {
@@ -31,17 +34,17 @@ impl Reply {
     }
 
     /// A reply with a reason phrase of our own (names the problem for whoever reads the trace).
-    pub fn with_reason(status: u16, reason: &str) -> Self {
+    pub fn with_reason(status: u16, reason: impl Into<Cow<'static, str>>) -> Self {
         Reply {
             status,
-            reason: reason.to_owned(),
+            reason: reason.into(),
             headers: Vec::new(),
         }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 }
@@ -97,7 +100,7 @@ impl Identity {
                 .local_addrs
                 .iter()
                 .any(|a| Some(a.port()) == contact.port);
-        if contact.aor() == aor && port_ours {
+        if port_ours && is_aor(contact, aor) {
             return true;
         }
         !self.serves(contact.host) && self.is_self(contact.host, contact.port)
@@ -147,6 +150,14 @@ pub struct Registrar {
 /// Option tags the registrar understands in Require (§10.3 step 2). None yet: RFC 3327 Path
 /// and RFC 5626 outbound come later.
 const SUPPORTED_EXTENSIONS: &[&str] = &[];
+
+/// The Contact header field of a REGISTER (§10.3 step 6), read once.
+enum ContactField<'a> {
+    /// `*`, among `count` Contact values in all (it must be the only one).
+    Star { count: usize },
+    /// The changes, in request order; none for a query (§10.3 step 8).
+    List(Vec<ContactChange<'a>>),
+}
 
 /// One Contact of the request, checked and ready to apply (§10.3 step 7).
 struct ContactChange<'a> {
@@ -205,11 +216,12 @@ impl Registrar {
         flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
-        events: &mut Vec<Event>,
+        events: &mut dyn FnMut(Event),
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
-        // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`).
-        let ruri = match req.request_uri().map(Uri::parse) {
+        // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
+        // has parsed it already to route the request here: the cached view is reused.
+        let ruri = match req.request_uri_parsed() {
             Some(Ok(Uri::Sip(u))) => u,
             Some(Ok(Uri::Other { .. })) => {
                 return Reply::with_reason(416, "Unsupported URI Scheme")
@@ -241,13 +253,12 @@ impl Registrar {
         };
 
         // Step 5 comes before 4 here because step 4 needs the AOR: the To URI, canonical.
-        let Some(to) = req.to() else {
-            return Reply::with_reason(400, "Missing To");
-        };
-        let aor_uri = match Uri::parse(to.uri) {
-            Ok(Uri::Sip(u)) => u,
+        // Validation has parsed it already; the message keeps the parsed view.
+        let aor_uri = match req.to_uri() {
+            Some(Ok(Uri::Sip(u))) => u,
+            None => return Reply::with_reason(400, "Missing To"),
             // An AOR is a SIP or SIPS URI (§10.2); RFC 4475 §3.3.4 expects 400.
-            _ => return Reply::with_reason(400, "To Is Not A SIP URI"),
+            Some(_) => return Reply::with_reason(400, "To Is Not A SIP URI"),
         };
         if !self.identity.serves(aor_uri.host) {
             return Reply::with_reason(404, "Not Found");
@@ -262,52 +273,48 @@ impl Registrar {
         }
 
         // Step 6: Contact.
-        let contacts = match req.contacts() {
-            Ok(c) => c,
-            Err(e) => return Reply::with_reason(400, e.reason),
+        let header_expires = req.expires();
+        let field = match self.contact_field(req, &aor, header_expires) {
+            Ok(f) => f,
+            Err(r) => return r,
         };
         let call_id = req.call_id().unwrap_or_default();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
-        let header_expires = req.expires();
-        let current: Vec<Binding> = self
-            .location
-            .bindings(&aor, now)
-            .into_iter()
-            .cloned()
-            .collect();
+        // The AOR is looked up once: `stored` also tells whether it has an entry at all, and
+        // the bindings alive at `now` are read from it in place.
+        let stored = self.location.stored(&aor);
+        let current = stored
+            .unwrap_or_default()
+            .iter()
+            .filter(move |b| b.expires_at > now);
 
-        let new_list = match contacts {
-            Contacts::Star => {
+        let new_list: Vec<Binding> = match field {
+            ContactField::Star { count } => {
                 // §10.3 step 6: `*` only with Expires: 0 and as the only Contact.
                 if header_expires != Some(0) {
                     return Reply::with_reason(400, "Wildcard Contact Needs Expires 0");
                 }
-                if req.count(&HeaderName::Contact) != 1 {
+                if count != 1 {
                     return Reply::with_reason(400, "Wildcard Contact Must Be Alone");
                 }
-                for b in &current {
+                for b in current.clone() {
                     if b.call_id() == call_id && cseq <= b.cseq {
                         return Reply::with_reason(400, "CSeq Out Of Order");
                     }
                 }
-                for b in &current {
-                    events.push(Event::Unregistered {
+                for b in current {
+                    events(Event::Unregistered {
                         aor: aor.clone(),
                         contact: b.contact().to_owned(),
                     });
                 }
                 Vec::new()
             }
-            Contacts::List(list) if list.is_empty() => current.clone(),
-            Contacts::List(list) => {
-                let mut changes = Vec::with_capacity(list.len());
-                for c in &list {
-                    match self.contact_change(c, &aor, header_expires) {
-                        Ok(ch) => changes.push(ch),
-                        Err(r) => return r,
-                    }
-                }
-                let mut next = current.clone();
+            ContactField::List(changes) if changes.is_empty() => current.cloned().collect(),
+            ContactField::List(changes) => {
+                let mut next: Vec<Binding> =
+                    Vec::with_capacity(current.clone().count() + changes.len());
+                next.extend(current.clone().cloned());
                 for ch in changes {
                     let existing = next.iter().position(|b| same_contact(b.contact(), ch.uri));
                     if let Some(i) = existing {
@@ -342,27 +349,27 @@ impl Registrar {
                 if next.len() > self.config.bindings_per_aor_max {
                     return Reply::with_reason(403, "Too Many Contacts");
                 }
-                if current.is_empty()
+                // A new AOR (no entry, not even of expired bindings) needs room.
+                if stored.is_none()
                     && !next.is_empty()
-                    && !self.location.contains(&aor)
                     && self.location.aor_count() >= self.config.aors_max
                 {
                     return Reply::with_reason(503, "Location Service Full");
                 }
-                for b in &current {
+                for b in current.clone() {
                     if !next.iter().any(|n| n.contact() == b.contact()) {
-                        events.push(Event::Unregistered {
+                        events(Event::Unregistered {
                             aor: aor.clone(),
                             contact: b.contact().to_owned(),
                         });
                     }
                 }
                 for n in &next {
-                    let refreshed = current.iter().any(|b| {
+                    let refreshed = current.clone().any(|b| {
                         b.contact() == n.contact() && b.cseq == n.cseq && b.call_id() == n.call_id()
                     });
                     if !refreshed {
-                        events.push(Event::Registered {
+                        events(Event::Registered {
                             aor: aor.clone(),
                             contact: n.contact().to_owned(),
                             expires: n.remaining_secs(now),
@@ -372,14 +379,60 @@ impl Registrar {
                 next
             }
         };
-        self.location.set(&aor, new_list);
 
-        // Step 8: 200 OK listing every current binding.
+        // Step 8: 200 OK listing every current binding: the new list, all of it alive (a
+        // binding written now expires at least a second from now), in the order stored.
         let mut reply = Reply::new(200);
-        for b in self.location.bindings(&aor, now) {
+        reply.headers.reserve_exact(new_list.len());
+        for b in &new_list {
             reply = reply.header("Contact", b.contact_value(now));
         }
+        self.location.set(&aor, new_list);
         reply
+    }
+
+    /// Reads the Contact header field of a REGISTER once (§10.3 steps 6 and 7): a `*`
+    /// anywhere makes it a wildcard; otherwise the first value that does not parse, then the
+    /// first Contact refused, in request order, decides the answer. The checks change
+    /// nothing, so running them on values a later `*` overrides is harmless.
+    fn contact_field<'a>(
+        &self,
+        req: &'a Message,
+        aor: &str,
+        header_expires: Option<u32>,
+    ) -> Result<ContactField<'a>, Reply> {
+        let mut count = 0;
+        let mut star = false;
+        let mut unparsable = None;
+        let mut refused = None;
+        let mut changes = Vec::new();
+        for value in req.values(&HeaderName::Contact) {
+            count += 1;
+            if value == "*" {
+                star = true;
+            } else if !star && unparsable.is_none() {
+                match NameAddr::parse(value) {
+                    Err(e) => unparsable = Some(e),
+                    Ok(c) if refused.is_none() => {
+                        match self.contact_change(&c, aor, header_expires) {
+                            Ok(ch) => changes.push(ch),
+                            Err(r) => refused = Some(r),
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if star {
+            return Ok(ContactField::Star { count });
+        }
+        if let Some(e) = unparsable {
+            return Err(Reply::with_reason(400, e.reason));
+        }
+        match refused {
+            Some(r) => Err(r),
+            None => Ok(ContactField::List(changes)),
+        }
     }
 
     /// Checks one Contact of the request and works out its expiry (§10.3 step 7).
@@ -432,10 +485,62 @@ impl Registrar {
 }
 
 /// §10.3 step 7 compares Contact URIs with the rules of §19.1.4; non-SIP URIs (the
-/// `mailto:` of RFC 3665 §2.2) compare as strings.
+/// `mailto:` of RFC 3665 §2.2) compare as strings. A refresh repeats its Contact byte for
+/// byte, and a URI is equivalent to itself: equal strings need no parsing.
 fn same_contact(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
     match (Uri::parse(a), Uri::parse(b)) {
         (Ok(Uri::Sip(x)), Ok(Uri::Sip(y))) => x.equivalent(&y),
         _ => a == b,
+    }
+}
+
+/// Whether the canonical AOR of `uri` ([`SipUri::aor`]) is `aor`, compared as it is written
+/// rather than built: a REGISTER checks each of its Contacts this way.
+fn is_aor(uri: &SipUri<'_>, aor: &str) -> bool {
+    /// Consumes `rest` as text is written, failing at the first difference.
+    struct Expect<'a> {
+        rest: &'a str,
+    }
+    impl fmt::Write for Expect<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.rest = self.rest.strip_prefix(s).ok_or(fmt::Error)?;
+            Ok(())
+        }
+    }
+    let mut expect = Expect { rest: aor };
+    uri.write_aor(&mut expect).is_ok() && expect.rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s) {
+            Ok(Uri::Sip(u)) => u,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn is_aor_compares_the_canonical_form_without_building_it() {
+        for (uri, aor) in [
+            (
+                "sip:%62ob@Biloxi.Example.COM;transport=tcp",
+                "sip:bob@biloxi.example.com",
+            ),
+            ("sips:a%3bb:pw@x:5061?h=v", "sips:a%3Bb@x:5061"),
+            ("sip:biloxi.example.com", "sip:biloxi.example.com"),
+        ] {
+            assert_eq!(sip(uri).aor(), aor);
+            assert!(is_aor(&sip(uri), aor), "{uri}");
+        }
+        let bob = sip("sip:bob@biloxi.example.com");
+        assert!(!is_aor(&bob, "sip:bob@biloxi.example.co"));
+        assert!(!is_aor(&bob, "sip:bob@biloxi.example.com:5060"));
+        assert!(!is_aor(&bob, "sips:bob@biloxi.example.com"));
     }
 }

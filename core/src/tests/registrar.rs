@@ -161,6 +161,33 @@ fn wildcard_contact_needs_expires_zero_and_to_be_alone() {
 }
 
 #[test]
+fn a_wildcard_decides_before_the_other_contacts_are_checked_and_the_first_refusal_wins() {
+    // §10.3 step 6 looks for `*` before step 7 checks each Contact: the answer names the
+    // wildcard, not the bad q-value written before it.
+    let mut h = Harness::open();
+    let r = h
+        .receive(&register(
+            "z9hG4bK1",
+            1,
+            "Expires: 0\nContact: <sip:bob@192.0.2.201>;q=1.5, *\n",
+        ))
+        .response();
+    assert!(
+        r.starts_with("SIP/2.0 400 Wildcard Contact Must Be Alone\r\n"),
+        "{r}"
+    );
+    // Without a wildcard, the Contacts are checked in order and the first refusal answers.
+    let r = h
+        .receive(&register(
+            "z9hG4bK2",
+            2,
+            "Contact: <sip:bob@192.0.2.201>;q=1.5, <sip:bob@192.0.2.202>;expires=30\n",
+        ))
+        .response();
+    assert!(r.starts_with("SIP/2.0 400 Bad q-value\r\n"), "{r}");
+}
+
+#[test]
 fn register_without_contact_is_a_query_that_changes_nothing() {
     let mut h = Harness::open();
     h.receive(&register("z9hG4bK1", 1, "Contact: <sip:bob@192.0.2.201>\n"));
