@@ -315,11 +315,13 @@ impl Proxy {
                 return;
             }
         }
-        let Some(ctx) = self.contexts.get(&id) else {
+        // The context is taken out for the call and put back, so that its request is lent
+        // rather than copied: this runs for every response that goes upstream.
+        let Some(ctx) = self.contexts.remove(&id) else {
             return;
         };
-        let request = ctx.request.clone();
-        self.send_response(&key, &request, status, bytes);
+        self.send_response(&key, &ctx.request, status, bytes);
+        self.contexts.insert(id, ctx);
     }
 
     /// §16.11 / §18.2.2 for a response with no context: our Via off, then to the next Via's
