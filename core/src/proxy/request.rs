@@ -492,25 +492,37 @@ impl Proxy {
             return;
         };
         let index = ctx.branches.len();
-        let method = ctx
-            .request
-            .method()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default();
+        let method = ctx.request.method().map_or("", |m| m.as_str());
         // §16.6 step 8: unique across space and time. Two server transactions can share a
         // loop hash (requests that differ only in their Via); a live client transaction
         // must not be replaced, so a taken branch gets one more suffix.
-        let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
-        let mut key = ClientKey::new(&branch, &method);
+        let mut digits = [0; 20];
+        let stem = [
+            crate::ids::MAGIC_COOKIE,
+            &ctx.hash,
+            ".",
+            crate::message::decimal(index as u64 + 1, &mut digits),
+        ]
+        .concat();
+        let mut branch = stem.clone();
+        let mut key = ClientKey::new(&branch, method);
         let mut n = 1;
         while self.clients.contains_key(&key) {
             n += 1;
-            branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
-            key = ClientKey::new(&branch, &method);
+            branch = format!("{stem}.{n}");
+            key = ClientKey::new(&branch, method);
         }
         let me = self.advertised(ctx.local);
-        let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
-        let rr = ctx.record_route.then(|| format!("<sip:{me};lr>"));
+        let via = [
+            "SIP/2.0/",
+            target.transport.as_str(),
+            " ",
+            &me,
+            ";branch=",
+            &branch,
+        ]
+        .concat();
+        let rr = ctx.record_route.then(|| ["<sip:", &me, ";lr>"].concat());
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
             .request
@@ -681,10 +693,17 @@ impl Proxy {
         };
         let hash = loop_hash(&msg, self.loop_salt);
         let me = self.advertised(d.local);
-        let via = format!(
-            "SIP/2.0/{} {me};branch=z9hG4bK{hash}.0",
-            target.transport.as_str()
-        );
+        let via = [
+            "SIP/2.0/",
+            target.transport.as_str(),
+            " ",
+            &me,
+            ";branch=",
+            crate::ids::MAGIC_COOKIE,
+            &hash,
+            ".0",
+        ]
+        .concat();
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
         let new_uri =
