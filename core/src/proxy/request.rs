@@ -543,7 +543,6 @@ impl Proxy {
         });
         let invite = ctx.invite;
         let local = ctx.local;
-        let request = bytes.clone();
         let now = self.now;
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
         if let Some(ctx) = self.contexts.get_mut(&id) {
@@ -557,12 +556,13 @@ impl Proxy {
         }
         self.schedule(timer_c, TimerRef::TimerC(id, index));
         let reliable = target.transport.is_reliable();
-        let (machine, effects) = if invite {
+        let (machine, effects, request) = if invite {
             let (m, e) = InviteClient::new(bytes, self.config.timers, reliable, now);
-            (ClientMachine::Invite(m), e)
+            let request = m.request().cloned();
+            (ClientMachine::Invite(m), e, request)
         } else {
             let (m, e) = NonInviteClient::new(bytes, self.config.timers, reliable, now);
-            (ClientMachine::NonInvite(m), e)
+            (ClientMachine::NonInvite(m), e, None)
         };
         self.clients.insert(
             key.clone(),
@@ -626,14 +626,17 @@ impl Proxy {
         if !allowed || !first_time && self.clients.contains_key(&key.with_method("CANCEL")) {
             return;
         }
-        let Ok(invite) = Message::parse(&tx.request, &self.config.limits.message) else {
+        let Some(Ok(invite)) = tx
+            .request
+            .as_deref()
+            .map(|r| Message::parse(r, &self.config.limits.message))
+        else {
             return;
         };
         let Some(cancel) = invite.cancel() else {
             return;
         };
         let (local, remote, transport) = (tx.local, tx.remote, tx.transport);
-        let request = cancel.clone();
         let (m, effects) = NonInviteClient::new(
             cancel,
             self.config.timers,
@@ -657,7 +660,7 @@ impl Proxy {
             ckey.clone(),
             Box::new(ClientTx {
                 machine: ClientMachine::NonInvite(m),
-                request,
+                request: None,
                 local,
                 remote,
                 transport,
@@ -792,7 +795,7 @@ impl Proxy {
             // The request is kept for the CANCEL and the non-2xx ACK built from it (§9.1,
             // §17.1.1.3); once a final response has come, neither can be owed.
             if !awaiting_final {
-                tx.request = Vec::new();
+                tx.request = None;
             }
             // No key copy for a transaction without a deadline.
             if let Some(at) = at {

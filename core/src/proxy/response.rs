@@ -27,8 +27,9 @@ impl Proxy {
             ClientMachine::Invite(m) => {
                 let (request, limits) = (&tx.request, &self.config.limits.message);
                 m.on_response(status, now, || {
-                    Message::parse(request, limits)
-                        .ok()
+                    request
+                        .as_deref()
+                        .and_then(|r| Message::parse(r, limits).ok())
                         .and_then(|r| r.ack_for(&msg))
                         .unwrap_or_default()
                 })
