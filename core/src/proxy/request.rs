@@ -251,25 +251,33 @@ impl Proxy {
         // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
         // hash of what a loop leaves unchanged (§16.6 step 8).
         let hash = loop_hash(&msg, self.loop_salt);
+        // A loop brings the hash back in a Via branch, so the Vias are read one by one only
+        // when a Via line holds it somewhere: most requests never come back.
+        let may_loop = msg
+            .headers()
+            .iter()
+            .filter(|h| h.name == HeaderName::Via)
+            .any(|h| h.value(&msg).contains(hash.as_str()));
         // Every Via parses (validated); the top one is parsed already. The branch is
         // looked at first: it differs for every request that is not a loop.
-        let looped = msg
-            .top_via()
-            .into_iter()
-            .chain(
-                msg.values(&HeaderName::Via)
-                    .skip(1)
-                    .filter_map(|v| crate::message::Via::parse(v).ok()),
-            )
-            .any(|v| {
-                v.branch()
-                    .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
-                    && match v.port {
-                        Some(p) if p != 5060 => format!("{}:{p}", v.host),
-                        _ => v.host.to_string(),
-                    }
-                    .eq_ignore_ascii_case(&self.advertised(d.local))
-            });
+        let looped = may_loop
+            && msg
+                .top_via()
+                .into_iter()
+                .chain(
+                    msg.values(&HeaderName::Via)
+                        .skip(1)
+                        .filter_map(|v| crate::message::Via::parse(v).ok()),
+                )
+                .any(|v| {
+                    v.branch()
+                        .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
+                        && match v.port {
+                            Some(p) if p != 5060 => format!("{}:{p}", v.host),
+                            _ => v.host.to_string(),
+                        }
+                        .eq_ignore_ascii_case(&self.advertised(d.local))
+                });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
         }
@@ -504,14 +512,16 @@ impl Proxy {
             crate::message::decimal(index as u64 + 1, &mut digits),
         ]
         .concat();
-        let mut branch = stem.clone();
-        let mut key = ClientKey::new(&branch, method);
+        let mut key = ClientKey::new(&stem, method);
+        let mut suffixed = None;
         let mut n = 1;
         while self.clients.contains_key(&key) {
             n += 1;
-            branch = format!("{stem}.{n}");
+            let branch = format!("{stem}.{n}");
             key = ClientKey::new(&branch, method);
+            suffixed = Some(branch);
         }
+        let branch = suffixed.unwrap_or(stem);
         let me = self.advertised(ctx.local);
         let via = [
             "SIP/2.0/",
