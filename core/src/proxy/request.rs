@@ -311,17 +311,27 @@ impl Proxy {
             }
             routing.authenticated = true;
             // §22.3: credentials for our realm are ours to consume; those for other realms
-            // travel on to the proxies that asked for them.
-            let realm = self.realm();
-            consumed = msg
+            // travel on to the proxies that asked for them. A lone Proxy-Authorization is
+            // the one just verified, for our realm: it is not parsed again.
+            let mut lines = msg
                 .headers()
                 .iter()
-                .filter(|h| h.name == HeaderName::ProxyAuthorization)
-                .filter(|h| {
-                    crate::auth::parse_credentials(h.value(&msg)).is_ok_and(|c| c.realm == realm)
-                })
-                .map(|h| h.line_range())
-                .collect();
+                .filter(|h| h.name == HeaderName::ProxyAuthorization);
+            consumed = match (lines.next(), lines.next()) {
+                (Some(only), None) => vec![only.line_range()],
+                _ => {
+                    let realm = self.realm();
+                    msg.headers()
+                        .iter()
+                        .filter(|h| h.name == HeaderName::ProxyAuthorization)
+                        .filter(|h| {
+                            crate::auth::parse_credentials(h.value(&msg))
+                                .is_ok_and(|c| c.realm == realm)
+                        })
+                        .map(|h| h.line_range())
+                        .collect()
+                }
+            };
         }
         if relays && relay == Relay::Local && !authenticate && !self.caller_is_local(&msg) {
             return self.respond(&key, &msg, relaying_denied());
