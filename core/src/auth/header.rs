@@ -415,6 +415,15 @@ pub fn challenges(
 
 fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
+    // A value with nothing to escape or drop (a realm, one of our nonces) goes in whole.
+    let plain = value
+        .bytes()
+        .all(|b| b == b'\t' || ((0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'));
+    if plain {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     for c in value.chars() {
         match c {
             '"' | '\\' => {

@@ -137,9 +137,10 @@ impl NonceManager {
         let mut payload: Payload = [0; PAYLOAD_LEN];
         payload[..ISSUED_LEN].copy_from_slice(&millis(now).to_be_bytes());
         rng.fill_bytes(&mut payload[ISSUED_LEN..]);
-        let mut nonce = to_hex(&payload);
-        nonce.push_str(&to_hex(&self.tag(&payload)));
-        nonce
+        let mut bytes = [0; NONCE_LEN];
+        bytes[..PAYLOAD_LEN].copy_from_slice(&payload);
+        bytes[PAYLOAD_LEN..].copy_from_slice(&self.tag(&payload));
+        to_hex(&bytes)
     }
 
     /// Checks `nonce` and, when `nc` is given, that the count is higher than any accepted
