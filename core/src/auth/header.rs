@@ -304,15 +304,12 @@ impl<'a> Cursor<'a> {
         // found. A backslash sends the value through the byte-by-byte path below.
         let start = self.pos + 1;
         let plain = self.bytes.get(start..).and_then(|rest| {
+            // Up to the closing quote; anything the byte-by-byte path treats specially (a
+            // quoted-pair, a line break, another control) stops the scan there.
             let len = rest
                 .iter()
-                .position(|b| matches!(b, b'"' | b'\\' | b'\r' | b'\n'))?;
-            let text = &rest[..len];
-            let ok = rest[len] == b'"'
-                && text
-                    .iter()
-                    .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || b > 0x7f);
-            ok.then_some(text)
+                .position(|&b| b == b'"' || b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f)?;
+            (rest[len] == b'"').then_some(&rest[..len])
         });
         if let Some(text) = plain {
             self.pos = start + text.len() + 1;
