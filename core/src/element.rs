@@ -54,9 +54,11 @@ pub(crate) enum ClientMachine {
 #[derive(Debug)]
 pub(crate) struct ClientTx {
     pub(crate) machine: ClientMachine,
-    /// The request it sent. Parsed again only when a CANCEL or a non-2xx ACK is built from
-    /// it (§9.1, §17.1.1.3): most branches never need it, so the forward path does not pay.
-    pub(crate) request: Vec<u8>,
+    /// The INVITE it sent, shared with its machine, until a final response arrives. Parsed
+    /// again only when a CANCEL or a non-2xx ACK is built from it (§9.1, §17.1.1.3): most
+    /// branches never need it, so the forward path does not pay. `None` for other methods,
+    /// from which nothing is built.
+    pub(crate) request: Option<std::sync::Arc<[u8]>>,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) transport: Transport,

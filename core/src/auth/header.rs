@@ -6,7 +6,6 @@
 //! clients differ (case of names, quoting of token values, empty list elements), strict
 //! where the digest depends on it (every value exactly as sent, once unquoted).
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use super::Algorithm;
@@ -128,7 +127,10 @@ pub fn parse_credentials(value: &str) -> Result<DigestCredentials, CredentialsEr
     }
 
     let mut fields = Fields::default();
-    let mut seen = BTreeSet::new();
+    // Names seen so far, for duplicates: the known ones as bits, the others as written
+    // (compared ignoring case). No allocation for a well-formed value.
+    let mut seen_known = 0u16;
+    let mut seen_other: Vec<&[u8]> = Vec::new();
     loop {
         cursor.skip_lws();
         if cursor.at_end() {
@@ -141,7 +143,6 @@ pub fn parse_credentials(value: &str) -> Result<DigestCredentials, CredentialsEr
         if name.is_empty() {
             return Err(Malformed("expected a parameter name"));
         }
-        let name = name.to_ascii_lowercase();
         cursor.skip_lws();
         if !cursor.eat(b'=') {
             return Err(Malformed("expected '=' after a parameter name"));
@@ -157,10 +158,20 @@ pub fn parse_credentials(value: &str) -> Result<DigestCredentials, CredentialsEr
             // Bare values are visible ASCII only, so this cannot fail; no unwrap all the same.
             String::from_utf8(bare.to_vec()).map_err(|_| Malformed("invalid parameter value"))?
         };
-        if let Some(slot) = fields.slot(&name) {
-            *slot = Some(value);
-        }
-        if !seen.insert(name) {
+        let duplicate = match fields.slot(name) {
+            Some((bit, slot)) => {
+                *slot = Some(value);
+                let again = seen_known & bit != 0;
+                seen_known |= bit;
+                again
+            }
+            None => {
+                let again = seen_other.iter().any(|n| n.eq_ignore_ascii_case(name));
+                seen_other.push(name);
+                again
+            }
+        };
+        if duplicate {
             return Err(Malformed("duplicate parameter"));
         }
         cursor.skip_lws();
@@ -202,21 +213,26 @@ struct Fields {
 }
 
 impl Fields {
-    /// Where a (lower-cased) parameter goes; `None` for parameters we ignore.
-    fn slot(&mut self, name: &[u8]) -> Option<&mut Option<String>> {
-        Some(match name {
-            b"username" => &mut self.username,
-            b"realm" => &mut self.realm,
-            b"nonce" => &mut self.nonce,
-            b"uri" => &mut self.uri,
-            b"response" => &mut self.response,
-            b"algorithm" => &mut self.algorithm,
-            b"cnonce" => &mut self.cnonce,
-            b"opaque" => &mut self.opaque,
-            b"qop" => &mut self.qop,
-            b"nc" => &mut self.nc,
-            _ => return None,
-        })
+    /// Where a parameter goes (names ignore case), with a bit of its own for telling
+    /// duplicates; `None` for parameters we ignore.
+    fn slot(&mut self, name: &[u8]) -> Option<(u16, &mut Option<String>)> {
+        let slots = [
+            (&b"username"[..], &mut self.username),
+            (b"realm", &mut self.realm),
+            (b"nonce", &mut self.nonce),
+            (b"uri", &mut self.uri),
+            (b"response", &mut self.response),
+            (b"algorithm", &mut self.algorithm),
+            (b"cnonce", &mut self.cnonce),
+            (b"opaque", &mut self.opaque),
+            (b"qop", &mut self.qop),
+            (b"nc", &mut self.nc),
+        ];
+        slots
+            .into_iter()
+            .zip(0..)
+            .find(|((known, _), _)| known.eq_ignore_ascii_case(name))
+            .map(|((_, slot), i)| (1 << i, slot))
     }
 }
 
@@ -284,6 +300,23 @@ impl<'a> Cursor<'a> {
     /// with each quoted-pair `\x` resolved to `x`.
     fn quoted_string(&mut self) -> Result<String, CredentialsError> {
         use CredentialsError::Malformed;
+        // Most values have no quoted-pair: they are copied in one piece, once their end is
+        // found. A backslash sends the value through the byte-by-byte path below.
+        let start = self.pos + 1;
+        let plain = self.bytes.get(start..).and_then(|rest| {
+            // Up to the closing quote; anything the byte-by-byte path treats specially (a
+            // quoted-pair, a line break, another control) stops the scan there.
+            let len = rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || (b < 0x20 && b != b'\t') || b == 0x7f)?;
+            (rest[len] == b'"').then_some(&rest[..len])
+        });
+        if let Some(text) = plain {
+            self.pos = start + text.len() + 1;
+            return std::str::from_utf8(text)
+                .map(str::to_owned)
+                .map_err(|_| Malformed("invalid UTF-8 in quoted-string"));
+        }
         self.bump(); // the opening DQUOTE
         let mut out = Vec::new();
         loop {
@@ -379,6 +412,15 @@ pub fn challenges(
 
 fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
+    // A value with nothing to escape or drop (a realm, one of our nonces) goes in whole.
+    let plain = value
+        .bytes()
+        .all(|b| b == b'\t' || ((0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'));
+    if plain {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     for c in value.chars() {
         match c {
             '"' | '\\' => {

@@ -41,7 +41,7 @@ const NONCE_LEN: usize = PAYLOAD_LEN + TAG_LEN;
 
 /// The issue time followed by the random bytes. Ordered as bytes, payloads sort by issue
 /// time first (big-endian), which makes "oldest" the first key of a `BTreeMap`.
-type Payload = [u8; PAYLOAD_LEN];
+pub(crate) type Payload = [u8; PAYLOAD_LEN];
 
 /// How long nonces live and how many the replay table may remember.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,9 +137,10 @@ impl NonceManager {
         let mut payload: Payload = [0; PAYLOAD_LEN];
         payload[..ISSUED_LEN].copy_from_slice(&millis(now).to_be_bytes());
         rng.fill_bytes(&mut payload[ISSUED_LEN..]);
-        let mut nonce = to_hex(&payload);
-        nonce.push_str(&to_hex(&self.tag(&payload)));
-        nonce
+        let mut bytes = [0; NONCE_LEN];
+        bytes[..PAYLOAD_LEN].copy_from_slice(&payload);
+        bytes[PAYLOAD_LEN..].copy_from_slice(&self.tag(&payload));
+        to_hex(&bytes)
     }
 
     /// Checks `nonce` and, when `nc` is given, that the count is higher than any accepted
@@ -151,15 +152,32 @@ impl NonceManager {
     ///
     /// [`commit`]: NonceManager::commit
     pub fn check(&self, nonce: &str, nc: Option<&str>, now: Instant) -> NonceCheck {
-        let Some(payload) = self.decode(nonce) else {
-            return NonceCheck::Invalid;
-        };
-        if !self.is_live(&payload, now) {
+        self.check_decoded(nonce, nc, now).0
+    }
+
+    /// [`NonceManager::check`], with the payload it decoded for a later
+    /// [`NonceManager::commit_payload`]: decoding hashes (the tag), and one verification
+    /// needs it once.
+    pub(crate) fn check_decoded(
+        &self,
+        nonce: &str,
+        nc: Option<&str>,
+        now: Instant,
+    ) -> (NonceCheck, Option<Payload>) {
+        match self.decode(nonce) {
+            Some(payload) => (self.check_payload(&payload, nc, now), Some(payload)),
+            None => (NonceCheck::Invalid, None),
+        }
+    }
+
+    /// [`NonceManager::check`] of a nonce already decoded.
+    fn check_payload(&self, payload: &Payload, nc: Option<&str>, now: Instant) -> NonceCheck {
+        if !self.is_live(payload, now) {
             return NonceCheck::Stale;
         }
-        let highest = match self.highest_nc.get(&payload) {
+        let highest = match self.highest_nc.get(payload) {
             Some(&n) => n,
-            None if self.was_evicted(&payload) => return NonceCheck::Stale,
+            None if self.was_evicted(payload) => return NonceCheck::Stale,
             None => 0,
         };
         match nc.map(parse_nc) {
@@ -178,11 +196,19 @@ impl NonceManager {
     ///
     /// [`check`]: NonceManager::check
     pub fn commit(&mut self, nonce: &str, nc: Option<&str>, now: Instant) {
+        if let Some(payload) = self.decode(nonce) {
+            self.commit_payload(payload, nc, now);
+        }
+    }
+
+    /// [`NonceManager::commit`] of a nonce already decoded (by
+    /// [`NonceManager::check_decoded`]).
+    pub(crate) fn commit_payload(&mut self, payload: Payload, nc: Option<&str>, now: Instant) {
         self.purge(now);
-        if self.check(nonce, nc, now) != NonceCheck::Valid {
+        if self.check_payload(&payload, nc, now) != NonceCheck::Valid {
             return;
         }
-        let (Some(payload), Some(n)) = (self.decode(nonce), nc.and_then(parse_nc)) else {
+        let Some(n) = nc.and_then(parse_nc) else {
             return;
         };
         self.highest_nc.insert(payload, n);

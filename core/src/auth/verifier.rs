@@ -178,7 +178,7 @@ impl DigestVerifier<'_> {
         }
 
         let nc = qop_fields.map(|(_, nc, _)| nc);
-        let nonce_check = nonces.check(&c.nonce, nc, now);
+        let (nonce_check, payload) = nonces.check_decoded(&c.nonce, nc, now);
         if matches!(nonce_check, NonceCheck::Invalid | NonceCheck::Replayed) {
             return CHALLENGE;
         }
@@ -205,7 +205,9 @@ impl DigestVerifier<'_> {
         if nonce_check == NonceCheck::Stale {
             return Verdict::Challenge { stale: true };
         }
-        nonces.commit(&c.nonce, nc, now);
+        if let Some(payload) = payload {
+            nonces.commit_payload(payload, nc, now);
+        }
         Verdict::Ok {
             username: c.username.clone(),
         }

@@ -251,25 +251,33 @@ impl Proxy {
         // §16.3 step 4: a loop is a request that comes back unchanged. Our branches carry the
         // hash of what a loop leaves unchanged (§16.6 step 8).
         let hash = loop_hash(&msg, self.loop_salt);
+        // A loop brings the hash back in a Via branch, so the Vias are read one by one only
+        // when a Via line holds it somewhere: most requests never come back.
+        let may_loop = msg
+            .headers()
+            .iter()
+            .filter(|h| h.name == HeaderName::Via)
+            .any(|h| h.value(&msg).contains(hash.as_str()));
         // Every Via parses (validated); the top one is parsed already. The branch is
         // looked at first: it differs for every request that is not a loop.
-        let looped = msg
-            .top_via()
-            .into_iter()
-            .chain(
-                msg.values(&HeaderName::Via)
-                    .skip(1)
-                    .filter_map(|v| crate::message::Via::parse(v).ok()),
-            )
-            .any(|v| {
-                v.branch()
-                    .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
-                    && match v.port {
-                        Some(p) if p != 5060 => format!("{}:{p}", v.host),
-                        _ => v.host.to_string(),
-                    }
-                    .eq_ignore_ascii_case(&self.advertised(d.local))
-            });
+        let looped = may_loop
+            && msg
+                .top_via()
+                .into_iter()
+                .chain(
+                    msg.values(&HeaderName::Via)
+                        .skip(1)
+                        .filter_map(|v| crate::message::Via::parse(v).ok()),
+                )
+                .any(|v| {
+                    v.branch()
+                        .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
+                        && match v.port {
+                            Some(p) if p != 5060 => format!("{}:{p}", v.host),
+                            _ => v.host.to_string(),
+                        }
+                        .eq_ignore_ascii_case(&self.advertised(d.local))
+                });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
         }
@@ -303,17 +311,27 @@ impl Proxy {
             }
             routing.authenticated = true;
             // §22.3: credentials for our realm are ours to consume; those for other realms
-            // travel on to the proxies that asked for them.
-            let realm = self.realm();
-            consumed = msg
+            // travel on to the proxies that asked for them. A lone Proxy-Authorization is
+            // the one just verified, for our realm: it is not parsed again.
+            let mut lines = msg
                 .headers()
                 .iter()
-                .filter(|h| h.name == HeaderName::ProxyAuthorization)
-                .filter(|h| {
-                    crate::auth::parse_credentials(h.value(&msg)).is_ok_and(|c| c.realm == realm)
-                })
-                .map(|h| h.line_range())
-                .collect();
+                .filter(|h| h.name == HeaderName::ProxyAuthorization);
+            consumed = match (lines.next(), lines.next()) {
+                (Some(only), None) => vec![only.line_range()],
+                _ => {
+                    let realm = self.realm();
+                    msg.headers()
+                        .iter()
+                        .filter(|h| h.name == HeaderName::ProxyAuthorization)
+                        .filter(|h| {
+                            crate::auth::parse_credentials(h.value(&msg))
+                                .is_ok_and(|c| c.realm == realm)
+                        })
+                        .map(|h| h.line_range())
+                        .collect()
+                }
+            };
         }
         if relays && relay == Relay::Local && !authenticate && !self.caller_is_local(&msg) {
             return self.respond(&key, &msg, relaying_denied());
@@ -334,17 +352,22 @@ impl Proxy {
         };
         // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
         // sequence when all of the group fail.
-        let mut groups: Vec<Vec<Target>> = Vec::new();
-        let mut sorted = targets;
-        sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
-        for t in sorted {
-            match groups.last_mut() {
-                Some(g) if g[0].q == t.q => g.push(t),
-                _ => groups.push(vec![t]),
+        // One target (the usual case) is a group of its own, with nothing left for later.
+        let (first, groups) = if targets.len() == 1 {
+            (targets, std::collections::VecDeque::new())
+        } else {
+            let mut groups: Vec<Vec<Target>> = Vec::new();
+            let mut sorted = targets;
+            sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
+            for t in sorted {
+                match groups.last_mut() {
+                    Some(g) if g[0].q == t.q => g.push(t),
+                    _ => groups.push(vec![t]),
+                }
             }
-        }
-        let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
-        let first = groups.pop_front().unwrap_or_default();
+            let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
+            (groups.pop_front().unwrap_or_default(), groups)
+        };
         let routing_pop = (routing.pop_route, routing.pop_last_route);
         let id: ContextId = self.next_context;
         self.next_context += 1;
@@ -492,25 +515,39 @@ impl Proxy {
             return;
         };
         let index = ctx.branches.len();
-        let method = ctx
-            .request
-            .method()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default();
+        let method = ctx.request.method().map_or("", |m| m.as_str());
         // §16.6 step 8: unique across space and time. Two server transactions can share a
         // loop hash (requests that differ only in their Via); a live client transaction
         // must not be replaced, so a taken branch gets one more suffix.
-        let mut branch = format!("z9hG4bK{}.{}", ctx.hash, index + 1);
-        let mut key = ClientKey::new(&branch, &method);
+        let mut digits = [0; 20];
+        let stem = [
+            crate::ids::MAGIC_COOKIE,
+            &ctx.hash,
+            ".",
+            crate::message::decimal(index as u64 + 1, &mut digits),
+        ]
+        .concat();
+        let mut key = ClientKey::new(&stem, method);
+        let mut suffixed = None;
         let mut n = 1;
         while self.clients.contains_key(&key) {
             n += 1;
-            branch = format!("z9hG4bK{}.{}.{n}", ctx.hash, index + 1);
-            key = ClientKey::new(&branch, &method);
+            let branch = format!("{stem}.{n}");
+            key = ClientKey::new(&branch, method);
+            suffixed = Some(branch);
         }
+        let branch = suffixed.unwrap_or(stem);
         let me = self.advertised(ctx.local);
-        let via = format!("SIP/2.0/{} {me};branch={branch}", target.transport.as_str());
-        let rr = ctx.record_route.then(|| format!("<sip:{me};lr>"));
+        let via = [
+            "SIP/2.0/",
+            target.transport.as_str(),
+            " ",
+            &me,
+            ";branch=",
+            &branch,
+        ]
+        .concat();
+        let rr = ctx.record_route.then(|| ["<sip:", &me, ";lr>"].concat());
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
             .request
@@ -531,7 +568,6 @@ impl Proxy {
         });
         let invite = ctx.invite;
         let local = ctx.local;
-        let request = bytes.clone();
         let now = self.now;
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
         if let Some(ctx) = self.contexts.get_mut(&id) {
@@ -545,12 +581,13 @@ impl Proxy {
         }
         self.schedule(timer_c, TimerRef::TimerC(id, index));
         let reliable = target.transport.is_reliable();
-        let (machine, effects) = if invite {
+        let (machine, effects, request) = if invite {
             let (m, e) = InviteClient::new(bytes, self.config.timers, reliable, now);
-            (ClientMachine::Invite(m), e)
+            let request = m.request().cloned();
+            (ClientMachine::Invite(m), e, request)
         } else {
             let (m, e) = NonInviteClient::new(bytes, self.config.timers, reliable, now);
-            (ClientMachine::NonInvite(m), e)
+            (ClientMachine::NonInvite(m), e, None)
         };
         self.clients.insert(
             key.clone(),
@@ -614,14 +651,17 @@ impl Proxy {
         if !allowed || !first_time && self.clients.contains_key(&key.with_method("CANCEL")) {
             return;
         }
-        let Ok(invite) = Message::parse(&tx.request, &self.config.limits.message) else {
+        let Some(Ok(invite)) = tx
+            .request
+            .as_deref()
+            .map(|r| Message::parse(r, &self.config.limits.message))
+        else {
             return;
         };
         let Some(cancel) = invite.cancel() else {
             return;
         };
         let (local, remote, transport) = (tx.local, tx.remote, tx.transport);
-        let request = cancel.clone();
         let (m, effects) = NonInviteClient::new(
             cancel,
             self.config.timers,
@@ -645,7 +685,7 @@ impl Proxy {
             ckey.clone(),
             Box::new(ClientTx {
                 machine: ClientMachine::NonInvite(m),
-                request,
+                request: None,
                 local,
                 remote,
                 transport,
@@ -681,10 +721,17 @@ impl Proxy {
         };
         let hash = loop_hash(&msg, self.loop_salt);
         let me = self.advertised(d.local);
-        let via = format!(
-            "SIP/2.0/{} {me};branch=z9hG4bK{hash}.0",
-            target.transport.as_str()
-        );
+        let via = [
+            "SIP/2.0/",
+            target.transport.as_str(),
+            " ",
+            &me,
+            ";branch=",
+            crate::ids::MAGIC_COOKIE,
+            &hash,
+            ".0",
+        ]
+        .concat();
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
         let new_uri =
@@ -773,7 +820,7 @@ impl Proxy {
             // The request is kept for the CANCEL and the non-2xx ACK built from it (§9.1,
             // §17.1.1.3); once a final response has come, neither can be owed.
             if !awaiting_final {
-                tx.request = Vec::new();
+                tx.request = None;
             }
             // No key copy for a transaction without a deadline.
             if let Some(at) = at {

@@ -27,8 +27,9 @@ impl Proxy {
             ClientMachine::Invite(m) => {
                 let (request, limits) = (&tx.request, &self.config.limits.message);
                 m.on_response(status, now, || {
-                    Message::parse(request, limits)
-                        .ok()
+                    request
+                        .as_deref()
+                        .and_then(|r| Message::parse(r, limits).ok())
                         .and_then(|r| r.ack_for(&msg))
                         .unwrap_or_default()
                 })
@@ -315,11 +316,13 @@ impl Proxy {
                 return;
             }
         }
-        let Some(ctx) = self.contexts.get(&id) else {
+        // The context is taken out for the call and put back, so that its request is lent
+        // rather than copied: this runs for every response that goes upstream.
+        let Some(ctx) = self.contexts.remove(&id) else {
             return;
         };
-        let request = ctx.request.clone();
-        self.send_response(&key, &request, status, bytes);
+        self.send_response(&key, &ctx.request, status, bytes);
+        self.contexts.insert(id, ctx);
     }
 
     /// §16.11 / §18.2.2 for a response with no context: our Via off, then to the next Via's

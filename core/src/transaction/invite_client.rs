@@ -31,6 +31,7 @@
 //! response gets those same bytes again. The ACK for a 2xx is the TU's (§13.2.2.4), or, in a
 //! proxy, the UAC's end to end: the machine never builds one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::timing::{due, earliest, Timing};
@@ -74,8 +75,9 @@ pub enum InviteClient {
 /// What Calling holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallingState {
-    /// The INVITE as sent, for Timer A retransmissions.
-    pub request: Vec<u8>,
+    /// The INVITE as sent, for Timer A retransmissions; shared with the layer, which keeps
+    /// it for a CANCEL or the ACK of a non-2xx after this state ([`InviteClient::request`]).
+    pub request: Arc<[u8]>,
     /// Timer A: the next retransmission; `None` on reliable transports (§17.1.1.2).
     pub timer_a: Option<Instant>,
     /// The interval Timer A was last set with; the next is twice as long.
@@ -109,7 +111,7 @@ impl InviteClient {
     ) -> (Self, Vec<Effect>) {
         let timing = Timing::new(timers, reliable);
         let tx = InviteClient::Calling(Box::new(CallingState {
-            request: request.clone(),
+            request: Arc::from(request.as_slice()),
             timer_a: timing.first_retransmit().map(|a| now + a),
             a_interval: timers.t1,
             timer_b: now + timing.sixty_four_t1(),
@@ -231,6 +233,15 @@ impl InviteClient {
         effects
     }
 
+    /// The INVITE as sent, while in Calling: the layer shares it rather than keep a copy of
+    /// its own.
+    pub fn request(&self) -> Option<&Arc<[u8]>> {
+        match self {
+            InviteClient::Calling(c) => Some(&c.request),
+            _ => None,
+        }
+    }
+
     /// Whether no final response has arrived yet (Calling or Proceeding): until then the layer keeps
     /// what it may still need to build from the request (a CANCEL, the ACK of a non-2xx).
     pub fn awaiting_final(&self) -> bool {
@@ -282,7 +293,7 @@ impl InviteClient {
                 // §17.1.1.2: no cap on A; Timer B ends the doubling after seven sendings.
                 c.a_interval = c.a_interval.saturating_mul(2);
                 c.timer_a = Some(now + c.a_interval);
-                effects.push(Effect::Send(c.request.clone()));
+                effects.push(Effect::Send(c.request.to_vec()));
             }
             (InviteClient::Calling(c), Timer::B) if c.timer_b <= now => {
                 *self = InviteClient::Terminated;

@@ -122,9 +122,10 @@ impl TxKey {
         };
         match via.branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => {
-                let port = via.port.unwrap_or(5060);
-                let sent_by = format!("{}:{}", via.host.to_ascii_lowercase(), port);
-                Some(TxKey::rfc3261(b, &sent_by, method))
+                let mut digits = [0; 20];
+                let port =
+                    crate::message::decimal(u64::from(via.port.unwrap_or(5060)), &mut digits);
+                Some(TxKey::rfc3261_sent_by(b, via.host, port, method))
             }
             _ => {
                 let to_tag = msg.to().and_then(|t| t.tag());
@@ -152,6 +153,24 @@ impl TxKey {
             text.push(if i == 0 { RFC3261 } else { SEPARATOR });
             text.push_str(field);
         }
+        TxKey(Arc::from(text))
+    }
+
+    /// [`TxKey::rfc3261`] with the sent-by in its two parts, `host` as written: it is
+    /// lower-cased here, in the key's own text, which is built once for every request.
+    fn rfc3261_sent_by(branch: &str, host: &str, port: &str, method: &str) -> TxKey {
+        let len = 4 + branch.len() + host.len() + port.len() + method.len();
+        let mut text = String::with_capacity(len);
+        text.push(RFC3261);
+        text.push_str(branch);
+        text.push(SEPARATOR);
+        let host_at = text.len();
+        text.push_str(host);
+        text[host_at..].make_ascii_lowercase();
+        text.push(':');
+        text.push_str(port);
+        text.push(SEPARATOR);
+        text.push_str(method);
         TxKey(Arc::from(text))
     }
 
