@@ -51,29 +51,17 @@ CREATE TABLE IF NOT EXISTS location (
 ) WITHOUT ROWID;";
 
 /// A table from before `position` (keyed by AOR and contact, ordered by rowid) becomes the
-/// current one, with each AOR's bindings in the order they had.
-const MIGRATE_ROWID_TABLE: &str = "
-BEGIN;
-ALTER TABLE location RENAME TO location_rowid;
-CREATE TABLE location (
-    aor         TEXT    NOT NULL,
-    contact     TEXT    NOT NULL,
-    params      TEXT    NOT NULL,
-    q           INTEGER,
-    expires     INTEGER NOT NULL,
-    call_id     TEXT    NOT NULL,
-    cseq        INTEGER NOT NULL,
-    remote      TEXT    NOT NULL,
-    transport   TEXT    NOT NULL,
-    position    INTEGER NOT NULL,
-    PRIMARY KEY (aor, position)
-) WITHOUT ROWID;
-INSERT INTO location
-    SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport,
-           ROW_NUMBER() OVER (PARTITION BY aor ORDER BY rowid) - 1
-    FROM location_rowid;
-DROP TABLE location_rowid;
-COMMIT;";
+/// current one ([`SCHEMA`] between these two steps), with each AOR's bindings in the order
+/// they had.
+const MIGRATE_ROWID_TABLE: [&str; 2] = [
+    "BEGIN; ALTER TABLE location RENAME TO location_rowid;",
+    "INSERT INTO location
+        SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport,
+               ROW_NUMBER() OVER (PARTITION BY aor ORDER BY rowid) - 1
+        FROM location_rowid;
+     DROP TABLE location_rowid;
+     COMMIT;",
+];
 
 impl LocationStore {
     /// Opens (or creates) the database at `path`. `origin_unix_ms` is the wall clock when
@@ -89,10 +77,12 @@ impl LocationStore {
                 .prepare("SELECT 1 FROM pragma_table_info('location') WHERE name = 'position'")?
                 .exists([])?;
             if has_position {
-                Ok(())
-            } else {
-                conn.execute_batch(MIGRATE_ROWID_TABLE)
+                return Ok(());
             }
+            let [rename, copy] = MIGRATE_ROWID_TABLE;
+            conn.execute_batch(rename)?;
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(copy)
         })
         .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(LocationStore {

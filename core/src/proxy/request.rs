@@ -538,15 +538,7 @@ impl Proxy {
         }
         let branch = suffixed.unwrap_or(stem);
         let me = self.advertised(ctx.local);
-        let via = [
-            "SIP/2.0/",
-            target.transport.as_str(),
-            " ",
-            &me,
-            ";branch=",
-            &branch,
-        ]
-        .concat();
+        let via = via_value(target.transport, &me, &[&branch]);
         let rr = ctx.record_route.then(|| ["<sip:", &me, ";lr>"].concat());
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
@@ -721,17 +713,11 @@ impl Proxy {
         };
         let hash = loop_hash(&msg, self.loop_salt);
         let me = self.advertised(d.local);
-        let via = [
-            "SIP/2.0/",
-            target.transport.as_str(),
-            " ",
+        let via = via_value(
+            target.transport,
             &me,
-            ";branch=",
-            crate::ids::MAGIC_COOKIE,
-            &hash,
-            ".0",
-        ]
-        .concat();
+            &[crate::ids::MAGIC_COOKIE, &hash, ".0"],
+        );
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
         let new_uri =
@@ -842,4 +828,17 @@ fn transport_of(uri: &SipUri<'_>) -> Transport {
         Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     }
+}
+
+/// The Via this element puts on a request it forwards (RFC 3261 §16.6 step 8):
+/// `SIP/2.0/<transport> <sent-by>;branch=<the parts of the branch, in order>`.
+fn via_value(transport: Transport, sent_by: &str, branch: &[&str]) -> String {
+    let mut via = String::with_capacity(48 + sent_by.len());
+    for part in ["SIP/2.0/", transport.as_str(), " ", sent_by, ";branch="]
+        .into_iter()
+        .chain(branch.iter().copied())
+    {
+        via.push_str(part);
+    }
+    via
 }
