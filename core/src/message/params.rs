@@ -119,10 +119,10 @@ impl<'a> Iterator for ParamSpans<'a> {
         let mut equals = None;
         // Skip to each byte that matters (`;`, `=`, `"`); inside a quoted-string only its
         // end and quoted-pairs matter.
-        while let Some(k) = b
-            .get(i..)
-            .and_then(|rest| memchr::memchr3(b';', b'=', b'"', rest))
-        {
+        while let Some(k) = b.get(i..).and_then(|rest| {
+            rest.iter()
+                .position(|&c| c == b';' || c == b'=' || c == b'"')
+        }) {
             i += k;
             match b.get(i) {
                 Some(b';') => break,
