@@ -67,6 +67,54 @@ impl<'a> Params<'a> {
     /// is a token, a host (IPv6 in or out of brackets for `received`/`maddr`) or a quoted-string.
     /// `;;` and `;name=` fail.
     pub(crate) fn check_header_params(&self) -> bool {
+        self.check_plain_header_params()
+            .unwrap_or_else(|| self.check_header_params_by_element())
+    }
+
+    /// [`Params::check_header_params`] in one pass over the bytes, for the params nearly every
+    /// message has (`tag=…`, `branch=…;rport`, `lr`): `None` when the text holds anything
+    /// but token characters, `;`, `=` and the `:`/`[`/`]` of an IPv6 value (white space, a
+    /// quoted-string), which the element-by-element check handles.
+    fn check_plain_header_params(&self) -> Option<bool> {
+        let text = self.0.as_bytes();
+        if text.is_empty() {
+            return Some(true);
+        }
+        // The current element: its name's length, and whether it has an `=` and how many
+        // bytes of value follow it.
+        let (mut name, mut equals, mut value) = (0usize, false, 0usize);
+        for &b in text {
+            match b {
+                b';' => {
+                    if name == 0 || (equals && value == 0) {
+                        return Some(false);
+                    }
+                    (name, equals, value) = (0, false, 0);
+                }
+                b'=' if !equals => {
+                    if name == 0 {
+                        return Some(false);
+                    }
+                    equals = true;
+                }
+                b'=' => return Some(false),
+                _ if is_token_char(b) => {
+                    if equals {
+                        value += 1;
+                    } else {
+                        name += 1;
+                    }
+                }
+                b':' | b'[' | b']' if equals => value += 1,
+                b':' | b'[' | b']' => return Some(false),
+                _ => return None,
+            }
+        }
+        Some(name > 0 && (!equals || value > 0))
+    }
+
+    /// [`Params::check_header_params`] element by element, for any text.
+    fn check_header_params_by_element(&self) -> bool {
         self.spans().all(|p| {
             is_token(p.name)
                 && p.value.is_none_or(|v| {
@@ -179,6 +227,21 @@ impl<'a> Iterator for ParamSpans<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// The one-pass check decides exactly as the element-by-element one wherever it
+        /// decides at all.
+        #[test]
+        fn the_plain_check_agrees_with_the_full_one(text in "[a-c09;=:\\[\\]\\.\\-!\" \t]{0,16}") {
+            let p = Params::new(&text);
+            if let Some(fast) = p.check_plain_header_params() {
+                prop_assert_eq!(fast, p.check_header_params_by_element(), "{:?}", text);
+            }
+        }
+    }
 
     #[test]
     fn values_with_and_without_equals() {
