@@ -115,7 +115,7 @@ impl Proxy {
     /// Whether the From header names a user of a served domain (Kamailio's
     /// `from_uri==myself`): all there is to go by without authentication.
     fn caller_is_local(&self, msg: &Message) -> bool {
-        match msg.from().map(|f| Uri::parse(f.uri)) {
+        match msg.from_uri() {
             Some(Ok(Uri::Sip(u))) => {
                 self.registrar.identity().serves(u.host) || self.locator.is_me(&u)
             }
