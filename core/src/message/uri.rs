@@ -1,7 +1,6 @@
 //! URIs: RFC 3261 §19.1 SIP and SIPS URIs, and every other scheme as an opaque absoluteURI
 //! (§25.1) so that it can be answered with 416 (§8.2.2.1) instead of being dropped as garbage.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::message::params::Params;
@@ -274,52 +273,42 @@ impl<'a> SipUri<'a> {
     pub fn aor(&self) -> String {
         let mut s =
             String::with_capacity(5 + self.user.map_or(0, str::len) + 1 + self.host.len() + 6);
-        // Writing into a String cannot fail.
-        let _ = self.write_aor(&mut s);
-        s
-    }
-
-    /// Writes [`SipUri::aor`] into `out`, for a caller that compares or appends it without
-    /// a String of its own (the registrar, once per Contact of a REGISTER).
-    pub fn write_aor(&self, out: &mut impl fmt::Write) -> fmt::Result {
-        out.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        s.push_str(if self.secure { "sips:" } else { "sip:" });
         match self.user {
-            // Most users have no escapes: written as they are.
+            // Most users have no escapes: copied as they are.
             Some(user) if !user.contains('%') => {
-                out.write_str(user)?;
-                out.write_char('@')?;
+                s.push_str(user);
+                s.push('@');
             }
             Some(user) => {
                 for unit in Units::new(user) {
                     match unit {
-                        Unit::Plain(b) => out.write_char(char::from(b))?,
+                        Unit::Plain(b) => s.push(char::from(b)),
                         Unit::Escaped(b) => {
-                            out.write_char('%')?;
-                            out.write_char(char::from(
+                            s.push('%');
+                            s.push(char::from(
                                 HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-                            ))?;
-                            out.write_char(char::from(
+                            ));
+                            s.push(char::from(
                                 HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-                            ))?;
+                            ));
                         }
                     }
                 }
-                out.write_char('@')?;
+                s.push('@');
             }
             None => {}
         }
-        if self.host.bytes().any(|b| b.is_ascii_uppercase()) {
-            for c in self.host.chars() {
-                out.write_char(c.to_ascii_lowercase())?;
-            }
-        } else {
-            out.write_str(self.host)?;
+        let host_start = s.len();
+        s.push_str(self.host);
+        if let Some(host) = s.get_mut(host_start..) {
+            host.make_ascii_lowercase();
         }
         if let Some(port) = self.port {
-            out.write_char(':')?;
-            out.write_str(super::decimal(u64::from(port), &mut [0; 20]))?;
+            s.push(':');
+            s.push_str(super::decimal(u64::from(port), &mut [0; 20]));
         }
-        Ok(())
+        s
     }
 
     /// RFC 3261 §19.1.4 URI comparison: same scheme; userinfo equal case-sensitively; host,
@@ -616,6 +605,16 @@ mod tests {
         assert_eq!(sip("sip:a%3bb@x;transport=udp").aor(), "sip:a%3Bb@x");
         assert_eq!(sip("sip:example.com").aor(), "sip:example.com");
         assert_eq!(sip("SIPS:u:pw@h:5061?x=y").aor(), "sips:u@h:5061");
+        assert_eq!(
+            sip("sip:%62ob@Biloxi.Example.COM;transport=tcp").aor(),
+            "sip:bob@biloxi.example.com"
+        );
+        assert_eq!(sip("sips:a%3bb:pw@x:5061?h=v").aor(), "sips:a%3Bb@x:5061");
+        // A user without escapes is copied as written; the host is lower-cased.
+        assert_eq!(
+            sip("sip:Bob@Biloxi.Example.COM").aor(),
+            "sip:Bob@biloxi.example.com"
+        );
     }
 
     #[test]
