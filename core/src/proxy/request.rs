@@ -352,22 +352,17 @@ impl Proxy {
         };
         // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
         // sequence when all of the group fail.
-        // One target (the usual case) is a group of its own, with nothing left for later.
-        let (first, groups) = if targets.len() == 1 {
-            (targets, std::collections::VecDeque::new())
-        } else {
-            let mut groups: Vec<Vec<Target>> = Vec::new();
-            let mut sorted = targets;
-            sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
-            for t in sorted {
-                match groups.last_mut() {
-                    Some(g) if g[0].q == t.q => g.push(t),
-                    _ => groups.push(vec![t]),
-                }
+        let mut groups: Vec<Vec<Target>> = Vec::new();
+        let mut sorted = targets;
+        sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
+        for t in sorted {
+            match groups.last_mut() {
+                Some(g) if g[0].q == t.q => g.push(t),
+                _ => groups.push(vec![t]),
             }
-            let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
-            (groups.pop_front().unwrap_or_default(), groups)
-        };
+        }
+        let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
+        let first = groups.pop_front().unwrap_or_default();
         let routing_pop = (routing.pop_route, routing.pop_last_route);
         let id: ContextId = self.next_context;
         self.next_context += 1;
