@@ -106,11 +106,11 @@ impl Class {
 pub struct TxKey(Arc<str>);
 
 /// Starts the text of an RFC 3261 key.
-const RFC3261: char = '1';
+const RFC3261: &str = "1";
 /// Starts the text of an RFC 2543 key.
-const RFC2543: char = '2';
+const RFC2543: &str = "2";
 /// Separates the fields of an RFC 3261 key.
-const SEPARATOR: char = '\0';
+const SEPARATOR: &str = "\0";
 
 impl TxKey {
     /// The key of a request, `None` when it lacks what matching needs (no Via).
@@ -148,30 +148,19 @@ impl TxKey {
     /// An RFC 3261 key: the branch (compared case-sensitively), the top Via sent-by as
     /// `host:port` with the host lower-cased, and the method.
     fn rfc3261(branch: &str, sent_by: &str, method: &str) -> TxKey {
-        let mut text = String::with_capacity(3 + branch.len() + sent_by.len() + method.len());
-        for (i, field) in [branch, sent_by, method].into_iter().enumerate() {
-            text.push(if i == 0 { RFC3261 } else { SEPARATOR });
-            text.push_str(field);
-        }
-        TxKey(Arc::from(text))
+        TxKey(joined(
+            &[RFC3261, branch, SEPARATOR, sent_by, SEPARATOR, method],
+            None,
+        ))
     }
 
     /// [`TxKey::rfc3261`] with the sent-by in its two parts, `host` as written: it is
     /// lower-cased here, in the key's own text, which is built once for every request.
     fn rfc3261_sent_by(branch: &str, host: &str, port: &str, method: &str) -> TxKey {
-        let len = 4 + branch.len() + host.len() + port.len() + method.len();
-        let mut text = String::with_capacity(len);
-        text.push(RFC3261);
-        text.push_str(branch);
-        text.push(SEPARATOR);
-        let host_at = text.len();
-        text.push_str(host);
-        text[host_at..].make_ascii_lowercase();
-        text.push(':');
-        text.push_str(port);
-        text.push(SEPARATOR);
-        text.push_str(method);
-        TxKey(Arc::from(text))
+        let parts = [
+            RFC3261, branch, SEPARATOR, host, ":", port, SEPARATOR, method,
+        ];
+        TxKey(joined(&parts, Some(3)))
     }
 
     /// The RFC 3261 fields (branch, sent-by, method); `None` for an RFC 2543 key.
@@ -201,11 +190,7 @@ pub struct ClientKey(Arc<str>);
 impl ClientKey {
     /// The key of a transaction whose request has `branch` and CSeq `method`.
     pub fn new(branch: &str, method: &str) -> ClientKey {
-        let mut text = String::with_capacity(branch.len() + 1 + method.len());
-        text.push_str(branch);
-        text.push(SEPARATOR);
-        text.push_str(method);
-        ClientKey(Arc::from(text))
+        ClientKey(joined(&[branch, SEPARATOR, method], None))
     }
 
     /// The branch.
@@ -217,6 +202,42 @@ impl ClientKey {
     /// INVITE (§9.1: "the same ... branch" as the request it cancels).
     pub fn with_method(&self, method: &str) -> ClientKey {
         ClientKey::new(self.branch(), method)
+    }
+}
+
+/// Keys up to this many bytes are put together on the stack, so that the shared string is
+/// the only allocation (a branch, a sent-by and a method are far shorter).
+const KEY_INLINE: usize = 256;
+
+/// The shared text of a key: `parts` in order, the one at `lower` lower-cased. One
+/// allocation, where building a `String` and converting it took two.
+fn joined(parts: &[&str], lower: Option<usize>) -> Arc<str> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > KEY_INLINE {
+        let mut text = String::with_capacity(len);
+        for (i, part) in parts.iter().enumerate() {
+            let at = text.len();
+            text.push_str(part);
+            if lower == Some(i) {
+                text[at..].make_ascii_lowercase();
+            }
+        }
+        return Arc::from(text);
+    }
+    let mut buf = [0u8; KEY_INLINE];
+    let mut at = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let field = &mut buf[at..at + part.len()];
+        field.copy_from_slice(part.as_bytes());
+        if lower == Some(i) {
+            field.make_ascii_lowercase();
+        }
+        at += part.len();
+    }
+    // Whole UTF-8 texts, and ASCII lower-casing keeps them so: the check cannot fail.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => Arc::from(text),
+        Err(_) => Arc::from(String::from_utf8_lossy(&buf[..len])),
     }
 }
 
