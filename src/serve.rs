@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use trapezoid_core::config::User;
+use trapezoid_core::config::{Reports, User};
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Event, Proxy, Transport};
 use trapezoid_server::dns::SystemResolver;
@@ -322,6 +322,12 @@ async fn run(settings: Settings, db: Option<PathBuf>) -> Result<(), String> {
     let mut store = match &db {
         Some(path) => Some(LocationStore::open(path, origin_unix_ms)?),
         None => None,
+    };
+    // Events the tap neither logs nor stores are not built at all (`Reports`).
+    let logged = tracing::enabled!(tracing::Level::INFO);
+    config.reports = Reports {
+        transactions: logged,
+        bindings: logged || store.is_some(),
     };
     let mut proxy = Proxy::new(config.clone());
     let mut restored = 0;

@@ -33,6 +33,30 @@ pub struct Config {
     /// Static name → address table, consulted before DNS: host names of next hops and
     /// contacts, and domains routed to their proxy.
     pub hosts: Vec<(String, SocketAddr)>,
+    /// Which of the optional [`crate::Event`]s the element reports.
+    pub reports: Reports,
+}
+
+/// Which optional [`crate::Event`]s the element reports. Each copies text out of a message
+/// (method, URIs, AOR, Contact): five allocations per REGISTER, for a driver that may
+/// neither log nor store them. Events the driver must act on (a lookup to make) and those
+/// about refused traffic are always reported. Default: all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reports {
+    /// [`crate::Event::TransactionCompleted`]: one per server transaction.
+    pub transactions: bool,
+    /// [`crate::Event::Registered`], [`crate::Event::Unregistered`] and
+    /// [`crate::Event::BindingExpired`]: what a driver that keeps the bindings needs.
+    pub bindings: bool,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            transactions: true,
+            bindings: true,
+        }
+    }
 }
 
 /// Proxy behaviour (RFC 3261 §16).
@@ -111,6 +135,7 @@ impl Config {
             limits: CoreLimits::default(),
             proxy: ProxyConfig::default(),
             hosts: Vec::new(),
+            reports: Reports::default(),
         }
     }
 }

@@ -275,8 +275,11 @@ impl Proxy {
             .next_expiry()
             .is_some_and(|at| at <= self.now)
         {
-            for e in self.registrar.purge(self.now) {
-                self.queue.push_back(Output::Event(e));
+            let expired = self.registrar.purge(self.now);
+            if self.config.reports.bindings {
+                for e in expired {
+                    self.queue.push_back(Output::Event(e));
+                }
             }
         }
     }
@@ -516,7 +519,10 @@ impl Proxy {
             &mut authenticate,
             &authorize,
             // Straight to the queue, ahead of the response: no list of them in between.
-            &mut |e| queue.push_back(Output::Event(e)),
+            config
+                .reports
+                .bindings
+                .then_some(&mut |e| queue.push_back(Output::Event(e))),
         )
     }
 
@@ -596,7 +602,7 @@ impl Proxy {
         if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
             self.servers.remove(key);
         }
-        if status >= 200 {
+        if status >= 200 && self.config.reports.transactions {
             self.queue
                 .push_back(Output::Event(Event::TransactionCompleted {
                     method: msg

@@ -207,7 +207,8 @@ impl Registrar {
     }
 
     /// RFC 3261 §10.3: processes a REGISTER. `authenticate` runs at step 3, only if steps 1-2
-    /// passed, so that a request for a foreign domain is not challenged.
+    /// passed, so that a request for a foreign domain is not challenged. `events`, when
+    /// given, hears of every binding added, refreshed with a new CSeq, or removed.
     pub fn register(
         &mut self,
         req: &Message,
@@ -215,7 +216,7 @@ impl Registrar {
         flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
-        events: &mut dyn FnMut(Event),
+        mut events: Option<&mut dyn FnMut(Event)>,
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
         // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
@@ -301,11 +302,13 @@ impl Registrar {
                         return Reply::with_reason(400, "CSeq Out Of Order");
                     }
                 }
-                for b in current {
-                    events(Event::Unregistered {
-                        aor: aor.clone(),
-                        contact: b.contact().to_owned(),
-                    });
+                if let Some(events) = events.as_mut() {
+                    for b in current {
+                        events(Event::Unregistered {
+                            aor: aor.clone(),
+                            contact: b.contact().to_owned(),
+                        });
+                    }
                 }
                 Vec::new()
             }
@@ -355,24 +358,28 @@ impl Registrar {
                 {
                     return Reply::with_reason(503, "Location Service Full");
                 }
-                for b in current.clone() {
-                    if !next.iter().any(|n| n.contact() == b.contact()) {
-                        events(Event::Unregistered {
-                            aor: aor.clone(),
-                            contact: b.contact().to_owned(),
-                        });
+                if let Some(events) = events.as_mut() {
+                    for b in current.clone() {
+                        if !next.iter().any(|n| n.contact() == b.contact()) {
+                            events(Event::Unregistered {
+                                aor: aor.clone(),
+                                contact: b.contact().to_owned(),
+                            });
+                        }
                     }
-                }
-                for n in &next {
-                    let refreshed = current.clone().any(|b| {
-                        b.contact() == n.contact() && b.cseq == n.cseq && b.call_id() == n.call_id()
-                    });
-                    if !refreshed {
-                        events(Event::Registered {
-                            aor: aor.clone(),
-                            contact: n.contact().to_owned(),
-                            expires: n.remaining_secs(now),
+                    for n in &next {
+                        let refreshed = current.clone().any(|b| {
+                            b.contact() == n.contact()
+                                && b.cseq == n.cseq
+                                && b.call_id() == n.call_id()
                         });
+                        if !refreshed {
+                            events(Event::Registered {
+                                aor: aor.clone(),
+                                contact: n.contact().to_owned(),
+                                expires: n.remaining_secs(now),
+                            });
+                        }
                     }
                 }
                 next

@@ -528,3 +528,70 @@ fn a_user_may_register_only_its_own_aors() {
     .replace("To: Bob <sip:bob@", "To: <sip:team@");
     assert_eq!(h.receive(&team).status(), 200);
 }
+
+/// `Reports` off: the same answers, byte for byte, without the optional events; the
+/// bindings still expire. On (the default), each of them is reported.
+#[test]
+fn optional_events_are_built_only_when_reported() {
+    let run = |reports: crate::config::Reports| {
+        let mut config = biloxi();
+        config.reports = reports;
+        let mut h = Harness::new(config);
+        let mut wire = Vec::new();
+        let mut events = Vec::new();
+        for out in [
+            h.receive(&register(
+                "z9hG4bK1",
+                1,
+                "Contact: <sip:bob@192.0.2.201>\nExpires: 60\n",
+            )),
+            h.receive(&register(
+                "z9hG4bK2",
+                2,
+                "Contact: <sip:bob@192.0.2.202>\nExpires: 60\n",
+            )),
+            h.receive(&register(
+                "z9hG4bK3",
+                3,
+                "Contact: <sip:bob@192.0.2.202>\nExpires: 0\n",
+            )),
+            h.advance(Duration::from_secs(61)),
+        ] {
+            wire.extend(out.transmits.into_iter().map(|t| t.bytes));
+            events.extend(out.events);
+        }
+        let left = h.proxy.registrar().location().aor_count();
+        (wire, events, left)
+    };
+    let (all_wire, all, _) = run(crate::config::Reports::default());
+    let (quiet_wire, quiet, left) = run(crate::config::Reports {
+        transactions: false,
+        bindings: false,
+    });
+    assert_eq!(quiet_wire, all_wire);
+    assert_eq!(left, 0, "the binding expired all the same");
+    assert_eq!(all_wire.len(), 3, "three 200 OKs");
+    assert_eq!(quiet, [], "no event was asked for");
+    let kinds: Vec<&str> = all
+        .iter()
+        .map(|e| match e {
+            Event::Registered { .. } => "registered",
+            Event::Unregistered { .. } => "unregistered",
+            Event::BindingExpired { .. } => "expired",
+            Event::TransactionCompleted { .. } => "transaction",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "registered",
+            "transaction",
+            "registered",
+            "transaction",
+            "unregistered",
+            "transaction",
+            "expired"
+        ]
+    );
+}
