@@ -1,6 +1,5 @@
 //! Building responses to a parsed request (RFC 3261 §8.2.6, §18.2.1; RFC 3581 §4).
 
-use std::io::Write;
 use std::net::IpAddr;
 
 use crate::message::{HeaderName, Message, Via};
@@ -79,12 +78,93 @@ pub fn response(
     out
 }
 
+/// Where header text is written: a message's own buffer, or the text an edit splices in,
+/// which stays on the stack while it is short.
+pub(crate) trait Sink: std::io::Write {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+    /// Appends one byte.
+    fn put_byte(&mut self, byte: u8);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+/// Text kept on the stack up to `N` bytes, then in a `Vec`: the few header values an edit
+/// writes fit, so writing them costs no allocation.
+pub(crate) struct StackText<const N: usize> {
+    inline: [u8; N],
+    len: usize,
+    /// Everything, once it outgrew `inline`.
+    spilled: Vec<u8>,
+}
+
+impl<const N: usize> StackText<N> {
+    pub(crate) fn new() -> Self {
+        StackText {
+            inline: [0; N],
+            len: 0,
+            spilled: Vec::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        if self.spilled.is_empty() {
+            self.len
+        } else {
+            self.spilled.len()
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl<const N: usize> Sink for StackText<N> {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.spilled.is_empty() {
+            if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+                return;
+            }
+            self.spilled.reserve(N + bytes.len());
+            self.spilled.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.spilled.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.put(&[byte]);
+    }
+}
+
+impl<const N: usize> std::io::Write for StackText<N> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Appends the header line `name: value` CRLF.
-pub(crate) fn line(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
+pub(crate) fn line(out: &mut impl Sink, name: &str, value: &str) {
+    out.put(name.as_bytes());
+    out.put(b": ");
+    out.put(value.as_bytes());
+    out.put(b"\r\n");
 }
 
 /// `value` without the empty parameter a trailing `;` leaves (`host;`, `<sip:b@h>;`), which
@@ -97,7 +177,7 @@ fn without_empty_param(value: &str) -> &str {
 /// of its text as written. `via` is `raw` parsed ([`Message::top_via`]), `None` when it does
 /// not parse.
 pub(crate) fn write_top_via(
-    out: &mut Vec<u8>,
+    out: &mut impl Sink,
     raw: &str,
     via: Option<&Via<'_>>,
     received: Option<IpAddr>,
@@ -106,8 +186,8 @@ pub(crate) fn write_top_via(
     let Some(via) = via else {
         // Nothing to edit safely: copy, and still say where the request came from.
         match received {
-            Some(_) => out.extend_from_slice(without_empty_param(raw).as_bytes()),
-            None => out.extend_from_slice(raw.as_bytes()),
+            Some(_) => out.put(without_empty_param(raw).as_bytes()),
+            None => out.put(raw.as_bytes()),
         }
         if let Some(ip) = received {
             write_received(out, ip);
@@ -128,22 +208,22 @@ pub(crate) fn write_top_via(
                 .and_then(|s| s.rfind(';'))
                 .and_then(|i| raw.get(..i))
                 .map_or(start, |s| s.trim_end_matches([' ', '\t']).len());
-            out.extend_from_slice(raw.get(copied..semi).unwrap_or("").as_bytes());
+            out.put(raw.get(copied..semi).unwrap_or("").as_bytes());
             copied = end;
         } else if p.value.is_none() && p.name.eq_ignore_ascii_case("rport") {
             if let Some(port) = rport {
                 let name_end = start + p.name.len();
-                out.extend_from_slice(raw.get(copied..name_end).unwrap_or("").as_bytes());
-                out.push(b'=');
-                out.extend_from_slice(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
+                out.put(raw.get(copied..name_end).unwrap_or("").as_bytes());
+                out.put_byte(b'=');
+                out.put(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
                 copied = name_end;
             }
         }
     }
     let tail = raw.get(copied..).unwrap_or("");
     match received {
-        Some(_) => out.extend_from_slice(without_empty_param(tail).as_bytes()),
-        None => out.extend_from_slice(tail.as_bytes()),
+        Some(_) => out.put(without_empty_param(tail).as_bytes()),
+        None => out.put(tail.as_bytes()),
     }
     if let Some(ip) = received {
         write_received(out, ip);
@@ -153,18 +233,18 @@ pub(crate) fn write_top_via(
 /// `;received=` and the address (RFC 3261 §18.2.1), as `IpAddr`'s `Display` writes it:
 /// RFC 5118 §4.5, an IPv6 `received` is written without brackets. An IPv4 address is
 /// written octet by octet, which is what most sources are and cheaper than formatting.
-fn write_received(out: &mut Vec<u8>, ip: IpAddr) {
-    out.extend_from_slice(b";received=");
+fn write_received(out: &mut impl Sink, ip: IpAddr) {
+    out.put(b";received=");
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    out.put_byte(b'.');
                 }
-                out.extend_from_slice(super::decimal(u64::from(octet), &mut [0; 20]).as_bytes());
+                out.put(super::decimal(u64::from(octet), &mut [0; 20]).as_bytes());
             }
         }
-        // Writing into a Vec cannot fail.
+        // Writing into memory cannot fail.
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
         }

@@ -5,7 +5,10 @@
 //! Also here: the requests a proxy or UAC builds from one it sent: CANCEL (RFC 3261 §9.1)
 //! and the ACK for a non-2xx final response (§17.1.1.3).
 
+use smallvec::SmallVec;
 use std::ops::Range;
+
+use super::build::{Sink, StackText};
 
 use super::build::line;
 use super::{HeaderName, Message};
@@ -44,22 +47,24 @@ struct Splice {
 }
 
 /// The edits to one message. The text they insert shares one buffer, so that an edit costs
-/// no allocation of its own.
+/// no allocation of its own; the list and the text stay on the stack while they are as
+/// short as a proxy's edits are (a Via, a Record-Route, Max-Forwards, `received`): the
+/// forwarded copy is the only allocation.
 struct Splices {
-    list: Vec<Splice>,
-    text: Vec<u8>,
+    list: SmallVec<[Splice; 8]>,
+    text: StackText<256>,
 }
 
 impl Splices {
     fn new() -> Splices {
         Splices {
-            list: Vec::with_capacity(8),
-            text: Vec::with_capacity(256),
+            list: SmallVec::new(),
+            text: StackText::new(),
         }
     }
 
     /// Replaces `range` of the original with what `write` appends.
-    fn push(&mut self, range: Range<usize>, write: impl FnOnce(&mut Vec<u8>)) {
+    fn push(&mut self, range: Range<usize>, write: impl FnOnce(&mut StackText<256>)) {
         let start = self.text.len();
         write(&mut self.text);
         self.list.push(Splice {
@@ -74,7 +79,7 @@ impl Splices {
     }
 
     /// The original with every splice applied, in one copy pass.
-    fn apply(mut self, original: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, original: &[u8]) -> Vec<u8> {
         // Stable sort keeps insertions at one point in the order they were pushed.
         self.list.sort_by_key(|s| s.range.start);
         let mut out = Vec::with_capacity(original.len() + self.text.len());
@@ -85,7 +90,7 @@ impl Splices {
                 continue;
             }
             out.extend_from_slice(original.get(at..s.range.start).unwrap_or(&[]));
-            out.extend_from_slice(self.text.get(s.with.clone()).unwrap_or(&[]));
+            out.extend_from_slice(self.text.as_slice().get(s.with.clone()).unwrap_or(&[]));
             at = s.range.end;
         }
         out.extend_from_slice(original.get(at..).unwrap_or(&[]));
@@ -147,7 +152,7 @@ impl Message {
     pub fn forward_request(&self, e: &RequestEdits<'_>) -> Vec<u8> {
         let mut splices = Splices::new();
         if let (Some(uri), Some(range)) = (e.request_uri, self.request_uri_range()) {
-            splices.push(range, |out| out.extend_from_slice(uri.as_bytes()));
+            splices.push(range, |out| out.put(uri.as_bytes()));
         }
         if let Some(via) = e.via {
             let at = self.before_first(&HeaderName::Via);
@@ -186,9 +191,7 @@ impl Message {
                 .iter()
                 .find(|h| h.name == HeaderName::MaxForwards)
             {
-                Some(h) => {
-                    splices.push(h.value_range(), |out| out.extend_from_slice(mf.as_bytes()))
-                }
+                Some(h) => splices.push(h.value_range(), |out| out.put(mf.as_bytes())),
                 None => {
                     let at = self.before_first(&HeaderName::Via);
                     splices.push(at..at, |out| line(out, "Max-Forwards", mf));
