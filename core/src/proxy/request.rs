@@ -36,22 +36,49 @@ struct Routing<'a> {
 }
 
 impl Proxy {
-    /// The host:port this element writes in its Via sent-by and Record-Route.
-    pub(crate) fn advertised(&self, local: SocketAddr) -> String {
-        let host = self
-            .config
-            .host_names
-            .first()
-            .cloned()
-            .unwrap_or_else(|| match local.ip() {
-                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                ip => ip.to_string(),
-            });
-        if local.port() == 5060 {
-            host
-        } else {
-            format!("{host}:{}", local.port())
+    /// Appends the host:port this element writes in its Via sent-by and Record-Route: its
+    /// first host name, else the address `local` (an IPv6 one in brackets); the port unless
+    /// it is 5060. Written in place: every forwarded request needs it twice.
+    pub(crate) fn write_advertised(&self, local: SocketAddr, out: &mut String) {
+        let mut digits = [0; 20];
+        match (self.config.host_names.first(), local.ip()) {
+            (Some(host), _) => out.push_str(host),
+            (None, std::net::IpAddr::V4(v4)) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(crate::message::decimal(u64::from(octet), &mut digits));
+                }
+            }
+            (None, std::net::IpAddr::V6(v6)) => {
+                use std::fmt::Write;
+                // Writing into a String cannot fail.
+                let _ = write!(out, "[{v6}]");
+            }
         }
+        if local.port() != 5060 {
+            out.push(':');
+            out.push_str(crate::message::decimal(
+                u64::from(local.port()),
+                &mut digits,
+            ));
+        }
+    }
+
+    /// The Via this element puts on a request it forwards (RFC 3261 §16.6 step 8):
+    /// `SIP/2.0/<transport> <sent-by>;branch=<the parts of the branch, in order>`.
+    fn via_value(&self, transport: Transport, local: SocketAddr, branch: &[&str]) -> String {
+        let mut via = String::with_capacity(96);
+        via.push_str("SIP/2.0/");
+        via.push_str(transport.as_str());
+        via.push(' ');
+        self.write_advertised(local, &mut via);
+        via.push_str(";branch=");
+        for part in branch {
+            via.push_str(part);
+        }
+        via
     }
 
     /// §16.4: drops a Route value naming this proxy; undoes a strict router's rewrite.
@@ -216,9 +243,8 @@ impl Proxy {
         if self.locator.serves_uri(uri) {
             // §16.5: a domain we are responsible for: the location service decides.
             let aor = self.registrar.identity().canonical_aor(uri);
-            let bindings = self.registrar.location().bindings(&aor, self.now);
-            let mut targets: Vec<Target> = bindings
-                .iter()
+            let mut targets: Vec<Target> = (self.registrar.location())
+                .alive(&aor, self.now)
                 .filter_map(|b| self.binding_target(b))
                 .collect();
             if targets.is_empty() {
@@ -276,7 +302,11 @@ impl Proxy {
                             Some(p) if p != 5060 => format!("{}:{p}", v.host),
                             _ => v.host.to_string(),
                         }
-                        .eq_ignore_ascii_case(&self.advertised(d.local))
+                        .eq_ignore_ascii_case(&{
+                            let mut me = String::new();
+                            self.write_advertised(d.local, &mut me);
+                            me
+                        })
                 });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
@@ -352,17 +382,20 @@ impl Proxy {
         };
         // §16.6 and RFC 3261 §16.6 note on q: the highest q group in parallel, the rest in
         // sequence when all of the group fail.
-        let mut groups: Vec<Vec<Target>> = Vec::new();
-        let mut sorted = targets;
-        sorted.sort_by_key(|t| std::cmp::Reverse(t.q));
-        for t in sorted {
-            match groups.last_mut() {
+        // The first group stays in the target list itself: with one q-value (nearly always)
+        // nothing more is allocated.
+        let mut first = targets;
+        first.sort_by_key(|t| std::cmp::Reverse(t.q));
+        let first_len = first
+            .first()
+            .map_or(0, |f| first.iter().take_while(|t| t.q == f.q).count());
+        let mut groups: std::collections::VecDeque<Vec<Target>> = Default::default();
+        for t in first.split_off(first_len) {
+            match groups.back_mut() {
                 Some(g) if g[0].q == t.q => g.push(t),
-                _ => groups.push(vec![t]),
+                _ => groups.push_back(vec![t]),
             }
         }
-        let mut groups: std::collections::VecDeque<Vec<Target>> = groups.into();
-        let first = groups.pop_front().unwrap_or_default();
         let routing_pop = (routing.pop_route, routing.pop_last_route);
         let id: ContextId = self.next_context;
         self.next_context += 1;
@@ -532,9 +565,14 @@ impl Proxy {
             suffixed = Some(branch);
         }
         let branch = suffixed.unwrap_or(stem);
-        let me = self.advertised(ctx.local);
-        let via = via_value(target.transport, &me, &[&branch]);
-        let rr = ctx.record_route.then(|| ["<sip:", &me, ";lr>"].concat());
+        let via = self.via_value(target.transport, ctx.local, &[&branch]);
+        let rr = ctx.record_route.then(|| {
+            let mut rr = String::with_capacity(64);
+            rr.push_str("<sip:");
+            self.write_advertised(ctx.local, &mut rr);
+            rr.push_str(";lr>");
+            rr
+        });
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
             .request
@@ -559,7 +597,7 @@ impl Proxy {
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
         if let Some(ctx) = self.contexts.get_mut(&id) {
             ctx.branches.push(Branch {
-                branch: branch.clone(),
+                branch,
                 target: target.uri,
                 state: BranchState::Trying,
                 timer_c,
@@ -707,10 +745,9 @@ impl Proxy {
             _ => return self.drop_ack(d, "ACK with no target"),
         };
         let hash = loop_hash(&msg, self.loop_salt);
-        let me = self.advertised(d.local);
-        let via = via_value(
+        let via = self.via_value(
             target.transport,
-            &me,
+            d.local,
             &[crate::ids::MAGIC_COOKIE, &hash, ".0"],
         );
         let (received, rport) = crate::element::via_params(&msg, d.remote);
@@ -823,17 +860,4 @@ fn transport_of(uri: &SipUri<'_>) -> Transport {
         Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     }
-}
-
-/// The Via this element puts on a request it forwards (RFC 3261 §16.6 step 8):
-/// `SIP/2.0/<transport> <sent-by>;branch=<the parts of the branch, in order>`.
-fn via_value(transport: Transport, sent_by: &str, branch: &[&str]) -> String {
-    let mut via = String::with_capacity(48 + sent_by.len());
-    for part in ["SIP/2.0/", transport.as_str(), " ", sent_by, ";branch="]
-        .into_iter()
-        .chain(branch.iter().copied())
-    {
-        via.push_str(part);
-    }
-    via
 }

@@ -223,10 +223,15 @@ impl Location {
 
     /// The bindings of `aor` that are alive at `now`.
     pub fn bindings(&self, aor: &str, now: Instant) -> Vec<&Binding> {
-        self.aors
-            .get(aor)
-            .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
+        self.alive(aor, now).collect()
+    }
+
+    /// [`Location::bindings`] without collecting them (a lookup per proxied request).
+    pub fn alive(&self, aor: &str, now: Instant) -> impl Iterator<Item = &Binding> {
+        self.stored(aor)
             .unwrap_or_default()
+            .iter()
+            .filter(move |b| b.expires_at > now)
     }
 
     /// Every binding stored for `aor`, expired ones not purged yet included; `None` when
