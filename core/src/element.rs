@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
 use crate::config::{Config, OverLimit};
-use crate::ids::Ids;
+use crate::ids::{Ids, Tag};
 use crate::keymap::KeyMap;
 use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorKind, Uri};
 use crate::proxy::{ContextId, Locator, ResponseContext};
@@ -532,7 +534,7 @@ impl Proxy {
         let needs_tag = reply.status != 100 && msg.to().is_some_and(|t| t.tag().is_none());
         let tag = needs_tag.then(|| self.ids.tag());
         let (received, rport) = via_params(msg, remote);
-        let headers: Vec<(&str, &str)> = reply
+        let headers: SmallVec<[(&str, &str); 8]> = reply
             .headers
             .iter()
             .map(|(n, v)| (n.as_ref(), v.as_str()))
@@ -541,7 +543,7 @@ impl Proxy {
             msg,
             reply.status,
             &reply.reason,
-            tag.as_deref(),
+            tag.as_ref().map(Tag::as_str),
             received,
             rport,
             &headers,
@@ -585,21 +587,26 @@ impl Proxy {
             return;
         };
         let elapsed = now.saturating_since(tx.started);
-        let effects = match &mut tx.machine {
+        // A non-INVITE machine sends at most the response: no list for one effect.
+        let terminated = match &mut tx.machine {
             ServerMachine::NonInvite(m) => {
                 let timer_j = if tx.transport.is_reliable() {
                     Duration::ZERO
                 } else {
                     self.config.timers.t1 * 64
                 };
-                match m.on_tu_response(status, bytes, now, timer_j) {
-                    Action::Send(b) => vec![Effect::Send(b)],
-                    Action::None => vec![],
-                }
+                let send = match m.on_tu_response(status, bytes, now, timer_j) {
+                    Action::Send(b) => Some(Effect::Send(b)),
+                    Action::None => None,
+                };
+                carry_out(&mut self.queue, &mut self.timers, key, tx, send)
             }
-            ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
+            ServerMachine::Invite(m) => {
+                let effects = m.on_tu_response(status, bytes, now);
+                carry_out(&mut self.queue, &mut self.timers, key, tx, effects)
+            }
         };
-        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+        if terminated {
             self.servers.remove(key);
         }
         if status >= 200 && self.config.reports.transactions {
@@ -705,7 +712,7 @@ fn carry_out(
     timers: &mut BTreeSet<(Instant, TimerRef)>,
     key: &TxKey,
     tx: &ServerTx,
-    effects: Vec<Effect>,
+    effects: impl IntoIterator<Item = Effect>,
 ) -> bool {
     let (transport, local, target) = (tx.transport, tx.local, tx.target);
     // The machine has moved already: carrying out its effects does not change it.

@@ -9,6 +9,21 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 
+/// Characters in a tag from [`Ids::tag`].
+const TAG_LEN: usize = 10;
+
+/// A tag from [`Ids::tag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag([u8; TAG_LEN]);
+
+impl Tag {
+    /// The tag's text.
+    pub fn as_str(&self) -> &str {
+        // Drawn from ALPHABET, which is ASCII: the check cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The element's seeded source of identifiers.
 #[derive(Clone, Debug)]
 pub struct Ids {
@@ -30,9 +45,15 @@ impl Ids {
             .collect()
     }
 
-    /// A To/From tag (RFC 3261 §19.3: at least 32 bits of randomness; this has 50).
-    pub fn tag(&mut self) -> String {
-        self.token(10)
+    /// A To/From tag (RFC 3261 §19.3: at least 32 bits of randomness; this has 50). The
+    /// same characters [`Ids::token`] would draw, kept on the stack: a response that adds a
+    /// To tag copies it into its bytes and needs it no longer.
+    pub fn tag(&mut self) -> Tag {
+        let mut tag = Tag([0; TAG_LEN]);
+        for c in &mut tag.0 {
+            *c = ALPHABET[(self.rng.next_u32() & 31) as usize];
+        }
+        tag
     }
 
     /// A branch unique across space and time (§8.1.1.7), magic cookie first; 80 random bits.

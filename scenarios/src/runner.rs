@@ -1542,7 +1542,7 @@ pub(crate) fn play_on<W: Wire>(
             VarDef::Literal(s) => s.clone(),
             VarDef::Random { random } => match random {
                 RandomKind::Branch => ids.branch(),
-                RandomKind::Tag => ids.tag(),
+                RandomKind::Tag => ids.tag().as_str().to_owned(),
                 RandomKind::CallId => ids.call_id(),
                 RandomKind::Token => ids.token(16),
             },
