@@ -1,6 +1,8 @@
 //! Framing a datagram, or the next message of a stream, and splitting it into start line,
 //! headers and body (RFC 3261 §7, §18.3).
 
+use smallvec::SmallVec;
+
 use crate::message::header::{Header, HeaderIndex, HeaderName};
 use crate::message::method::Method;
 use crate::message::syntax::{is_token_char, is_wsp, parse_usize};
@@ -380,8 +382,8 @@ fn parse_start_line(line: &str) -> Result<(StartLine, Option<ParseError>), Parse
 /// token, a Request-URI and a SIP-Version last, the line is not recognisably SIP and fails.
 fn parse_request_line(line: &str) -> Result<(StartLine, Option<ParseError>), ParseError> {
     let b = line.as_bytes();
-    // (start, end) of each run of non-white-space.
-    let mut words: Vec<(usize, usize)> = Vec::new();
+    // (start, end) of each run of non-white-space: three in a well-formed line.
+    let mut words: SmallVec<[(usize, usize); 4]> = SmallVec::new();
     let mut word_start = None;
     for (i, c) in b.iter().enumerate() {
         match (is_wsp(*c), word_start) {

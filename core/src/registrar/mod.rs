@@ -7,6 +7,8 @@ pub mod location;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use smallvec::SmallVec;
+
 use crate::config::RegistrarConfig;
 use crate::message::{HeaderName, Message, NameAddr, SipUri, Uri};
 use crate::time::Instant;
@@ -154,8 +156,9 @@ const SUPPORTED_EXTENSIONS: &[&str] = &[];
 enum ContactField<'a> {
     /// `*`, among `count` Contact values in all (it must be the only one).
     Star { count: usize },
-    /// The changes, in request order; none for a query (§10.3 step 8).
-    List(Vec<ContactChange<'a>>),
+    /// The changes, in request order; none for a query (§10.3 step 8). Nearly every
+    /// REGISTER has one Contact: kept inline.
+    List(SmallVec<[ContactChange<'a>; 1]>),
 }
 
 /// One Contact of the request, checked and ready to apply (§10.3 step 7).
@@ -411,7 +414,7 @@ impl Registrar {
         let mut star = false;
         let mut unparsable = None;
         let mut refused = None;
-        let mut changes = Vec::new();
+        let mut changes = SmallVec::new();
         for value in req.values(&HeaderName::Contact) {
             count += 1;
             if value == "*" {
