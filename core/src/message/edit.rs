@@ -107,32 +107,40 @@ impl Message {
     /// The range to delete to remove the first (or last) value of header `name`: the whole
     /// line when it holds one value, else that value and its comma.
     fn value_removal(&self, name: &HeaderName, last: bool) -> Option<Range<usize>> {
-        let lines: Vec<_> = self.headers().iter().filter(|h| h.name == *name).collect();
-        let line = if last { lines.last()? } else { lines.first()? };
-        let text = line.value(self);
-        let mut values = Vec::new();
-        let mut rest = Some(text);
+        let mut lines = self.headers().iter().filter(|h| h.name == *name);
+        let line = if last {
+            lines.next_back()?
+        } else {
+            lines.next()?
+        };
+        // The values of the line, empty ones skipped: the first two, or the last two.
+        let mut values = [None::<&str>; 2];
+        let mut count = 0;
+        let mut rest = Some(line.value(self));
         while let Some(r) = rest {
             let (v, next) = super::header::split_list(r);
             if !v.is_empty() {
-                values.push(v);
+                count += 1;
+                if last {
+                    values = [values[1], Some(v)];
+                } else if count <= 2 {
+                    values[count - 1] = Some(v);
+                }
             }
             rest = next;
         }
-        if values.len() <= 1 {
+        if count <= 1 {
             return Some(line.line_range());
         }
+        let [a, b] = values;
+        let (a, b) = (a?, b?);
         if last {
             // From the end of the previous value (its comma included) to the end of this one.
-            let prev = values.get(values.len() - 2)?;
-            let v = values.last()?;
-            let start = self.offset_of(prev)? + prev.len();
-            let end = self.offset_of(v)? + v.len();
+            let start = self.offset_of(a)? + a.len();
+            let end = self.offset_of(b)? + b.len();
             Some(start..end)
         } else {
-            let v = values.first()?;
-            let next = values.get(1)?;
-            Some(self.offset_of(v)?..self.offset_of(next)?)
+            Some(self.offset_of(a)?..self.offset_of(b)?)
         }
     }
 
@@ -399,6 +407,20 @@ v=0\n"
         assert_eq!(
             text(out),
             "INVITE sip:bob@h SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:x>\nCall-ID: x\n\n"
+        );
+    }
+
+    #[test]
+    fn first_and_last_values_come_off_a_longer_list_and_only_from_their_own_line() {
+        let m = msg("INVITE sip:p SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:w>, ,<sip:x>\nRoute: <sip:y>, <sip:z>, , <sip:bob@h>\nCall-ID: x\n\n");
+        let out = m.forward_request(&RequestEdits {
+            pop_route: true,
+            pop_last_route: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            text(out),
+            "INVITE sip:p SIP/2.0\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\nRoute: <sip:x>\nRoute: <sip:y>, <sip:z>\nCall-ID: x\n\n"
         );
     }
 

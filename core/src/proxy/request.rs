@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use smallvec::SmallVec;
+
 use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
@@ -83,7 +85,8 @@ impl Proxy {
 
     /// §16.4: drops a Route value naming this proxy; undoes a strict router's rewrite.
     fn route_preprocess<'a>(&self, msg: &'a Message) -> Routing<'a> {
-        let mut routes: Vec<&str> = msg.values(&HeaderName::Route).collect();
+        // Route sets are short: kept inline.
+        let mut routes: SmallVec<[&str; 4]> = msg.values(&HeaderName::Route).collect();
         let mut request_uri = msg.request_uri().unwrap_or("");
         let mut request_uri_parsed = msg
             .request_uri_parsed()
@@ -550,7 +553,7 @@ impl Proxy {
         let mut digits = [0; 20];
         let stem = [
             crate::ids::MAGIC_COOKIE,
-            &ctx.hash,
+            ctx.hash.as_str(),
             ".",
             crate::message::decimal(index as u64 + 1, &mut digits),
         ]
@@ -748,7 +751,7 @@ impl Proxy {
         let via = self.via_value(
             target.transport,
             d.local,
-            &[crate::ids::MAGIC_COOKIE, &hash, ".0"],
+            &[crate::ids::MAGIC_COOKIE, hash.as_str(), ".0"],
         );
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
