@@ -92,16 +92,16 @@ impl Timing {
 /// order given). `on_timeout` fires each of them once, so a late call neither skips a timer
 /// nor fires a rescheduled one twice.
 pub(crate) fn due<T: Copy, const N: usize>(
-    pending: [Option<(Instant, T)>; N],
+    mut pending: [Option<(Instant, T)>; N],
     now: Instant,
-) -> Vec<T> {
-    let mut due: Vec<(Instant, T)> = pending
+) -> impl Iterator<Item = T> {
+    // A stable sort of a few entries in place: no list is allocated per timeout.
+    pending.sort_by_key(|p| p.map(|(at, _)| at));
+    pending
         .into_iter()
         .flatten()
-        .filter(|(at, _)| *at <= now)
-        .collect();
-    due.sort_by_key(|(at, _)| *at);
-    due.into_iter().map(|(_, t)| t).collect()
+        .filter(move |(at, _)| *at <= now)
+        .map(|(_, t)| t)
 }
 
 /// The earliest deadline among `pending`.
@@ -169,9 +169,12 @@ mod tests {
     fn due_timers_come_earliest_first_and_only_when_due() {
         let at = Instant::from_millis;
         let pending = [Some((at(32_000), 'B')), Some((at(31_500), 'A')), None];
-        assert_eq!(due(pending, at(31_000)), Vec::<char>::new());
-        assert_eq!(due(pending, at(31_500)), ['A']);
-        assert_eq!(due(pending, at(40_000)), ['A', 'B']);
+        let due = |now| due(pending, now).collect::<Vec<char>>();
+        assert_eq!(due(at(31_000)), Vec::<char>::new());
+        assert_eq!(due(at(31_500)), ['A']);
+        assert_eq!(due(at(40_000)), ['A', 'B']);
+        let tied = [Some((at(500), 'E')), None, Some((at(500), 'F'))];
+        assert_eq!(super::due(tied, at(500)).collect::<Vec<_>>(), ['E', 'F']);
         assert_eq!(earliest(pending), Some(at(31_500)));
         assert_eq!(earliest::<char, 1>([None]), None);
     }
