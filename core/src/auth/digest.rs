@@ -74,13 +74,19 @@ fn hash_joined_with<D: Digest>(parts: &[&str]) -> String {
 
 /// Lower-case hex, the digest representation of RFC 8760 §2.2.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    // Hex digits are ASCII: the conversion cannot fail.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `bytes` as lower-case hex into `out`, two digits per byte, as far as `out` goes.
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    for (&b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    out
 }
 
 /// Equality whose running time depends only on the lengths, so that comparing a response

@@ -24,7 +24,7 @@ mod nonce;
 mod verifier;
 
 pub use digest::compute_response;
-pub(crate) use digest::to_hex;
+pub(crate) use digest::hex_into;
 pub use header::{challenge, challenges, parse_credentials, CredentialsError, DigestCredentials};
 pub use nonce::{NonceCheck, NonceConfig, NonceManager};
 pub use verifier::{DigestVerifier, Verdict};

@@ -61,7 +61,7 @@ pub struct ResponseContext {
     /// When the context was made.
     pub created: Instant,
     /// The loop-detection hash of the request (§16.6 step 8), the stem of every branch.
-    pub hash: String,
+    pub hash: LoopHash,
     /// §16.4 edits to repeat on every branch: (pop first Route, pop last Route).
     pub routing_pop: (bool, bool),
     /// Whether branches carry this proxy's Record-Route.
@@ -87,7 +87,7 @@ impl ResponseContext {
 /// a loop leaves unchanged and a spiral changes (Request-URI, tags, Call-ID, CSeq,
 /// Proxy-Require, Proxy-Authorization). FNV-1a, 64 bits, salted per element so two elements
 /// never produce the same value for one request.
-pub fn loop_hash(msg: &Message, salt: u64) -> String {
+pub fn loop_hash(msg: &Message, salt: u64) -> LoopHash {
     use crate::message::HeaderName as H;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -115,5 +115,19 @@ pub fn loop_hash(msg: &Message, salt: u64) -> String {
         feed(v);
     }
     // `{h:016x}` without the formatting machinery: this runs for every request proxied.
-    crate::auth::to_hex(&h.to_be_bytes())
+    let mut hex = [0; 16];
+    crate::auth::hex_into(&h.to_be_bytes(), &mut hex);
+    LoopHash(hex)
+}
+
+/// A [`loop_hash`]: 16 lower-case hex digits, kept inline (one per proxied request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopHash([u8; 16]);
+
+impl LoopHash {
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII: the check cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
