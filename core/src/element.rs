@@ -18,7 +18,7 @@ use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Regis
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
 use crate::transaction::{
-    Effect, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
+    Effect, Effects, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
 };
 use crate::{Datagram, Event, Input, InputKind, Output, Transmit, Transport};
 
@@ -305,7 +305,7 @@ impl Proxy {
     }
 
     /// Carries out what a server transaction asked for.
-    pub(crate) fn server_effects(&mut self, key: &TxKey, effects: Vec<Effect>) {
+    pub(crate) fn server_effects(&mut self, key: &TxKey, effects: Effects) {
         let Some(tx) = self.servers.get(key) else {
             return;
         };
@@ -427,8 +427,8 @@ impl Proxy {
         };
         let effects = match &tx.machine {
             ServerMachine::NonInvite(m) => match m.on_request_retransmission() {
-                Action::Send(b) => vec![Effect::Send(b)],
-                Action::None => vec![],
+                Action::Send(b) => Effects::from([Effect::Send(b)]),
+                Action::None => Effects::new(),
             },
             ServerMachine::Invite(m) => m.on_request_retransmission(),
         };

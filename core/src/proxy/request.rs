@@ -12,7 +12,7 @@ use crate::element::{unschedule, ClientKey, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, SipUri, Uri};
 use crate::registrar::{Binding, Reply};
-use crate::transaction::{Effect, InviteClient, NonInviteClient, TxKey};
+use crate::transaction::{Effect, Effects, InviteClient, NonInviteClient, TxKey};
 use crate::{Datagram, Output, Proxy, Transmit, Transport};
 
 /// Option tags this proxy understands in Proxy-Require (§16.3 step 5): none yet.
@@ -800,7 +800,7 @@ impl Proxy {
     pub(crate) fn client_effects(
         &mut self,
         key: &crate::element::ClientKey,
-        effects: Vec<Effect>,
+        effects: Effects,
         response: Option<(&Message, std::net::SocketAddr)>,
     ) {
         let Some(tx) = self.clients.get(key) else {

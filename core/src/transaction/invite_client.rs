@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::timing::{due, earliest, Timing};
-use super::{Class, Effect};
+use super::{Class, Effect, Effects};
 use crate::config::Timers;
 use crate::time::Instant;
 
@@ -103,12 +103,7 @@ impl InviteClient {
     ///
     /// Returns the transaction and `[Send(request)]`.
     #[must_use = "the INVITE must be sent"]
-    pub fn new(
-        request: Vec<u8>,
-        timers: Timers,
-        reliable: bool,
-        now: Instant,
-    ) -> (Self, Vec<Effect>) {
+    pub fn new(request: Vec<u8>, timers: Timers, reliable: bool, now: Instant) -> (Self, Effects) {
         let timing = Timing::new(timers, reliable);
         let tx = InviteClient::Calling(Box::new(CallingState {
             request: Arc::from(request.as_slice()),
@@ -117,7 +112,7 @@ impl InviteClient {
             timer_b: now + timing.sixty_four_t1(),
             timing,
         }));
-        (tx, vec![Effect::Send(request)])
+        (tx, Effects::from([Effect::Send(request)]))
     }
 
     /// A response matching the transaction (§17.1.3) arrived with `status`. `build_ack` builds the
@@ -138,9 +133,9 @@ impl InviteClient {
         status: u16,
         now: Instant,
         build_ack: impl FnOnce() -> Vec<u8>,
-    ) -> Vec<Effect> {
+    ) -> Effects {
         let Some(class) = Class::of(status) else {
-            return vec![Effect::Absorb];
+            return Effects::from([Effect::Absorb]);
         };
         match self {
             InviteClient::Calling(c) => {
@@ -153,17 +148,17 @@ impl InviteClient {
             }
             InviteClient::Completed { ack, .. } => match class {
                 // §17.1.1.2: the ACK got lost, the server retransmits; not for the TU again.
-                Class::Failure => vec![Effect::Send(ack.clone()), Effect::Absorb],
+                Class::Failure => Effects::from([Effect::Send(ack.clone()), Effect::Absorb]),
                 // A 2xx after a non-2xx final is a stray of a downstream fork that already
                 // chose; RFC 6026 §7.3 forbids forwarding strays.
-                Class::Provisional | Class::Success => vec![Effect::Absorb],
+                Class::Provisional | Class::Success => Effects::from([Effect::Absorb]),
             },
             InviteClient::Accepted { .. } => match class {
                 // RFC 6026 §7.2: "MUST be passed up to the TU", no ACK from the transaction.
-                Class::Success => vec![Effect::PassToTu],
-                Class::Provisional | Class::Failure => vec![Effect::Absorb],
+                Class::Success => Effects::from([Effect::PassToTu]),
+                Class::Provisional | Class::Failure => Effects::from([Effect::Absorb]),
             },
-            InviteClient::Terminated => vec![Effect::Absorb],
+            InviteClient::Terminated => Effects::from([Effect::Absorb]),
         }
     }
 
@@ -174,7 +169,7 @@ impl InviteClient {
         timing: Timing,
         now: Instant,
         build_ack: impl FnOnce() -> Vec<u8>,
-    ) -> Vec<Effect> {
+    ) -> Effects {
         match class {
             Class::Provisional => {
                 *self = InviteClient::Proceeding { timing };
@@ -192,10 +187,10 @@ impl InviteClient {
                     ack: ack.clone(),
                     timer_d: now + timing.timer_d(),
                 };
-                return vec![Effect::PassToTu, Effect::Send(ack)];
+                return Effects::from([Effect::PassToTu, Effect::Send(ack)]);
             }
         }
-        vec![Effect::PassToTu]
+        Effects::from([Effect::PassToTu])
     }
 
     /// The layer failed to send the INVITE (or one of its retransmissions) or the ACK
@@ -203,15 +198,15 @@ impl InviteClient {
     /// 5). Nothing is sent in Proceeding or Accepted, so there an error is not this
     /// transaction's: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_transport_error(&mut self) -> Vec<Effect> {
+    pub fn on_transport_error(&mut self) -> Effects {
         match self {
             InviteClient::Calling { .. } | InviteClient::Completed { .. } => {
                 *self = InviteClient::Terminated;
-                vec![Effect::TransportError, Effect::Terminated]
+                Effects::from([Effect::TransportError, Effect::Terminated])
             }
             InviteClient::Proceeding { .. }
             | InviteClient::Accepted { .. }
-            | InviteClient::Terminated => Vec::new(),
+            | InviteClient::Terminated => Effects::new(),
         }
     }
 
@@ -225,8 +220,8 @@ impl InviteClient {
     /// `[TimedOut, Terminated]` and never an ACK (§17.1.1.2); Timers D and M give
     /// `[Terminated]`. Nothing due: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
-        let mut effects = Vec::new();
+    pub fn on_timeout(&mut self, now: Instant) -> Effects {
+        let mut effects = Effects::new();
         for timer in due(self.pending(), now) {
             self.fire(timer, now, &mut effects);
         }
@@ -287,7 +282,7 @@ impl InviteClient {
     }
 
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
-    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
+    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Effects) {
         match (&mut *self, timer) {
             (InviteClient::Calling(c), Timer::A) if c.timer_a.is_some_and(|at| at <= now) => {
                 // §17.1.1.2: no cap on A; Timer B ends the doubling after seven sendings.

@@ -37,7 +37,7 @@
 use std::time::Duration;
 
 use super::timing::{due, earliest, Timing};
-use super::{Class, Effect};
+use super::{Class, Effect, Effects};
 use crate::config::Timers;
 use crate::time::Instant;
 
@@ -120,20 +120,20 @@ impl InviteServer {
     /// | Completed | `[Send(final), Absorb]` |
     /// | Confirmed, Accepted, Terminated | `[Absorb]` |
     #[must_use = "effects must be carried out"]
-    pub fn on_request_retransmission(&self) -> Vec<Effect> {
+    pub fn on_request_retransmission(&self) -> Effects {
         match self {
             InviteServer::Proceeding(p) => match &p.provisional {
-                Some(p) => vec![Effect::Send(p.clone()), Effect::Absorb],
-                None => vec![Effect::Absorb],
+                Some(p) => Effects::from([Effect::Send(p.clone()), Effect::Absorb]),
+                None => Effects::from([Effect::Absorb]),
             },
             InviteServer::Completed(c) => {
-                vec![Effect::Send(c.response.clone()), Effect::Absorb]
+                Effects::from([Effect::Send(c.response.clone()), Effect::Absorb])
             }
             // RFC 6026 §7.1: in Accepted the UAS retransmits its 2xx itself; the INVITE is
             // absorbed so that it is not taken for a new request.
             InviteServer::Confirmed { .. }
             | InviteServer::Accepted { .. }
-            | InviteServer::Terminated => vec![Effect::Absorb],
+            | InviteServer::Terminated => Effects::from([Effect::Absorb]),
         }
     }
 
@@ -145,19 +145,19 @@ impl InviteServer {
     /// | Accepted | `[PassToTu]`: the ACK of a 2xx is the TU's (RFC 6026 §7.1, §6 for RFC 2543 ACKs that match) |
     /// | Proceeding, Confirmed, Terminated | `[Absorb]` |
     #[must_use = "effects must be carried out"]
-    pub fn on_ack(&mut self, now: Instant) -> Vec<Effect> {
+    pub fn on_ack(&mut self, now: Instant) -> Effects {
         match self {
             InviteServer::Completed(c) => {
                 // §17.2.1: Timer G is ignored in Confirmed, so retransmissions stop.
                 *self = InviteServer::Confirmed {
                     timer_i: now + c.timing.timer_i(),
                 };
-                vec![Effect::Absorb]
+                Effects::from([Effect::Absorb])
             }
-            InviteServer::Accepted { .. } => vec![Effect::PassToTu],
+            InviteServer::Accepted { .. } => Effects::from([Effect::PassToTu]),
             InviteServer::Proceeding { .. }
             | InviteServer::Confirmed { .. }
-            | InviteServer::Terminated => vec![Effect::Absorb],
+            | InviteServer::Terminated => Effects::from([Effect::Absorb]),
         }
     }
 
@@ -172,9 +172,9 @@ impl InviteServer {
     /// `[]` means the response is discarded: once a final response is sent, only the TU's
     /// 2xx retransmissions in Accepted may follow it. A status outside 100-699 is discarded.
     #[must_use = "effects must be carried out"]
-    pub fn on_tu_response(&mut self, status: u16, bytes: Vec<u8>, now: Instant) -> Vec<Effect> {
+    pub fn on_tu_response(&mut self, status: u16, bytes: Vec<u8>, now: Instant) -> Effects {
         let Some(class) = Class::of(status) else {
-            return Vec::new();
+            return Effects::new();
         };
         match self {
             InviteServer::Proceeding(p) => {
@@ -198,15 +198,17 @@ impl InviteServer {
                         }));
                     }
                 }
-                vec![Effect::Send(bytes)]
+                Effects::from([Effect::Send(bytes)])
             }
             // RFC 6026 §7.1: "Any retransmission of the 2xx response passed from the TU ...
             // MUST be passed to the transport layer".
-            InviteServer::Accepted { .. } if class == Class::Success => vec![Effect::Send(bytes)],
+            InviteServer::Accepted { .. } if class == Class::Success => {
+                Effects::from([Effect::Send(bytes)])
+            }
             InviteServer::Accepted { .. }
             | InviteServer::Completed { .. }
             | InviteServer::Confirmed { .. }
-            | InviteServer::Terminated => Vec::new(),
+            | InviteServer::Terminated => Effects::new(),
         }
     }
 
@@ -215,12 +217,12 @@ impl InviteServer {
     /// timers end it. `[TransportError]` in Proceeding, Completed and Accepted (Figure 7);
     /// nothing is sent in Confirmed or Terminated, so there: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_transport_error(&mut self) -> Vec<Effect> {
+    pub fn on_transport_error(&mut self) -> Effects {
         match self {
             InviteServer::Proceeding { .. }
             | InviteServer::Completed { .. }
-            | InviteServer::Accepted { .. } => vec![Effect::TransportError],
-            InviteServer::Confirmed { .. } | InviteServer::Terminated => Vec::new(),
+            | InviteServer::Accepted { .. } => Effects::from([Effect::TransportError]),
+            InviteServer::Confirmed { .. } | InviteServer::Terminated => Effects::new(),
         }
     }
 
@@ -233,8 +235,8 @@ impl InviteServer {
     /// final response (the next interval doubles up to T2, counted from `now`); Timer H gives
     /// `[NoAck, Terminated]`; Timers I and L give `[Terminated]`. Nothing due: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
-        let mut effects = Vec::new();
+    pub fn on_timeout(&mut self, now: Instant) -> Effects {
+        let mut effects = Effects::new();
         for timer in due(self.pending(), now) {
             self.fire(timer, now, &mut effects);
         }
@@ -270,7 +272,7 @@ impl InviteServer {
     }
 
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
-    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
+    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Effects) {
         match (&mut *self, timer) {
             (InviteServer::Completed(c), Timer::G) if c.timer_g.is_some_and(|at| at <= now) => {
                 c.g_interval = c.timing.doubled_up_to_t2(c.g_interval);
@@ -316,8 +318,8 @@ mod tests {
         InviteServer::new(Timers::default(), true)
     }
 
-    fn send(bytes: &[u8]) -> Vec<Effect> {
-        vec![Effect::Send(bytes.to_vec())]
+    fn send(bytes: &[u8]) -> Effects {
+        Effects::from([Effect::Send(bytes.to_vec())])
     }
 
     #[test]

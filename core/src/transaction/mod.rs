@@ -66,6 +66,63 @@ pub enum Effect {
     Terminated,
 }
 
+/// What one call on a machine asks for, in order: one or two effects nearly always (a
+/// response to send and its `Absorb`), kept inline so that handing a machine a message
+/// allocates nothing. Reads as a slice of [`Effect`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects(smallvec::SmallVec<[Effect; 2]>);
+
+impl Effects {
+    /// No effect.
+    pub fn new() -> Self {
+        Effects::default()
+    }
+
+    /// Adds `effect` after the others.
+    pub fn push(&mut self, effect: Effect) {
+        self.0.push(effect);
+    }
+}
+
+impl Extend<Effect> for Effects {
+    fn extend<I: IntoIterator<Item = Effect>>(&mut self, effects: I) {
+        self.0.extend(effects);
+    }
+}
+
+impl<const N: usize> From<[Effect; N]> for Effects {
+    fn from(effects: [Effect; N]) -> Self {
+        Effects(effects.into_iter().collect())
+    }
+}
+
+impl std::ops::Deref for Effects {
+    type Target = [Effect];
+    fn deref(&self) -> &[Effect] {
+        &self.0
+    }
+}
+
+impl IntoIterator for Effects {
+    type Item = Effect;
+    type IntoIter = smallvec::IntoIter<[Effect; 2]>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<const N: usize> PartialEq<[Effect; N]> for Effects {
+    fn eq(&self, other: &[Effect; N]) -> bool {
+        self.0[..] == other[..]
+    }
+}
+
+impl PartialEq<Vec<Effect>> for Effects {
+    fn eq(&self, other: &Vec<Effect>) -> bool {
+        self.0[..] == other[..]
+    }
+}
+
 /// The class of a status code, as the machines see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Class {

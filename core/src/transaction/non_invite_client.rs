@@ -27,7 +27,7 @@
 use std::time::Duration;
 
 use super::timing::{due, earliest, Timing};
-use super::{Class, Effect};
+use super::{Class, Effect, Effects};
 use crate::config::Timers;
 use crate::time::Instant;
 
@@ -82,12 +82,7 @@ impl NonInviteClient {
     ///
     /// Returns the transaction and `[Send(request)]`.
     #[must_use = "the request must be sent"]
-    pub fn new(
-        request: Vec<u8>,
-        timers: Timers,
-        reliable: bool,
-        now: Instant,
-    ) -> (Self, Vec<Effect>) {
+    pub fn new(request: Vec<u8>, timers: Timers, reliable: bool, now: Instant) -> (Self, Effects) {
         let timing = Timing::new(timers, reliable);
         let tx = NonInviteClient::Trying(Box::new(SendingState {
             request: request.clone(),
@@ -96,7 +91,7 @@ impl NonInviteClient {
             timer_f: now + timing.sixty_four_t1(),
             timing,
         }));
-        (tx, vec![Effect::Send(request)])
+        (tx, Effects::from([Effect::Send(request)]))
     }
 
     /// A response matching the transaction (§17.1.3) arrived with `status`.
@@ -110,9 +105,9 @@ impl NonInviteClient {
     ///
     /// A status outside 100-699 is absorbed in every state.
     #[must_use = "effects must be carried out"]
-    pub fn on_response(&mut self, status: u16, now: Instant) -> Vec<Effect> {
+    pub fn on_response(&mut self, status: u16, now: Instant) -> Effects {
         let Some(class) = Class::of(status) else {
-            return vec![Effect::Absorb];
+            return Effects::from([Effect::Absorb]);
         };
         match self {
             NonInviteClient::Trying(sending) | NonInviteClient::Proceeding(sending) => {
@@ -127,11 +122,11 @@ impl NonInviteClient {
                         *self = NonInviteClient::Proceeding(sending);
                     }
                 }
-                vec![Effect::PassToTu]
+                Effects::from([Effect::PassToTu])
             }
             // §17.1.2.2: Completed "exists to buffer any additional response retransmissions".
             NonInviteClient::Completed { .. } | NonInviteClient::Terminated => {
-                vec![Effect::Absorb]
+                Effects::from([Effect::Absorb])
             }
         }
     }
@@ -140,13 +135,13 @@ impl NonInviteClient {
     /// Proceeding the TU is told and the transaction ends (Figure 6). Nothing is sent in
     /// Completed, so there an error is not this transaction's: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_transport_error(&mut self) -> Vec<Effect> {
+    pub fn on_transport_error(&mut self) -> Effects {
         match self {
             NonInviteClient::Trying { .. } | NonInviteClient::Proceeding { .. } => {
                 *self = NonInviteClient::Terminated;
-                vec![Effect::TransportError, Effect::Terminated]
+                Effects::from([Effect::TransportError, Effect::Terminated])
             }
-            NonInviteClient::Completed { .. } | NonInviteClient::Terminated => Vec::new(),
+            NonInviteClient::Completed { .. } | NonInviteClient::Terminated => Effects::new(),
         }
     }
 
@@ -160,8 +155,8 @@ impl NonInviteClient {
     /// from `now`, so a late call does not burst); Timer F gives `[TimedOut, Terminated]`;
     /// Timer K gives `[Terminated]`. Nothing due: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
-        let mut effects = Vec::new();
+    pub fn on_timeout(&mut self, now: Instant) -> Effects {
+        let mut effects = Effects::new();
         for timer in due(self.pending(), now) {
             self.fire(timer, now, &mut effects);
         }
@@ -204,7 +199,7 @@ impl NonInviteClient {
     }
 
     /// Fires `timer` if it is still pending and due: an earlier one may have moved the state.
-    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Vec<Effect>) {
+    fn fire(&mut self, timer: Timer, now: Instant, effects: &mut Effects) {
         match (&mut *self, timer) {
             (NonInviteClient::Trying(s), Timer::E) if s.timer_e.is_some_and(|at| at <= now) => {
                 s.e_interval = s.timing.doubled_up_to_t2(s.e_interval);
@@ -255,7 +250,7 @@ mod tests {
 
     /// Runs only timeouts until the machine ends; returns the retransmission instants (ms)
     /// and the effects of the last firing.
-    fn run_out(tx: &mut NonInviteClient) -> (Vec<u128>, Instant, Vec<Effect>) {
+    fn run_out(tx: &mut NonInviteClient) -> (Vec<u128>, Instant, Effects) {
         let mut resent = Vec::new();
         while let Some(when) = tx.deadline() {
             let effects = tx.on_timeout(when);

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use super::Effect;
+use super::{Effect, Effects};
 use crate::time::Instant;
 
 /// States of Figure 8, with what each one holds.
@@ -109,27 +109,27 @@ impl NonInviteServer {
     }
 
     /// Time passed; Timer J moves Completed to Terminated: `[Terminated]`, else `[]`.
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
+    pub fn on_timeout(&mut self, now: Instant) -> Effects {
         if let NonInviteServer::Completed { timer_j, .. } = self {
             if now >= *timer_j {
                 *self = NonInviteServer::Terminated;
-                return vec![Effect::Terminated];
+                return Effects::from([Effect::Terminated]);
             }
         }
-        Vec::new()
+        Effects::new()
     }
 
     /// The layer failed to send a response (§17.2.4): from Proceeding or Completed the TU is
     /// told and the transaction ends (Figure 8; RFC 6026 changed this for INVITE only).
     /// Nothing was sent in Trying, so there an error is not this transaction's: `[]`.
     #[must_use = "effects must be carried out"]
-    pub fn on_transport_error(&mut self) -> Vec<Effect> {
+    pub fn on_transport_error(&mut self) -> Effects {
         match self {
             NonInviteServer::Proceeding { .. } | NonInviteServer::Completed { .. } => {
                 *self = NonInviteServer::Terminated;
-                vec![Effect::TransportError, Effect::Terminated]
+                Effects::from([Effect::TransportError, Effect::Terminated])
             }
-            NonInviteServer::Trying | NonInviteServer::Terminated => Vec::new(),
+            NonInviteServer::Trying | NonInviteServer::Terminated => Effects::new(),
         }
     }
 

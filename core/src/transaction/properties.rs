@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::{Effect, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timing};
+use super::{
+    Effect, Effects, InviteClient, InviteServer, NonInviteClient, NonInviteServer, Timing,
+};
 use crate::config::Timers;
 use crate::time::Instant;
 
@@ -42,9 +44,9 @@ struct Step {
 /// The four machines behind one face, for the harness.
 trait Machine {
     /// Applies `input`; `None` when the machine has no such input.
-    fn apply(&mut self, input: &Input, now: Instant, timing: Timing) -> Option<Vec<Effect>>;
+    fn apply(&mut self, input: &Input, now: Instant, timing: Timing) -> Option<Effects>;
     fn deadline(&self) -> Option<Instant>;
-    fn on_timeout(&mut self, now: Instant) -> Vec<Effect>;
+    fn on_timeout(&mut self, now: Instant) -> Effects;
     fn is_terminated(&self) -> bool;
     /// States with no timer that wait for the TU (or, for the INVITE client in Proceeding,
     /// for the TU's Timer C or CANCEL): they need an input to end.
@@ -53,7 +55,7 @@ trait Machine {
 }
 
 impl Machine for InviteClient {
-    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Vec<Effect>> {
+    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Effects> {
         match input {
             Input::Response(s) => Some(self.on_response(*s, now, || b"ACK".to_vec())),
             Input::TransportError => Some(self.on_transport_error()),
@@ -64,7 +66,7 @@ impl Machine for InviteClient {
     fn deadline(&self) -> Option<Instant> {
         InviteClient::deadline(self)
     }
-    fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
+    fn on_timeout(&mut self, now: Instant) -> Effects {
         InviteClient::on_timeout(self, now)
     }
     fn is_terminated(&self) -> bool {
@@ -79,7 +81,7 @@ impl Machine for InviteClient {
 }
 
 impl Machine for NonInviteClient {
-    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Vec<Effect>> {
+    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Effects> {
         match input {
             Input::Response(s) => Some(self.on_response(*s, now)),
             Input::TransportError => Some(self.on_transport_error()),
@@ -90,7 +92,7 @@ impl Machine for NonInviteClient {
     fn deadline(&self) -> Option<Instant> {
         NonInviteClient::deadline(self)
     }
-    fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
+    fn on_timeout(&mut self, now: Instant) -> Effects {
         NonInviteClient::on_timeout(self, now)
     }
     fn is_terminated(&self) -> bool {
@@ -105,7 +107,7 @@ impl Machine for NonInviteClient {
 }
 
 impl Machine for InviteServer {
-    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Vec<Effect>> {
+    fn apply(&mut self, input: &Input, now: Instant, _: Timing) -> Option<Effects> {
         match input {
             Input::Retransmission => Some(self.on_request_retransmission()),
             Input::Ack => Some(self.on_ack(now)),
@@ -118,7 +120,7 @@ impl Machine for InviteServer {
     fn deadline(&self) -> Option<Instant> {
         InviteServer::deadline(self)
     }
-    fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
+    fn on_timeout(&mut self, now: Instant) -> Effects {
         InviteServer::on_timeout(self, now)
     }
     fn is_terminated(&self) -> bool {
@@ -133,12 +135,12 @@ impl Machine for InviteServer {
 }
 
 impl Machine for NonInviteServer {
-    fn apply(&mut self, input: &Input, now: Instant, timing: Timing) -> Option<Vec<Effect>> {
+    fn apply(&mut self, input: &Input, now: Instant, timing: Timing) -> Option<Effects> {
         // Its inputs answer with an `Action`; seen as effects, a retransmission that gets
         // nothing back is absorbed.
         let effects = |action| match action {
-            super::non_invite_server::Action::None => Vec::new(),
-            super::non_invite_server::Action::Send(b) => vec![Effect::Send(b)],
+            super::non_invite_server::Action::None => Effects::new(),
+            super::non_invite_server::Action::Send(b) => Effects::from([Effect::Send(b)]),
         };
         match input {
             Input::Retransmission => {
@@ -163,7 +165,7 @@ impl Machine for NonInviteServer {
     fn deadline(&self) -> Option<Instant> {
         NonInviteServer::deadline(self)
     }
-    fn on_timeout(&mut self, now: Instant) -> Vec<Effect> {
+    fn on_timeout(&mut self, now: Instant) -> Effects {
         NonInviteServer::on_timeout(self, now)
     }
     fn is_terminated(&self) -> bool {
@@ -322,7 +324,7 @@ proptest! {
     #[test]
     fn invite_client_properties(timers in timers(), reliable in any::<bool>(), steps in steps()) {
         let (tx, sent) = InviteClient::new(b"INVITE".to_vec(), timers, reliable, Instant::ZERO);
-        prop_assert_eq!(sent, vec![Effect::Send(b"INVITE".to_vec())]);
+        prop_assert_eq!(sent, Effects::from([Effect::Send(b"INVITE".to_vec())]));
         run(tx, &steps, Timing::new(timers, reliable))?;
     }
 
@@ -330,7 +332,7 @@ proptest! {
     fn non_invite_client_properties(timers in timers(), reliable in any::<bool>(), steps in steps()) {
         let (tx, sent) =
             NonInviteClient::new(b"OPTIONS".to_vec(), timers, reliable, Instant::ZERO);
-        prop_assert_eq!(sent, vec![Effect::Send(b"OPTIONS".to_vec())]);
+        prop_assert_eq!(sent, Effects::from([Effect::Send(b"OPTIONS".to_vec())]));
         run(tx, &steps, Timing::new(timers, reliable))?;
     }
 
