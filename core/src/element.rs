@@ -853,7 +853,7 @@ fn uas_checks(msg: &Message) -> Option<Reply> {
 /// IPv4 from `192.0.2.10`; neither differs from the source.
 pub(crate) fn via_params(msg: &Message, remote: SocketAddr) -> (Option<IpAddr>, Option<u16>) {
     let via = msg.top_via();
-    let rport_asked = via.as_ref().is_some_and(|v| v.rport() == Some(None));
+    let rport_asked = msg.top_via_rport() == Some(None);
     let sent_by_is_source = via.as_ref().is_some_and(|v| {
         v.host_ip().map(|ip| ip.to_canonical()) == Some(remote.ip().to_canonical())
     });
@@ -879,7 +879,7 @@ fn response_target(msg: &Message, remote: SocketAddr, transport: Transport) -> S
         return remote;
     }
     match msg.top_via() {
-        Some(v) if v.rport().is_some() => remote,
+        Some(_) if msg.top_via_rport().is_some() => remote,
         Some(v) => SocketAddr::new(remote.ip(), v.port.unwrap_or(5060)),
         None => remote,
     }

@@ -354,6 +354,17 @@ impl Message {
 
     /// The topmost Via value (§8.2.6.2, §18.2.1), when it parses. Parsed once.
     pub fn top_via(&self) -> Option<Via<'_>> {
+        self.top_via_spans().map(|v| v.view(self.text()))
+    }
+
+    /// The top Via's `rport` (RFC 3581): `Some(None)` when asked for, `Some(Some(port))`
+    /// when filled in; `None` without one, or without a top Via that parses. Read from the
+    /// parse cache without walking the parameters again.
+    pub fn top_via_rport(&self) -> Option<Option<u16>> {
+        self.top_via_spans().and_then(|v| v.rport)
+    }
+
+    fn top_via_spans(&self) -> Option<&parsed::ViaSpans> {
         self.parsed
             .get()
             .top_via
@@ -362,7 +373,6 @@ impl Message {
                 Some(parsed::ViaSpans::new(self.text(), &via))
             })
             .as_ref()
-            .map(|v| v.view(self.text()))
     }
 
     /// Every Via value that parses, top first. [`Message::validate`] ensures they all do.

@@ -82,6 +82,8 @@ pub(crate) struct ViaSpans {
     port: Option<u16>,
     params: Span,
     raw: Span,
+    /// [`Via::rport`], read once: every request's answer and forwarded copy need it.
+    pub(crate) rport: Option<Option<u16>>,
 }
 
 impl ViaSpans {
@@ -96,6 +98,7 @@ impl ViaSpans {
             port: v.port,
             params: Span::of(head, v.params.as_str()),
             raw: Span::of(head, v.raw),
+            rport: v.rport(),
         }
     }
 
