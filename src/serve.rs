@@ -6,14 +6,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use trapezoid_core::config::{Reports, User};
 use trapezoid_core::time::Instant;
-use trapezoid_core::{Config, Event, Proxy, Transport};
+use trapezoid_core::{Config, Event, Proxy, SharedState, Transport};
 use trapezoid_server::dns::SystemResolver;
-use trapezoid_server::net::{Listen, RealNetwork, StreamLimits};
+use trapezoid_server::net::{bind_workers, Listen, RealNetwork, StreamLimits, WorkerSockets};
 use trapezoid_server::store::LocationStore;
 use trapezoid_server::{Direction, Driver, NoResolver, Resolver, Tap};
 
@@ -67,6 +68,13 @@ pub struct ServeArgs {
     /// (a fixed seed makes nonces predictable: use it for tests only).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Threads serving at once, each with its own UDP socket on every UDP address
+    /// (`SO_REUSEPORT`: the kernel spreads senders over them by address and port). They
+    /// share the bindings, the nonces, the per-source rates and the database; TCP is
+    /// accepted by the first one. Default 1: one thread, as without the flag.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
 }
 
 /// What the element does with requests it does not answer itself.
@@ -297,7 +305,12 @@ pub fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings, args.db)) {
+    let result = if args.workers > 1 {
+        runtime.block_on(run_workers(settings, args.db, args.workers))
+    } else {
+        runtime.block_on(run(settings, args.db))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -318,27 +331,167 @@ async fn run(settings: Settings, db: Option<PathBuf>) -> Result<(), String> {
     let bound = net.local_addrs();
     config.local_addrs = bound.iter().map(|(_, a)| *a).collect();
     config.local_addrs.dedup();
-    let origin_unix_ms = unix_ms();
-    let mut store = match &db {
-        Some(path) => Some(LocationStore::open(path, origin_unix_ms)?),
-        None => None,
-    };
-    // Events the tap neither logs nor stores are not built at all (`Reports`).
-    let logged = tracing::enabled!(tracing::Level::INFO);
-    config.reports = Reports {
-        transactions: logged,
-        bindings: logged || store.is_some(),
-    };
+    let store = open_store(db.as_ref())?;
+    config.reports = reports(store.is_some());
     let mut proxy = Proxy::new(config.clone());
+    let restored = restore(store.as_ref(), &mut proxy)?;
+    tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored, 1));
+    let mut tap = ServeTap { store };
+    serve_until(
+        &net,
+        &mut proxy,
+        &mut tap,
+        tokio::time::Instant::now(),
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `serve --workers N`: N threads, each with its own runtime, core and sockets
+/// ([`bind_workers`]), sharing the bindings, nonces and source rates ([`SharedState`]), one
+/// clock and the database. This thread waits for the signal, or for a worker that fails,
+/// then stops them all; each finishes its in-flight requests as a single element does.
+async fn run_workers(settings: Settings, db: Option<PathBuf>, count: u16) -> Result<(), String> {
+    let Settings {
+        mut config,
+        listens,
+        streams,
+    } = settings;
+    let sockets = bind_workers(&listens, count).map_err(|e| format!("cannot listen: {e}"))?;
+    let bound = match sockets.first() {
+        Some(s) => s.local_addrs().map_err(|e| format!("cannot listen: {e}"))?,
+        None => Vec::new(),
+    };
+    config.local_addrs = bound.iter().map(|(_, a)| *a).collect();
+    config.local_addrs.dedup();
+    let store = open_store(db.as_ref())?;
+    config.reports = reports(store.is_some());
+    let shared = SharedState::new(&config);
+    let mut proxies: Vec<Proxy> = (0..count)
+        .map(|i| Proxy::worker(config.clone(), shared.clone(), i))
+        .collect();
+    // The location service is shared: restored through one worker, seen by all.
+    let restored = match proxies.first_mut() {
+        Some(p) => restore(store.as_ref(), p)?,
+        None => 0,
+    };
+    tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored, count));
+    let origin = tokio::time::Instant::now();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut threads = Vec::with_capacity(usize::from(count));
+    for ((index, sockets), proxy) in (0u16..).zip(sockets).zip(proxies) {
+        let (store, stop, ended) = (store.clone(), stop.clone(), ended_tx.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || {
+                let span = tracing::info_span!("worker", n = index);
+                let _entered = span.enter();
+                let r = run_worker(sockets, streams, proxy, store, origin, stop);
+                let _ = ended.send(());
+                r
+            })
+            .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+        threads.push(thread);
+    }
+    drop(ended_tx);
+    tokio::select! {
+        biased;
+        () = shutdown_signal() => {}
+        _ = ended.recv() => tracing::warn!("a worker stopped; stopping the others"),
+    }
+    let _ = stop_tx.send(true);
+    let mut result = Ok(());
+    for (index, thread) in threads.into_iter().enumerate() {
+        let r = thread
+            .join()
+            .unwrap_or_else(|_| Err(format!("worker {index} panicked")));
+        if let Err(e) = r {
+            tracing::error!(worker = index, "{e}");
+            result = Err(format!("worker {index}: {e}"));
+        }
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// One worker's thread: its own current-thread runtime, network and run loop, until `stop`
+/// says true.
+fn run_worker(
+    sockets: WorkerSockets,
+    streams: StreamLimits,
+    mut proxy: Proxy,
+    store: Option<Store>,
+    origin: tokio::time::Instant,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let net =
+            RealNetwork::for_worker(sockets, streams).map_err(|e| format!("cannot listen: {e}"))?;
+        let mut tap = ServeTap { store };
+        let stopped = async move {
+            // A dropped sender stops the worker too.
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        serve_until(&net, &mut proxy, &mut tap, origin, stopped).await?;
+        let handed_over = net.handed_over();
+        if handed_over > 0 {
+            tracing::debug!(handed_over, "responses handed to other workers");
+        }
+        Ok(())
+    })
+}
+
+/// The events the tap logs or stores; the others are not built at all (`Reports`).
+fn reports(stored: bool) -> Reports {
+    let logged = tracing::enabled!(tracing::Level::INFO);
+    Reports {
+        transactions: logged,
+        bindings: logged || stored,
+    }
+}
+
+/// The database, shared by the workers ([`ServeTap`]).
+type Store = Arc<Mutex<LocationStore>>;
+
+fn open_store(db: Option<&PathBuf>) -> Result<Option<Store>, String> {
+    match db {
+        Some(path) => Ok(Some(Arc::new(Mutex::new(LocationStore::open(
+            path,
+            unix_ms(),
+        )?)))),
+        None => Ok(None),
+    }
+}
+
+/// Puts the bindings kept in `store` back into `proxy`'s location service; how many.
+fn restore(store: Option<&Store>, proxy: &mut Proxy) -> Result<usize, String> {
     let mut restored = 0;
-    if let Some(s) = &mut store {
-        for (aor, bindings) in s.load()? {
+    if let Some(s) = store {
+        for (aor, bindings) in lock(s).load()? {
             restored += bindings.len();
             proxy.restore_bindings(&aor, bindings);
         }
     }
-    tracing::info!("{}", banner(&config, &bound, db.as_ref(), restored));
-    let resolver: Box<dyn Resolver> = if !config.proxy.dns {
+    Ok(restored)
+}
+
+/// Serves until `stop`, then, gracefully, until every proxied request has its answer,
+/// within a bound.
+async fn serve_until(
+    net: &RealNetwork,
+    proxy: &mut Proxy,
+    tap: &mut ServeTap,
+    origin: tokio::time::Instant,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let resolver: Box<dyn Resolver> = if !proxy.config().proxy.dns {
         Box::new(NoResolver)
     } else {
         match SystemResolver::from_system() {
@@ -349,13 +502,11 @@ async fn run(settings: Settings, db: Option<PathBuf>) -> Result<(), String> {
             }
         }
     };
-    let mut tap = ServeTap { store };
-    let mut driver = Driver::new(&net, &mut proxy, &mut tap, resolver);
+    let mut driver = Driver::with_origin(net, proxy, tap, resolver, origin);
     driver
-        .run_until(shutdown_signal())
+        .run_until(stop)
         .await
         .map_err(|e| format!("network: {e}"))?;
-    // Graceful: keep serving until every proxied request has its answer, within a bound.
     tracing::info!("shutting down: finishing in-flight requests");
     let give_up = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while driver.proxy().context_count() > 0 && tokio::time::Instant::now() < give_up {
@@ -368,8 +519,13 @@ async fn run(settings: Settings, db: Option<PathBuf>) -> Result<(), String> {
     if left > 0 {
         tracing::warn!(unanswered = left, "stopped with requests unanswered");
     }
-    tracing::info!("stopped");
     Ok(())
+}
+
+/// The store, locked. A worker that panicked holding it left it as SQLite leaves an
+/// interrupted write: the open transaction is committed or rolled back by the next one.
+fn lock(store: &Store) -> std::sync::MutexGuard<'_, LocationStore> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The first log line: what this element is and does.
@@ -378,6 +534,7 @@ fn banner(
     bound: &[(Transport, SocketAddr)],
     db: Option<&PathBuf>,
     restored: usize,
+    workers: u16,
 ) -> String {
     let listening: Vec<String> = bound
         .iter()
@@ -415,8 +572,13 @@ fn banner(
         Some(p) => format!("bindings in {} ({restored} restored)", p.display()),
         None => "bindings in memory only".to_owned(),
     };
+    let threads = if workers > 1 {
+        format!("; {workers} workers")
+    } else {
+        String::new()
+    };
     format!(
-        "trapezoid {} serving domain {} as {role}; listening on {}; {auth}; {dns}; {storage}",
+        "trapezoid {} serving domain {} as {role}; listening on {}; {auth}; {dns}; {storage}{threads}",
         env!("CARGO_PKG_VERSION"),
         config.domains.join(", "),
         listening.join(", ")
@@ -446,9 +608,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs and storage.
+/// Logs and storage. The store may be shared by several workers.
 struct ServeTap {
-    store: Option<LocationStore>,
+    store: Option<Store>,
 }
 
 impl Tap for ServeTap {
@@ -504,8 +666,13 @@ impl Tap for ServeTap {
                 if let Event::BindingExpired { contact, .. } = event {
                     tracing::info!(aor = %aor, contact = %contact, "binding expired");
                 }
-                if let Some(store) = &mut self.store {
-                    let bindings = proxy.registrar().location().bindings(aor, now);
+                if let Some(store) = &self.store {
+                    // The bindings are read with the store locked: of two workers saving
+                    // the same AOR, the one that saves last read it last, so the store
+                    // ends with what the location service holds.
+                    let mut store = lock(store);
+                    let location = proxy.registrar().location();
+                    let bindings = location.bindings(aor, now);
                     if let Err(e) = store.save(aor, &bindings) {
                         tracing::error!(aor = %aor, error = %e, "cannot store bindings");
                     }
@@ -518,8 +685,9 @@ impl Tap for ServeTap {
     /// Group commit: the bindings written since the last flush go to disk before the
     /// answers that report them leave.
     fn flush(&mut self, _now: Instant) {
-        if let Some(store) = &mut self.store {
-            if let Err(e) = store.commit() {
+        if let Some(store) = &self.store {
+            // Another worker's writes, if any are pending, go with this commit.
+            if let Err(e) = lock(store).commit() {
                 tracing::error!(error = %e, "cannot store bindings");
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
-use crate::auth::{self, DigestVerifier, NonceConfig, NonceManager, Verdict};
+use crate::auth::{self, DigestVerifier, NonceManager, Verdict};
 use crate::config::{Config, OverLimit};
 use crate::ids::{Ids, Tag};
 use crate::keymap::KeyMap;
@@ -15,6 +15,7 @@ use crate::message::{build, HeaderName, Message, Method, ParseError, ParseErrorK
 use crate::proxy::{ContextId, Locator, ResponseContext};
 use crate::rate::{Admission, SourceTable};
 use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Registrar, Reply};
+use crate::shared::{Shared, SharedState};
 use crate::time::Instant;
 use crate::transaction::non_invite_server::Action;
 use crate::transaction::{
@@ -89,8 +90,13 @@ pub(crate) enum TimerRef {
 pub struct Proxy {
     pub(crate) config: Config,
     pub(crate) ids: Ids,
-    pub(crate) nonces: NonceManager,
+    /// Shared with the element's other workers, if any ([`crate::shared`]).
+    pub(crate) nonces: Shared<NonceManager>,
     pub(crate) registrar: Registrar,
+    /// Which worker of the element this is, written into the branches of the requests it
+    /// forwards so that their responses find it ([`crate::shared::worker_of`]); `None` for
+    /// an element that is one worker, whose branches carry no tag.
+    pub(crate) worker: Option<u16>,
     pub(crate) locator: Locator,
     /// Salt of the loop-detection hash (§16.6 step 8), from the seed.
     pub(crate) loop_salt: u64,
@@ -109,8 +115,9 @@ pub struct Proxy {
     pub(crate) dns: crate::proxy::dns::Dns,
     /// The configured users by name (a lookup per request must not scan the list).
     pub(crate) users: UserIndex,
-    /// New requests per source address ([`crate::config::SourceRate`]).
-    pub(crate) sources: SourceTable,
+    /// New requests per source address ([`crate::config::SourceRate`]), shared with the
+    /// element's other workers, if any.
+    pub(crate) sources: Shared<SourceTable>,
 }
 
 /// The element's users by name, and every address of record one of them lists.
@@ -150,13 +157,34 @@ impl Proxy {
     /// A new element. Everything random derives from `config.seed`.
     pub fn new(config: Config) -> Self {
         let mut ids = Ids::new(config.seed);
-        let nonces = NonceManager::new(
-            ids.secret(),
-            NonceConfig {
-                lifetime: config.auth.nonce_lifetime,
-                ..NonceConfig::default()
-            },
-        );
+        let shared = SharedState::with_secret(&config, ids.secret());
+        Self::assemble(config, ids, shared, None)
+    }
+
+    /// Worker `index` of an element whose workers share `shared` ([`SharedState::new`] of
+    /// the same `config`): see [`crate::shared`].
+    /// Every worker gets the same `config`; its identifiers come from its own stream of
+    /// `config.seed`, and the branches it writes name it.
+    pub fn worker(config: Config, shared: SharedState, index: u16) -> Self {
+        // Worker 0 draws what a single element draws; the others, streams of their own.
+        let seed = config.seed ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut ids = Ids::new(seed);
+        // Drawn as `new` draws the nonce secret, so worker 0's identifiers are a single
+        // element's; the nonces themselves are the shared ones.
+        let _ = ids.secret();
+        Self::assemble(config, ids, shared, Some(index))
+    }
+
+    /// What this element shares with workers made by [`Proxy::worker`].
+    pub fn shared(&self) -> SharedState {
+        SharedState {
+            location: self.registrar.shared_location(),
+            nonces: self.nonces.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+
+    fn assemble(config: Config, ids: Ids, shared: SharedState, worker: Option<u16>) -> Self {
         let identity = Identity {
             domains: config
                 .domains
@@ -177,20 +205,25 @@ impl Proxy {
             hosts: config.hosts.clone(),
         };
         // Derived from the seed without drawing from the RNG, so the IDs an element puts
-        // on the wire do not depend on whether it ever proxies.
+        // on the wire do not depend on whether it ever proxies. The same for every worker:
+        // a request that loops back may reach another one (§16.3 step 4).
         let loop_salt = config.seed.rotate_left(17) ^ 0x5bd1_e995_1f12_3bb5;
         // Likewise the hash tables' key: peers cannot pick colliding keys unless they know
         // the seed, and the simulator replays the same tables.
-        let table_seed = config.seed.rotate_left(41) ^ 0x9e37_79b9_7f4a_7c15;
+        let table_seed = table_seed(config.seed);
         let users = UserIndex::new(&config.auth.users);
-        let config_rate = config.limits.source_rate.clone();
         Proxy {
-            registrar: Registrar::new(config.registrar.clone(), identity, table_seed),
+            registrar: Registrar::with_location(
+                config.registrar.clone(),
+                identity,
+                shared.location,
+            ),
             locator,
             loop_salt,
             config,
             ids,
-            nonces,
+            nonces: shared.nonces,
+            worker,
             servers: KeyMap::with_seed(table_seed),
             clients: KeyMap::with_seed(table_seed),
             contexts: BTreeMap::new(),
@@ -198,7 +231,7 @@ impl Proxy {
             timers: BTreeSet::new(),
             dns: Default::default(),
             users,
-            sources: SourceTable::new(config_rate),
+            sources: shared.sources,
             queue: VecDeque::new(),
             now: Instant::ZERO,
         }
@@ -342,7 +375,8 @@ impl Proxy {
         let key = TxKey::of_request(&msg);
         let retransmission = key.as_ref().is_some_and(|k| self.servers.contains_key(k));
         if !retransmission {
-            if let Admission::Over { first } = self.sources.admit(d.remote.ip(), self.now) {
+            let admission = self.sources.lock().admit(d.remote.ip(), self.now);
+            if let Admission::Over { first } = admission {
                 return self.over_rate(&msg, &d, first);
             }
         }
@@ -478,7 +512,7 @@ impl Proxy {
         authenticate(
             &self.config,
             &self.users,
-            &mut self.nonces,
+            &mut self.nonces.lock(),
             &mut self.ids,
             self.now,
             msg,
@@ -491,7 +525,7 @@ impl Proxy {
         let (config, index, nonces, ids, queue) = (
             &self.config,
             &self.users,
-            &mut self.nonces,
+            &self.nonces,
             &mut self.ids,
             &mut self.queue,
         );
@@ -501,7 +535,9 @@ impl Proxy {
             if !config.auth.register {
                 return Authentication::NotRequired;
             }
-            match authenticate(config, index, nonces, ids, now, msg, false) {
+            // Locked for the whole check: a count is checked and recorded at once, so the
+            // same count cannot pass on two workers (RFC 7616 §5.5).
+            match authenticate(config, index, &mut nonces.lock(), ids, now, msg, false) {
                 Ok(user) => Authentication::User(user),
                 Err(reply) => Authentication::Reply(reply),
             }
@@ -771,6 +807,11 @@ fn head_within<'a>(bytes: &'a [u8], limits: &crate::message::Limits) -> &'a [u8]
         }
     }
     &window[..end]
+}
+
+/// The key of the element's hash tables, from its seed ([`KeyMap`]).
+pub(crate) fn table_seed(seed: u64) -> u64 {
+    seed.rotate_left(41) ^ 0x9e37_79b9_7f4a_7c15
 }
 
 /// The realm of the element's challenges: configured, else the first served domain (§22.1).

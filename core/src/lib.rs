@@ -48,6 +48,7 @@ pub mod message;
 pub mod proxy;
 mod rate;
 pub mod registrar;
+pub mod shared;
 pub mod time;
 pub mod transaction;
 
@@ -59,6 +60,7 @@ use std::net::SocketAddr;
 
 pub use config::Config;
 pub use element::Proxy;
+pub use shared::{worker_of, SharedState};
 use time::Instant;
 
 /// One input to the core, stamped with the driver's current time.

@@ -149,6 +149,18 @@ pub struct Driver<'a, N, T, R> {
 impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
     /// A loop whose clock (the core's `now`) starts at zero now.
     pub fn new(net: &'a N, proxy: &'a mut Proxy, tap: &'a mut T, resolver: R) -> Self {
+        Self::with_origin(net, proxy, tap, resolver, tokio::time::Instant::now())
+    }
+
+    /// A loop whose clock starts at zero at `origin`: the workers of one element share one
+    /// clock, as they share bindings and nonces whose times count from it.
+    pub fn with_origin(
+        net: &'a N,
+        proxy: &'a mut Proxy,
+        tap: &'a mut T,
+        resolver: R,
+        origin: tokio::time::Instant,
+    ) -> Self {
         let (answers_tx, answers) = mpsc::unbounded_channel();
         Driver {
             net,
@@ -157,7 +169,7 @@ impl<'a, N: Network, T: Tap, R: Resolver> Driver<'a, N, T, R> {
             resolver,
             answers_tx,
             answers,
-            origin: tokio::time::Instant::now(),
+            origin,
             buf: vec![0u8; DATAGRAM_BYTES_MAX],
         }
     }

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -81,6 +82,11 @@ type Connections = Arc<Mutex<BTreeMap<SocketAddr, Connection>>>;
 pub struct RealNetwork {
     rx: Mutex<mpsc::Receiver<Incoming>>,
     tx: mpsc::Sender<Incoming>,
+    /// This network's worker and the queues into every worker's loop, when the element
+    /// runs as several ([`bind_workers`]); `None` for a single one, which hands nothing over.
+    workers: Option<(u16, Arc<[mpsc::Sender<Incoming>]>)>,
+    /// Messages received here and handed over to the worker their branch names.
+    handed_over: AtomicU64,
     udp: Vec<UdpPort>,
     /// The UDP port whose batch is being taken (the others are read after it).
     udp_next: Mutex<usize>,
@@ -116,6 +122,8 @@ impl RealNetwork {
         Ok(RealNetwork {
             rx: Mutex::new(rx),
             tx,
+            workers: None,
+            handed_over: AtomicU64::new(0),
             udp,
             udp_next: Mutex::new(0),
             tcp_local,
@@ -131,6 +139,39 @@ impl RealNetwork {
             .map(|u| (Transport::Udp, u.local_addr()))
             .chain(self.tcp_local.iter().map(|a| (Transport::Tcp, *a)))
             .collect()
+    }
+
+    /// Messages this worker received and handed over to another ([`bind_workers`]).
+    pub fn handed_over(&self) -> u64 {
+        self.handed_over.load(Ordering::Relaxed)
+    }
+
+    /// Hands `bytes` over to the worker its top Via's branch names, when that is another
+    /// worker of the element: a response to a request that worker forwarded (the next hop's
+    /// address may hash to any worker's socket). Whether it did. The arrival goes with it,
+    /// so the other worker sees the message as received here. Its queue full, the message is
+    /// dropped as a lossy network would drop it: the next hop retransmits over UDP.
+    fn hand_over(&self, bytes: &[u8], a: &Arrival) -> bool {
+        let Some((me, workers)) = &self.workers else {
+            return false;
+        };
+        let Some(to) = trapezoid_core::worker_of(bytes).filter(|w| w != me) else {
+            return false;
+        };
+        let Some(queue) = workers.get(usize::from(to)) else {
+            return false;
+        };
+        let m = Incoming {
+            bytes: bytes.to_vec(),
+            local: a.local,
+            remote: a.remote,
+            transport: a.transport,
+        };
+        if queue.try_send(m).is_err() {
+            tracing::debug!(remote = %a.remote, worker = to, "hand-over queue full; dropped");
+        }
+        self.handed_over.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// Open TCP connections.
@@ -250,12 +291,16 @@ impl Network for RealNetwork {
     async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
         loop {
             if let Some(a) = self.take_udp(buf) {
+                if self.hand_over(&buf[..a.len], &a) {
+                    continue;
+                }
                 return Ok(a);
             }
             self.flush_udp().await?;
             // A stream message first, then UDP: neither starves the other.
             let m = lock(&self.rx).try_recv();
             match m {
+                Ok(m) if self.hand_over(&m.bytes, &m.arrival()) => continue,
                 Ok(m) => return Ok(arrival(m, buf)),
                 Err(TryRecvError::Disconnected) => {
                     return Err(io::Error::other("every reader has stopped"))
@@ -282,6 +327,9 @@ impl Network for RealNetwork {
             })
             .await;
             if let Some(m) = woke {
+                if self.hand_over(&m.bytes, &m.arrival()) {
+                    continue;
+                }
                 return Ok(arrival(m, buf));
             }
         }
@@ -293,6 +341,18 @@ impl Network for RealNetwork {
 
     fn ready(&self) -> bool {
         self.udp.iter().any(UdpPort::has_ready)
+    }
+}
+
+impl Incoming {
+    /// Where it came from, for a hand-over (the length is that of its bytes).
+    fn arrival(&self) -> Arrival {
+        Arrival {
+            local: self.local,
+            remote: self.remote,
+            transport: self.transport,
+            len: self.bytes.len(),
+        }
     }
 }
 
@@ -507,6 +567,12 @@ pub const UDP_RECEIVE_BUFFER_BYTES: usize = 4 << 20;
 
 /// A UDP listener with a large receive buffer ([`UDP_RECEIVE_BUFFER_BYTES`]).
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(udp_socket(addr, false)?)
+}
+
+/// A bound, non-blocking UDP socket with a large receive buffer; with `reuse_port`, one of
+/// several bound to the same address, among which the kernel spreads the senders.
+fn udp_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -519,7 +585,137 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     if let Ok(granted) = s.recv_buffer_size() {
         tracing::debug!(%addr, bytes = granted, "UDP receive buffer");
     }
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
+}
+
+/// What one worker of an element serves with: its UDP sockets (one per UDP address, bound
+/// with `SO_REUSEPORT` beside the other workers' ones), the TCP listeners (the first worker
+/// only), its queue, and what all workers share. Made by [`bind_workers`] on any thread, then
+/// turned into the worker's [`RealNetwork`] by [`RealNetwork::for_worker`] on its own runtime.
+pub struct WorkerSockets {
+    index: u16,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+    rx: mpsc::Receiver<Incoming>,
+    workers: Arc<[mpsc::Sender<Incoming>]>,
+    connections: Connections,
+}
+
+impl WorkerSockets {
+    /// The addresses bound, UDP then TCP (the same for every worker, but TCP is listened
+    /// on by the first only).
+    pub fn local_addrs(&self) -> io::Result<Vec<(Transport, SocketAddr)>> {
+        let mut addrs = Vec::new();
+        for u in &self.udp {
+            addrs.push((Transport::Udp, u.local_addr()?));
+        }
+        for t in &self.tcp {
+            addrs.push((Transport::Tcp, t.local_addr()?));
+        }
+        Ok(addrs)
+    }
+}
+
+/// Binds the sockets of `count` workers serving `listens` together.
+///
+/// - UDP: each worker gets its own socket on each address, all bound with `SO_REUSEPORT`.
+///   The kernel picks the socket by a hash of the sender's address and port, so every
+///   request of one sender, its retransmissions, CANCEL and ACK, reaches the same worker,
+///   and a datagram sent from any of the sockets leaves from the element's address and
+///   port, as the Via it wrote says (RFC 3261 §18.2.1). Port 0 becomes the port the first
+///   socket got, for all of them.
+/// - TCP: the first worker listens and accepts; every worker can send over any connection
+///   (one table), and the messages read from a connection go to the worker that accepted or
+///   opened it. A response on a connection another worker opened finds its worker as a UDP
+///   one does (its branch).
+pub fn bind_workers(listens: &[Listen], count: u16) -> io::Result<Vec<WorkerSockets>> {
+    let count = count.max(1);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::channel(QUEUE_MAX)).unzip();
+    let workers: Arc<[mpsc::Sender<Incoming>]> = txs.into();
+    let connections: Connections = Arc::default();
+    let mut udp: Vec<Vec<std::net::UdpSocket>> = (0..count).map(|_| Vec::new()).collect();
+    let mut tcp = Vec::new();
+    for l in listens {
+        match l.transport {
+            Transport::Udp => {
+                let first = udp_socket(l.addr, true)?;
+                let addr = first.local_addr()?;
+                udp[0].push(first);
+                for sockets in udp.iter_mut().skip(1) {
+                    sockets.push(udp_socket(addr, true)?);
+                }
+            }
+            Transport::Tcp => {
+                let listener = std::net::TcpListener::bind(l.addr)?;
+                listener.set_nonblocking(true)?;
+                tcp.push(listener);
+            }
+        }
+    }
+    let mut tcp = Some(tcp);
+    Ok(rxs
+        .into_iter()
+        .zip(udp)
+        .zip(0..)
+        .map(|((rx, udp), index)| WorkerSockets {
+            index,
+            udp,
+            tcp: tcp.take().unwrap_or_default(),
+            rx,
+            workers: workers.clone(),
+            connections: connections.clone(),
+        })
+        .collect())
+}
+
+impl RealNetwork {
+    /// The network of one worker ([`bind_workers`]); starts its TCP listeners' tasks, so it
+    /// is made on the runtime the worker runs on.
+    pub fn for_worker(sockets: WorkerSockets, limits: StreamLimits) -> io::Result<Self> {
+        let WorkerSockets {
+            index,
+            udp,
+            tcp,
+            rx,
+            workers,
+            connections,
+        } = sockets;
+        let tx = workers
+            .get(usize::from(index))
+            .cloned()
+            .ok_or_else(|| io::Error::other("no queue for this worker"))?;
+        let mut ports = Vec::with_capacity(udp.len());
+        for u in udp {
+            ports.push(UdpPort::new(UdpSocket::from_std(u)?)?);
+        }
+        let mut tcp_local = Vec::new();
+        for l in tcp {
+            let listener = TcpListener::from_std(l)?;
+            let local = listener.local_addr()?;
+            tokio::spawn(accept(
+                listener,
+                local,
+                tx.clone(),
+                connections.clone(),
+                limits,
+            ));
+            tcp_local.push(local);
+        }
+        Ok(RealNetwork {
+            rx: Mutex::new(rx),
+            tx,
+            workers: Some((index, workers)),
+            handed_over: AtomicU64::new(0),
+            udp: ports,
+            udp_next: Mutex::new(0),
+            tcp_local,
+            connections,
+            limits,
+        })
+    }
 }

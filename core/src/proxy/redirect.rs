@@ -27,8 +27,11 @@ impl Proxy {
             return Reply::with_reason(404, "Domain Not Found");
         }
         let aor = self.registrar.identity().canonical_aor(&uri);
-        let mut bindings = self.registrar.location().bindings(&aor, self.now);
+        let location = self.registrar.location();
+        let mut bindings = location.bindings(&aor, self.now);
         if bindings.is_empty() {
+            drop(bindings);
+            drop(location);
             return self.no_binding(&uri, &aor, authenticated);
         }
         // Stable: equal q keep the order the registrar holds them in.

@@ -246,10 +246,12 @@ impl Proxy {
         if self.locator.serves_uri(uri) {
             // §16.5: a domain we are responsible for: the location service decides.
             let aor = self.registrar.identity().canonical_aor(uri);
-            let mut targets: Vec<Target> = (self.registrar.location())
+            let location = self.registrar.location();
+            let mut targets: Vec<Target> = location
                 .alive(&aor, self.now)
                 .filter_map(|b| self.binding_target(b))
                 .collect();
+            drop(location);
             if targets.is_empty() {
                 return Err(self.no_binding(uri, &aor, routing.authenticated));
             }
@@ -551,9 +553,21 @@ impl Proxy {
         // loop hash (requests that differ only in their Via); a live client transaction
         // must not be replaced, so a taken branch gets one more suffix.
         let mut digits = [0; 20];
+        let mut worker_digits = [0; 20];
+        // A worker of several names itself after the hash (`crate::shared::branch_worker`):
+        // the responses come from the next hop, which the kernel may hand to another worker.
+        let worker = match self.worker {
+            Some(w) => [
+                "w",
+                crate::message::decimal(u64::from(w), &mut worker_digits),
+            ],
+            None => ["", ""],
+        };
         let stem = [
             crate::ids::MAGIC_COOKIE,
             ctx.hash.as_str(),
+            worker[0],
+            worker[1],
             ".",
             crate::message::decimal(index as u64 + 1, &mut digits),
         ]

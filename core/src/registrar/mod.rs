@@ -6,11 +6,13 @@ pub mod location;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::MutexGuard;
 
 use smallvec::SmallVec;
 
 use crate::config::RegistrarConfig;
 use crate::message::{HeaderName, Message, NameAddr, SipUri, Uri};
+use crate::shared::Shared;
 use crate::time::Instant;
 use crate::Event;
 
@@ -145,7 +147,8 @@ impl Identity {
 pub struct Registrar {
     config: RegistrarConfig,
     identity: Identity,
-    location: Location,
+    /// Shared with the element's other workers, if any ([`crate::shared`]).
+    location: Shared<Location>,
 }
 
 /// Option tags the registrar understands in Require (§10.3 step 2). None yet: RFC 3327 Path
@@ -173,11 +176,25 @@ impl Registrar {
     /// A registrar with an empty location service, whose table is keyed by `seed`
     /// ([`crate::keymap`]).
     pub fn new(config: RegistrarConfig, identity: Identity, seed: u64) -> Self {
+        Self::with_location(config, identity, Shared::new(Location::with_seed(seed)))
+    }
+
+    /// A registrar over `location`, which other registrars may share ([`crate::shared`]).
+    pub fn with_location(
+        config: RegistrarConfig,
+        identity: Identity,
+        location: Shared<Location>,
+    ) -> Self {
         Registrar {
             config,
             identity,
-            location: Location::with_seed(seed),
+            location,
         }
+    }
+
+    /// The location service, for another registrar to share.
+    pub(crate) fn shared_location(&self) -> Shared<Location> {
+        self.location.clone()
     }
 
     /// Who this registrar is: its domains, names and addresses.
@@ -185,19 +202,22 @@ impl Registrar {
         &self.identity
     }
 
-    /// The location service (for lookups and tests).
-    pub fn location(&self) -> &Location {
-        &self.location
+    /// The location service (for lookups and tests), locked while the guard lives: hold
+    /// it only for a lookup, other workers of the element wait for it.
+    pub fn location(&self) -> MutexGuard<'_, Location> {
+        self.location.lock()
     }
 
     /// Replaces the bindings of `aor` with ones kept from an earlier run.
     pub fn restore(&mut self, aor: &str, bindings: Vec<Binding>) {
-        self.location.set(aor, bindings);
+        self.location.lock().set(aor, bindings);
     }
 
     /// Removes expired bindings; one event each.
     pub fn purge(&mut self, now: Instant) -> Vec<Event> {
+        // Under the lock, so each binding is purged, and reported, by one worker only.
         self.location
+            .lock()
             .purge(now)
             .into_iter()
             .map(|(aor, contact)| Event::BindingExpired { aor, contact })
@@ -206,7 +226,7 @@ impl Registrar {
 
     /// The next binding expiry.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.location.next_expiry()
+        self.location.lock().next_expiry()
     }
 
     /// RFC 3261 §10.3: processes a REGISTER. `authenticate` runs at step 3, only if steps 1-2
@@ -284,8 +304,10 @@ impl Registrar {
         let call_id = req.call_id().unwrap_or_default();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
         // The AOR is looked up once: `stored` also tells whether it has an entry at all, and
-        // the bindings alive at `now` are read from it in place.
-        let stored = self.location.stored(&aor);
+        // the bindings alive at `now` are read from it in place. Locked from the lookup to
+        // the update: step 7 is atomic for other workers too.
+        let mut location = self.location.lock();
+        let stored = location.stored(&aor);
         let current = stored
             .unwrap_or_default()
             .iter()
@@ -357,7 +379,7 @@ impl Registrar {
                 // A new AOR (no entry, not even of expired bindings) needs room.
                 if stored.is_none()
                     && !next.is_empty()
-                    && self.location.aor_count() >= self.config.aors_max
+                    && location.aor_count() >= self.config.aors_max
                 {
                     return Reply::with_reason(503, "Location Service Full");
                 }
@@ -396,7 +418,7 @@ impl Registrar {
         for b in &new_list {
             reply = reply.header("Contact", b.contact_value(now));
         }
-        self.location.set(&aor, new_list);
+        location.set(&aor, new_list);
         reply
     }
 

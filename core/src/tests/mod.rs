@@ -10,3 +10,4 @@ mod registrar;
 mod transactions;
 mod transports;
 mod util;
+mod workers;

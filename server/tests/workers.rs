@@ -1,0 +1,298 @@
+//! Two workers of one element over real loopback sockets (`bind_workers`): Bob registers
+//! through one, Alice calls him through the other, and the call completes. The sockets are
+//! chosen so that Alice's requests and Bob's answers reach different workers: each of
+//! Bob's responses arrives at a worker that does not hold the transaction, and is handed
+//! over to the one the branch names.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use trapezoid_core::time::Instant;
+use trapezoid_core::{Config, Proxy, SharedState, Transport};
+use trapezoid_server::net::{bind_workers, Listen, RealNetwork};
+use trapezoid_server::{Direction, Driver, NoResolver, Tap};
+
+/// How long a message may take at most (it takes well under a millisecond; the bound only
+/// keeps a broken build from hanging).
+const WAIT_MAX: Duration = Duration::from_secs(5);
+/// Sockets tried at most to find one the kernel gives to the other worker: each has an even
+/// chance, so 64 all landing on one worker would take a broken hash.
+const PROBES_MAX: usize = 64;
+
+/// Reports which worker received each message, by sender.
+struct Seen {
+    worker: u16,
+    to: std_mpsc::Sender<(u16, SocketAddr)>,
+}
+
+impl Tap for Seen {
+    fn datagram(&mut self, _: Instant, d: Direction, _: SocketAddr, remote: SocketAddr, _: &[u8]) {
+        if d == Direction::In {
+            let _ = self.to.send((self.worker, remote));
+        }
+    }
+}
+
+struct Element {
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    threads: Vec<JoinHandle<u64>>,
+    seen: std_mpsc::Receiver<(u16, SocketAddr)>,
+}
+
+impl Element {
+    /// Two workers on one loopback UDP port, each on its own thread and runtime.
+    fn start() -> Element {
+        let listen = Listen {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        };
+        let sockets = bind_workers(&[listen], 2).unwrap();
+        let addr = sockets[0].local_addrs().unwrap()[0].1;
+        let mut config = Config::new("127.0.0.1");
+        config.seed = 7;
+        config.local_addrs = vec![addr];
+        let shared = SharedState::new(&config);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (seen_tx, seen) = std_mpsc::channel();
+        let origin = tokio::time::Instant::now();
+        let threads = (0u16..)
+            .zip(sockets)
+            .map(|(i, sockets)| {
+                let mut proxy = Proxy::worker(config.clone(), shared.clone(), i);
+                let mut stopped = stopped.clone();
+                let mut tap = Seen {
+                    worker: i,
+                    to: seen_tx.clone(),
+                };
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        let net = RealNetwork::for_worker(sockets, Default::default()).unwrap();
+                        let mut driver =
+                            Driver::with_origin(&net, &mut proxy, &mut tap, NoResolver, origin);
+                        let stop = async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        };
+                        driver.run_until(stop).await.unwrap();
+                        net.handed_over()
+                    })
+                })
+            })
+            .collect();
+        Element {
+            addr,
+            stop,
+            threads,
+            seen,
+        }
+    }
+
+    /// The worker that received the last message from `from` (the tap reports a message
+    /// before the element answers it).
+    fn worker_of(&self, from: SocketAddr) -> u16 {
+        loop {
+            let (worker, remote) = self.seen.recv_timeout(WAIT_MAX).expect("a message seen");
+            if remote == from {
+                return worker;
+            }
+        }
+    }
+
+    /// Stops both workers: how many messages each handed over.
+    fn stop(self) -> Vec<u64> {
+        self.stop.send(true).unwrap();
+        self.threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect()
+    }
+}
+
+fn socket() -> (UdpSocket, SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(WAIT_MAX)).unwrap();
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+fn recv(s: &UdpSocket) -> String {
+    let mut buf = vec![0u8; 8192];
+    let (n, _) = s.recv_from(&mut buf).expect("a message within the bound");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// The next message on `s` whose first line is not a 100 Trying.
+fn recv_final_or_provisional(s: &UdpSocket) -> String {
+    loop {
+        let m = recv(s);
+        if !m.starts_with("SIP/2.0 100 ") {
+            return m;
+        }
+    }
+}
+
+fn header<'a>(m: &'a str, name: &str) -> Vec<&'a str> {
+    m.split("\r\n")
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .collect()
+}
+
+/// What a UA answers to `request` (§8.2.6.2): its Vias, Record-Routes, From, Call-ID and
+/// CSeq copied, its To with `tag`, then `extra` lines.
+fn answer(request: &str, status: &str, tag: &str, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in request.split("\r\n").take_while(|l| !l.is_empty()).skip(1) {
+        let name = line.split(':').next().unwrap_or("");
+        match name {
+            "Via" | "Record-Route" | "From" | "Call-ID" | "CSeq" => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "To" if line.contains(";tag=") => {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            "To" => out.push_str(&format!("{line};tag={tag}\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str(extra);
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+fn status_line(m: &str) -> &str {
+    m.split("\r\n").next().unwrap_or("")
+}
+
+/// The worker a branch names (`w<n>.` after the cookie and the 16-character hash).
+fn tagged_worker(request: &str) -> Option<u16> {
+    let via = header(request, "Via")[0];
+    let branch = via.split(";branch=").nth(1)?.split(';').next()?;
+    trapezoid_core::shared::branch_worker(branch.as_bytes())
+}
+
+#[test]
+fn a_call_completes_when_caller_and_callee_reach_different_workers() {
+    let element = Element::start();
+    let proxy = element.addr;
+
+    // Bob registers; the worker that took it is noted.
+    let (bob, b) = socket();
+    let register = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {b};branch=z9hG4bKreg1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=r1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: reg1\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{b}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    bob.send_to(register.as_bytes(), proxy).unwrap();
+    let ok = recv(&bob);
+    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(
+        header(&ok, "Contact"),
+        [format!("<sip:bob@{b}>;expires=3600")]
+    );
+    let bobs_worker = element.worker_of(b);
+
+    // Alice: a socket the kernel gives to the other worker (an OPTIONS tells which).
+    let mut alice = None;
+    for n in 0..PROBES_MAX {
+        let (s, a) = socket();
+        let options = format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKprobe{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=p{n}\r\nTo: <sip:127.0.0.1>\r\n\
+             Call-ID: probe{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.send_to(options.as_bytes(), proxy).unwrap();
+        assert_eq!(status_line(&recv(&s)), "SIP/2.0 200 OK");
+        if element.worker_of(a) != bobs_worker {
+            alice = Some((s, a));
+            break;
+        }
+    }
+    let (alice, a) = alice.expect("a socket on the other worker");
+    let alices_worker = 1 - bobs_worker;
+
+    // The INVITE reaches Alice's worker, which finds Bob's binding and names itself in the
+    // branch.
+    let invite = format!(
+        "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKinv1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: call1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{a}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    alice.send_to(invite.as_bytes(), proxy).unwrap();
+    let at_bob = recv(&bob);
+    assert_eq!(status_line(&at_bob), format!("INVITE sip:bob@{b} SIP/2.0"));
+    assert_eq!(tagged_worker(&at_bob), Some(alices_worker), "{at_bob}");
+    assert_eq!(header(&at_bob, "Via").len(), 2, "{at_bob}");
+    let record_route = header(&at_bob, "Record-Route");
+    assert_eq!(record_route, [format!("<sip:{proxy};lr>")], "{at_bob}");
+
+    // Bob's answers reach Bob's worker, which hands them over.
+    let contact = format!("Contact: <sip:bob@{b}>\r\n");
+    bob.send_to(answer(&at_bob, "180 Ringing", "b1", "").as_bytes(), proxy)
+        .unwrap();
+    let ringing = recv_final_or_provisional(&alice);
+    assert_eq!(status_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
+    assert_eq!(
+        header(&ringing, "Via"),
+        [format!("SIP/2.0/UDP {a};branch=z9hG4bKinv1")]
+    );
+    bob.send_to(answer(&at_bob, "200 OK", "b1", &contact).as_bytes(), proxy)
+        .unwrap();
+    let ok = recv_final_or_provisional(&alice);
+    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(header(&ok, "To"), ["<sip:bob@127.0.0.1>;tag=b1"]);
+    assert_eq!(header(&ok, "CSeq"), ["1 INVITE"]);
+    assert_eq!(header(&ok, "Record-Route"), record_route);
+
+    // ACK and BYE along the route set.
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:bob@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch={branch}\r\n\
+             Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n\
+             To: <sip:bob@127.0.0.1>;tag=b1\r\nCall-ID: call1\r\nCSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n",
+            record_route[0]
+        )
+    };
+    alice
+        .send_to(in_dialog("ACK", 1, "z9hG4bKack1").as_bytes(), proxy)
+        .unwrap();
+    let ack = recv(&bob);
+    assert_eq!(
+        status_line(&ack),
+        format!("ACK sip:bob@{b} SIP/2.0"),
+        "{ack}"
+    );
+    alice
+        .send_to(in_dialog("BYE", 2, "z9hG4bKbye1").as_bytes(), proxy)
+        .unwrap();
+    let bye = recv(&bob);
+    assert_eq!(
+        status_line(&bye),
+        format!("BYE sip:bob@{b} SIP/2.0"),
+        "{bye}"
+    );
+    assert_eq!(tagged_worker(&bye), Some(alices_worker), "{bye}");
+    bob.send_to(answer(&bye, "200 OK", "b1", "").as_bytes(), proxy)
+        .unwrap();
+    let ok = recv_final_or_provisional(&alice);
+    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(header(&ok, "CSeq"), ["2 BYE"]);
+
+    // 180, 200 to the INVITE and 200 to the BYE: handed over by Bob's worker only.
+    let handed_over = element.stop();
+    assert_eq!(handed_over[usize::from(bobs_worker)], 3, "{handed_over:?}");
+    assert_eq!(
+        handed_over[usize::from(alices_worker)],
+        0,
+        "{handed_over:?}"
+    );
+}
