@@ -71,6 +71,23 @@ impl Serve {
         wait_for_answer(self.port, |answer| answer.starts_with(b"SIP/2.0 200"));
     }
 
+    /// Asks it to stop (SIGTERM) and waits for it to exit (bounded): its exit code, `None`
+    /// if it had to be killed.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+
     /// Stops it at once (SIGKILL): no shutdown code runs.
     pub fn kill(mut self) {
         let _ = self.child.kill();
