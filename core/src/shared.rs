@@ -165,6 +165,23 @@ fn branch_param(via: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Network input: whatever arrives, the read answers and never panics.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = worker_of(&bytes);
+            let _ = branch_worker(&bytes);
+        }
+
+        /// A response whose top Via carries a tagged branch, whatever follows the tag.
+        #[test]
+        fn any_tagged_branch_is_read_back(worker in any::<u16>(), rest in "[0-9a-z.]{0,12}") {
+            let via = format!("Via: SIP/2.0/UDP p;branch=z9hG4bK0123456789abcdefw{worker}.{rest};rport");
+            prop_assert_eq!(worker_of(&response(&via)), Some(worker));
+        }
+    }
 
     fn response(via: &str) -> Vec<u8> {
         format!(
