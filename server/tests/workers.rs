@@ -36,7 +36,9 @@ impl Tap for Seen {
 }
 
 struct Element {
+    /// The UDP address; the TCP one, if any, is `tcp`.
     addr: SocketAddr,
+    tcp: Option<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     threads: Vec<JoinHandle<u64>>,
     seen: std_mpsc::Receiver<(u16, SocketAddr)>,
@@ -45,15 +47,24 @@ struct Element {
 impl Element {
     /// Two workers on one loopback UDP port, each on its own thread and runtime.
     fn start() -> Element {
-        let listen = Listen {
-            transport: Transport::Udp,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        };
-        let sockets = bind_workers(&[listen], 2).unwrap();
-        let addr = sockets[0].local_addrs().unwrap()[0].1;
+        Self::start_on(&[Transport::Udp])
+    }
+
+    /// Two workers listening on a loopback port of each of `transports` (UDP first).
+    fn start_on(transports: &[Transport]) -> Element {
+        let listens: Vec<Listen> = transports
+            .iter()
+            .map(|&transport| Listen {
+                transport,
+                addr: "127.0.0.1:0".parse().unwrap(),
+            })
+            .collect();
+        let sockets = bind_workers(&listens, 2).unwrap();
+        let bound = sockets[0].local_addrs().unwrap();
+        let addr = bound[0].1;
         let mut config = Config::new("127.0.0.1");
         config.seed = 7;
-        config.local_addrs = vec![addr];
+        config.local_addrs = bound.iter().map(|(_, a)| *a).collect();
         let shared = SharedState::new(&config);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (seen_tx, seen) = std_mpsc::channel();
@@ -87,6 +98,10 @@ impl Element {
             .collect();
         Element {
             addr,
+            tcp: bound
+                .iter()
+                .find(|(t, _)| *t == Transport::Tcp)
+                .map(|(_, a)| *a),
             stop,
             threads,
             seen,
@@ -102,6 +117,24 @@ impl Element {
                 return worker;
             }
         }
+    }
+
+    /// A socket the kernel gives to `worker` (an OPTIONS from it tells which one got it).
+    fn socket_on(&self, worker: u16) -> (UdpSocket, SocketAddr) {
+        for n in 0..PROBES_MAX {
+            let (s, a) = socket();
+            let options = format!(
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKprobe{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=p{n}\r\nTo: <sip:127.0.0.1>\r\n\
+                 Call-ID: probe{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            s.send_to(options.as_bytes(), self.addr).unwrap();
+            assert_eq!(status_line(&recv(&s)), "SIP/2.0 200 OK");
+            if self.worker_of(a) == worker {
+                return (s, a);
+            }
+        }
+        panic!("no socket reached worker {worker}");
     }
 
     /// Stops both workers: how many messages each handed over.
@@ -200,24 +233,9 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
     );
     let bobs_worker = element.worker_of(b);
 
-    // Alice: a socket the kernel gives to the other worker (an OPTIONS tells which).
-    let mut alice = None;
-    for n in 0..PROBES_MAX {
-        let (s, a) = socket();
-        let options = format!(
-            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKprobe{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=p{n}\r\nTo: <sip:127.0.0.1>\r\n\
-             Call-ID: probe{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
-        s.send_to(options.as_bytes(), proxy).unwrap();
-        assert_eq!(status_line(&recv(&s)), "SIP/2.0 200 OK");
-        if element.worker_of(a) != bobs_worker {
-            alice = Some((s, a));
-            break;
-        }
-    }
-    let (alice, a) = alice.expect("a socket on the other worker");
+    // Alice: a socket the kernel gives to the other worker.
     let alices_worker = 1 - bobs_worker;
+    let (alice, a) = element.socket_on(alices_worker);
 
     // The INVITE reaches Alice's worker, which finds Bob's binding and names itself in the
     // branch.
@@ -295,4 +313,84 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
         0,
         "{handed_over:?}"
     );
+}
+
+/// Reads one message from a stream: the head, then Content-Length bytes of body.
+fn read_message(stream: &mut std::net::TcpStream, pending: &mut Vec<u8>) -> String {
+    use std::io::Read;
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
+            let body: usize = header(&head, "Content-Length")
+                .first()
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if pending.len() >= end + 4 + body {
+                let m: Vec<u8> = pending.drain(..end + 4 + body).collect();
+                return String::from_utf8_lossy(&m).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).expect("a message within the bound");
+        assert!(n > 0, "connection closed");
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// TCP is accepted by the first worker; Bob registers over it, so his binding's connection
+/// is that worker's. Alice's INVITE reaches the second worker over UDP, which sends it over
+/// Bob's connection; Bob's answers come back on it, to the first worker, which hands them to
+/// the second.
+#[test]
+fn answers_on_a_connection_another_worker_accepted_reach_the_worker_that_forwarded() {
+    use std::io::Write;
+    let element = Element::start_on(&[Transport::Udp, Transport::Tcp]);
+    let proxy = element.addr;
+    let tcp = element.tcp.expect("a TCP listener");
+    let mut bob = std::net::TcpStream::connect(tcp).unwrap();
+    bob.set_read_timeout(Some(WAIT_MAX)).unwrap();
+    let b = bob.local_addr().unwrap();
+    let mut pending = Vec::new();
+    let register = format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {b};branch=z9hG4bKtreg\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=r1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: treg\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{b};transport=tcp>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    bob.write_all(register.as_bytes()).unwrap();
+    let ok = read_message(&mut bob, &mut pending);
+    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(element.worker_of(b), 0);
+
+    let (alice, a) = element.socket_on(1);
+    let invite = format!(
+        "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch=z9hG4bKtinv\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: tcall\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{a}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    alice.send_to(invite.as_bytes(), proxy).unwrap();
+    let at_bob = read_message(&mut bob, &mut pending);
+    assert_eq!(
+        status_line(&at_bob),
+        format!("INVITE sip:bob@{b};transport=tcp SIP/2.0"),
+        "{at_bob}"
+    );
+    assert!(
+        header(&at_bob, "Via")[0].starts_with("SIP/2.0/TCP "),
+        "{at_bob}"
+    );
+    assert_eq!(tagged_worker(&at_bob), Some(1), "{at_bob}");
+
+    bob.write_all(answer(&at_bob, "180 Ringing", "b1", "").as_bytes())
+        .unwrap();
+    let ringing = recv_final_or_provisional(&alice);
+    assert_eq!(status_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
+    let contact = format!("Contact: <sip:bob@{b};transport=tcp>\r\n");
+    bob.write_all(answer(&at_bob, "200 OK", "b1", &contact).as_bytes())
+        .unwrap();
+    let ok = recv_final_or_provisional(&alice);
+    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(header(&ok, "To"), ["<sip:bob@127.0.0.1>;tag=b1"]);
+
+    let handed_over = element.stop();
+    assert_eq!(handed_over, [2, 0]);
 }
