@@ -107,15 +107,7 @@ impl RealNetwork {
                 Transport::Udp => udp.push(UdpPort::new(bind_udp(l.addr)?)?),
                 Transport::Tcp => {
                     let listener = TcpListener::bind(l.addr).await?;
-                    let local = listener.local_addr()?;
-                    tokio::spawn(accept(
-                        listener,
-                        local,
-                        tx.clone(),
-                        connections.clone(),
-                        limits,
-                    ));
-                    tcp_local.push(local);
+                    tcp_local.push(listen(listener, &tx, &connections, limits)?);
                 }
             }
         }
@@ -365,6 +357,25 @@ fn arrival(m: Incoming, buf: &mut [u8]) -> Arrival {
         transport: m.transport,
         len,
     }
+}
+
+/// Starts accepting on `listener` (a task on the current runtime): messages read from its
+/// connections go to `tx`. Its local address.
+fn listen(
+    listener: TcpListener,
+    tx: &mpsc::Sender<Incoming>,
+    connections: &Connections,
+    limits: StreamLimits,
+) -> io::Result<SocketAddr> {
+    let local = listener.local_addr()?;
+    tokio::spawn(accept(
+        listener,
+        local,
+        tx.clone(),
+        connections.clone(),
+        limits,
+    ));
+    Ok(local)
 }
 
 async fn accept(
@@ -696,15 +707,7 @@ impl RealNetwork {
         let mut tcp_local = Vec::new();
         for l in tcp {
             let listener = TcpListener::from_std(l)?;
-            let local = listener.local_addr()?;
-            tokio::spawn(accept(
-                listener,
-                local,
-                tx.clone(),
-                connections.clone(),
-                limits,
-            ));
-            tcp_local.push(local);
+            tcp_local.push(listen(listener, &tx, &connections, limits)?);
         }
         Ok(RealNetwork {
             rx: Mutex::new(rx),
