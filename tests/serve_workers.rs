@@ -6,70 +6,15 @@
 //! purpose and counts the hand-overs.)
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
 
 mod common;
+#[path = "../server/tests/ua/mod.rs"]
+mod ua;
+use ua::{answer, first_line, header, recv, recv_past_trying, socket};
 
 /// Callees and callers: with 6 pairs, that every caller reaches its callee's worker has a
 /// chance of 1 in 64; the test passes either way, only less of it runs across workers.
 const CALLS: usize = 6;
-const WAIT_MAX: Duration = Duration::from_secs(5);
-
-fn socket() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(WAIT_MAX)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-fn recv(s: &UdpSocket) -> String {
-    let mut buf = vec![0u8; 8192];
-    let (n, _) = s.recv_from(&mut buf).expect("a message within the bound");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-/// The next message that is not a 100 Trying.
-fn recv_past_trying(s: &UdpSocket) -> String {
-    loop {
-        let m = recv(s);
-        if !m.starts_with("SIP/2.0 100 ") {
-            return m;
-        }
-    }
-}
-
-fn first_line(m: &str) -> &str {
-    m.split("\r\n").next().unwrap_or("")
-}
-
-fn header<'a>(m: &'a str, name: &str) -> Vec<&'a str> {
-    m.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-        .collect()
-}
-
-/// A UA's answer to `request` (RFC 3261 §8.2.6.2), To tagged `b`, then `extra` lines.
-fn answer(request: &str, status: &str, extra: &str) -> String {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for line in request.split("\r\n").take_while(|l| !l.is_empty()).skip(1) {
-        match line.split(':').next().unwrap_or("") {
-            "Via" | "Record-Route" | "From" | "Call-ID" | "CSeq" => {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-            "To" if line.contains(";tag=") => {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-            "To" => out.push_str(&format!("{line};tag=b\r\n")),
-            _ => {}
-        }
-    }
-    out.push_str(extra);
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
 
 #[test]
 fn two_workers_complete_every_call_share_the_database_and_stop_on_sigterm() {
@@ -109,12 +54,12 @@ fn two_workers_complete_every_call_share_the_database_and_stop_on_sigterm() {
         assert_eq!(first_line(&at_bob), format!("INVITE sip:u{n}@{b} SIP/2.0"));
         let route = header(&at_bob, "Record-Route");
         assert_eq!(route, [format!("<sip:{proxy};lr>")], "{at_bob}");
-        bob.send_to(answer(&at_bob, "180 Ringing", "").as_bytes(), proxy)
+        bob.send_to(answer(&at_bob, "180 Ringing", "b", "").as_bytes(), proxy)
             .unwrap();
         let ringing = recv_past_trying(&alice);
         assert_eq!(first_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
         let contact = format!("Contact: <sip:u{n}@{b}>\r\n");
-        bob.send_to(answer(&at_bob, "200 OK", &contact).as_bytes(), proxy)
+        bob.send_to(answer(&at_bob, "200 OK", "b", &contact).as_bytes(), proxy)
             .unwrap();
         let ok = recv_past_trying(&alice);
         assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
@@ -142,7 +87,7 @@ fn two_workers_complete_every_call_share_the_database_and_stop_on_sigterm() {
             .unwrap();
         let bye = recv(bob);
         assert_eq!(first_line(&bye), format!("BYE sip:u{n}@{b} SIP/2.0"));
-        bob.send_to(answer(&bye, "200 OK", "").as_bytes(), proxy)
+        bob.send_to(answer(&bye, "200 OK", "b", "").as_bytes(), proxy)
             .unwrap();
         let ok = recv_past_trying(&alice);
         assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");

@@ -7,16 +7,15 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use trapezoid_core::time::Instant;
 use trapezoid_core::{Config, Proxy, SharedState, Transport};
 use trapezoid_server::net::{bind_workers, Listen, RealNetwork};
 use trapezoid_server::{Direction, Driver, NoResolver, Tap};
 
-/// How long a message may take at most (it takes well under a millisecond; the bound only
-/// keeps a broken build from hanging).
-const WAIT_MAX: Duration = Duration::from_secs(5);
+mod ua;
+use ua::{answer, first_line, header, recv, recv_past_trying, socket, WAIT_MAX};
+
 /// Sockets tried at most to find one the kernel gives to the other worker: each has an even
 /// chance, so 64 all landing on one worker would take a broken hash.
 const PROBES_MAX: usize = 64;
@@ -129,7 +128,7 @@ impl Element {
                  Call-ID: probe{n}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             );
             s.send_to(options.as_bytes(), self.addr).unwrap();
-            assert_eq!(status_line(&recv(&s)), "SIP/2.0 200 OK");
+            assert_eq!(first_line(&recv(&s)), "SIP/2.0 200 OK");
             if self.worker_of(a) == worker {
                 return (s, a);
             }
@@ -145,64 +144,6 @@ impl Element {
             .map(|t| t.join().unwrap())
             .collect()
     }
-}
-
-fn socket() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(WAIT_MAX)).unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
-
-fn recv(s: &UdpSocket) -> String {
-    let mut buf = vec![0u8; 8192];
-    let (n, _) = s.recv_from(&mut buf).expect("a message within the bound");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-/// The next message on `s` whose first line is not a 100 Trying.
-fn recv_final_or_provisional(s: &UdpSocket) -> String {
-    loop {
-        let m = recv(s);
-        if !m.starts_with("SIP/2.0 100 ") {
-            return m;
-        }
-    }
-}
-
-fn header<'a>(m: &'a str, name: &str) -> Vec<&'a str> {
-    m.split("\r\n")
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-        .collect()
-}
-
-/// What a UA answers to `request` (§8.2.6.2): its Vias, Record-Routes, From, Call-ID and
-/// CSeq copied, its To with `tag`, then `extra` lines.
-fn answer(request: &str, status: &str, tag: &str, extra: &str) -> String {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for line in request.split("\r\n").take_while(|l| !l.is_empty()).skip(1) {
-        let name = line.split(':').next().unwrap_or("");
-        match name {
-            "Via" | "Record-Route" | "From" | "Call-ID" | "CSeq" => {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-            "To" if line.contains(";tag=") => {
-                out.push_str(line);
-                out.push_str("\r\n");
-            }
-            "To" => out.push_str(&format!("{line};tag={tag}\r\n")),
-            _ => {}
-        }
-    }
-    out.push_str(extra);
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
-
-fn status_line(m: &str) -> &str {
-    m.split("\r\n").next().unwrap_or("")
 }
 
 /// The worker a branch names (`w<n>.` after the cookie and the 16-character hash).
@@ -226,7 +167,7 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
     );
     bob.send_to(register.as_bytes(), proxy).unwrap();
     let ok = recv(&bob);
-    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
     assert_eq!(
         header(&ok, "Contact"),
         [format!("<sip:bob@{b}>;expires=3600")]
@@ -246,7 +187,7 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
     );
     alice.send_to(invite.as_bytes(), proxy).unwrap();
     let at_bob = recv(&bob);
-    assert_eq!(status_line(&at_bob), format!("INVITE sip:bob@{b} SIP/2.0"));
+    assert_eq!(first_line(&at_bob), format!("INVITE sip:bob@{b} SIP/2.0"));
     assert_eq!(tagged_worker(&at_bob), Some(alices_worker), "{at_bob}");
     assert_eq!(header(&at_bob, "Via").len(), 2, "{at_bob}");
     let record_route = header(&at_bob, "Record-Route");
@@ -256,16 +197,16 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
     let contact = format!("Contact: <sip:bob@{b}>\r\n");
     bob.send_to(answer(&at_bob, "180 Ringing", "b1", "").as_bytes(), proxy)
         .unwrap();
-    let ringing = recv_final_or_provisional(&alice);
-    assert_eq!(status_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
+    let ringing = recv_past_trying(&alice);
+    assert_eq!(first_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
     assert_eq!(
         header(&ringing, "Via"),
         [format!("SIP/2.0/UDP {a};branch=z9hG4bKinv1")]
     );
     bob.send_to(answer(&at_bob, "200 OK", "b1", &contact).as_bytes(), proxy)
         .unwrap();
-    let ok = recv_final_or_provisional(&alice);
-    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    let ok = recv_past_trying(&alice);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
     assert_eq!(header(&ok, "To"), ["<sip:bob@127.0.0.1>;tag=b1"]);
     assert_eq!(header(&ok, "CSeq"), ["1 INVITE"]);
     assert_eq!(header(&ok, "Record-Route"), record_route);
@@ -285,7 +226,7 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
         .unwrap();
     let ack = recv(&bob);
     assert_eq!(
-        status_line(&ack),
+        first_line(&ack),
         format!("ACK sip:bob@{b} SIP/2.0"),
         "{ack}"
     );
@@ -294,15 +235,15 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
         .unwrap();
     let bye = recv(&bob);
     assert_eq!(
-        status_line(&bye),
+        first_line(&bye),
         format!("BYE sip:bob@{b} SIP/2.0"),
         "{bye}"
     );
     assert_eq!(tagged_worker(&bye), Some(alices_worker), "{bye}");
     bob.send_to(answer(&bye, "200 OK", "b1", "").as_bytes(), proxy)
         .unwrap();
-    let ok = recv_final_or_provisional(&alice);
-    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    let ok = recv_past_trying(&alice);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
     assert_eq!(header(&ok, "CSeq"), ["2 BYE"]);
 
     // 180, 200 to the INVITE and 200 to the BYE: handed over by Bob's worker only.
@@ -358,7 +299,7 @@ fn answers_on_a_connection_another_worker_accepted_reach_the_worker_that_forward
     );
     bob.write_all(register.as_bytes()).unwrap();
     let ok = read_message(&mut bob, &mut pending);
-    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
     assert_eq!(element.worker_of(b), 0);
 
     let (alice, a) = element.socket_on(1);
@@ -370,7 +311,7 @@ fn answers_on_a_connection_another_worker_accepted_reach_the_worker_that_forward
     alice.send_to(invite.as_bytes(), proxy).unwrap();
     let at_bob = read_message(&mut bob, &mut pending);
     assert_eq!(
-        status_line(&at_bob),
+        first_line(&at_bob),
         format!("INVITE sip:bob@{b};transport=tcp SIP/2.0"),
         "{at_bob}"
     );
@@ -382,13 +323,13 @@ fn answers_on_a_connection_another_worker_accepted_reach_the_worker_that_forward
 
     bob.write_all(answer(&at_bob, "180 Ringing", "b1", "").as_bytes())
         .unwrap();
-    let ringing = recv_final_or_provisional(&alice);
-    assert_eq!(status_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
+    let ringing = recv_past_trying(&alice);
+    assert_eq!(first_line(&ringing), "SIP/2.0 180 Ringing", "{ringing}");
     let contact = format!("Contact: <sip:bob@{b};transport=tcp>\r\n");
     bob.write_all(answer(&at_bob, "200 OK", "b1", &contact).as_bytes())
         .unwrap();
-    let ok = recv_final_or_provisional(&alice);
-    assert_eq!(status_line(&ok), "SIP/2.0 200 OK", "{ok}");
+    let ok = recv_past_trying(&alice);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK", "{ok}");
     assert_eq!(header(&ok, "To"), ["<sip:bob@127.0.0.1>;tag=b1"]);
 
     let handed_over = element.stop();
