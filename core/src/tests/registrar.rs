@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::util::*;
-use crate::auth::{compute_response, Algorithm};
+use crate::auth::Algorithm;
 use crate::config::User;
 use crate::Event;
 
@@ -398,32 +398,6 @@ fn with_auth(algorithms: Vec<Algorithm>) -> Harness {
         },
     ];
     Harness::new(config)
-}
-
-fn nonce_of(challenge: &str) -> String {
-    let start = challenge.find("nonce=\"").unwrap() + 7;
-    let end = challenge[start..].find('"').unwrap();
-    challenge[start..start + end].to_owned()
-}
-
-fn authorization(user: &str, password: &str, alg: Algorithm, nonce: &str, nc: &str) -> String {
-    let uri = "sip:biloxi.example.com";
-    let response = compute_response(
-        alg,
-        user,
-        "biloxi.example.com",
-        password,
-        "REGISTER",
-        uri,
-        nonce,
-        Some("auth"),
-        Some(nc),
-        Some("0a4f113b"),
-    );
-    format!(
-        "Authorization: Digest username=\"{user}\", realm=\"biloxi.example.com\", nonce=\"{nonce}\", \
-         uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"0a4f113b\", response=\"{response}\", algorithm={alg}\n"
-    )
 }
 
 #[test]

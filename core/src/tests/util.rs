@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::auth::{compute_response, Algorithm};
 use crate::time::Instant;
 use crate::{Config, Datagram, Event, Input, InputKind, Output, Proxy, Transmit, Transport};
 
@@ -143,4 +144,39 @@ pub(crate) fn header_lines(response: &str, name: &str) -> Vec<String> {
         .split("\r\n")
         .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
         .collect()
+}
+
+/// The `nonce` of a challenge line.
+pub(crate) fn nonce_of(challenge: &str) -> String {
+    let start = challenge.find("nonce=\"").unwrap() + 7;
+    let end = challenge[start..].find('"').unwrap();
+    challenge[start..start + end].to_owned()
+}
+
+/// An Authorization line for a REGISTER to biloxi.example.com answering `nonce` with count
+/// `nc` (qop=auth), LF-terminated as the test messages are.
+pub(crate) fn authorization(
+    user: &str,
+    password: &str,
+    alg: Algorithm,
+    nonce: &str,
+    nc: &str,
+) -> String {
+    let uri = "sip:biloxi.example.com";
+    let response = compute_response(
+        alg,
+        user,
+        "biloxi.example.com",
+        password,
+        "REGISTER",
+        uri,
+        nonce,
+        Some("auth"),
+        Some(nc),
+        Some("0a4f113b"),
+    );
+    format!(
+        "Authorization: Digest username=\"{user}\", realm=\"biloxi.example.com\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"0a4f113b\", response=\"{response}\", algorithm={alg}\n"
+    )
 }
