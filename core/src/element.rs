@@ -17,7 +17,6 @@ use crate::rate::{Admission, SourceTable};
 use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Registrar, Reply};
 use crate::shared::{Shared, SharedState};
 use crate::time::Instant;
-use crate::transaction::non_invite_server::Action;
 use crate::transaction::{
     Effect, Effects, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
 };
@@ -460,10 +459,7 @@ impl Proxy {
             return;
         };
         let effects = match &tx.machine {
-            ServerMachine::NonInvite(m) => match m.on_request_retransmission() {
-                Action::Send(b) => Effects::from([Effect::Send(b)]),
-                Action::None => Effects::new(),
-            },
+            ServerMachine::NonInvite(m) => m.on_request_retransmission().into_effects(),
             ServerMachine::Invite(m) => m.on_request_retransmission(),
         };
         self.server_effects(key, effects);
@@ -623,26 +619,18 @@ impl Proxy {
             return;
         };
         let elapsed = now.saturating_since(tx.started);
-        // A non-INVITE machine sends at most the response: no list for one effect.
-        let terminated = match &mut tx.machine {
+        let effects = match &mut tx.machine {
             ServerMachine::NonInvite(m) => {
                 let timer_j = if tx.transport.is_reliable() {
                     Duration::ZERO
                 } else {
                     self.config.timers.t1 * 64
                 };
-                let send = match m.on_tu_response(status, bytes, now, timer_j) {
-                    Action::Send(b) => Some(Effect::Send(b)),
-                    Action::None => None,
-                };
-                carry_out(&mut self.queue, &mut self.timers, key, tx, send)
+                m.on_tu_response(status, bytes, now, timer_j).into_effects()
             }
-            ServerMachine::Invite(m) => {
-                let effects = m.on_tu_response(status, bytes, now);
-                carry_out(&mut self.queue, &mut self.timers, key, tx, effects)
-            }
+            ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
         };
-        if terminated {
+        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
             self.servers.remove(key);
         }
         if status >= 200 && self.config.reports.transactions {
@@ -748,7 +736,7 @@ fn carry_out(
     timers: &mut BTreeSet<(Instant, TimerRef)>,
     key: &TxKey,
     tx: &ServerTx,
-    effects: impl IntoIterator<Item = Effect>,
+    effects: Effects,
 ) -> bool {
     let (transport, local, target) = (tx.transport, tx.local, tx.target);
     // The machine has moved already: carrying out its effects does not change it.

@@ -58,6 +58,16 @@ pub enum Action {
     Send(Vec<u8>),
 }
 
+impl Action {
+    /// The same as the effects the other machines return: one `Send`, or none.
+    pub fn into_effects(self) -> Effects {
+        match self {
+            Action::Send(b) => Effects::from([Effect::Send(b)]),
+            Action::None => Effects::new(),
+        }
+    }
+}
+
 impl NonInviteServer {
     /// §17.2.2: a new transaction is in Trying.
     pub fn new() -> Self {

@@ -138,10 +138,7 @@ impl Machine for NonInviteServer {
     fn apply(&mut self, input: &Input, now: Instant, timing: Timing) -> Option<Effects> {
         // Its inputs answer with an `Action`; seen as effects, a retransmission that gets
         // nothing back is absorbed.
-        let effects = |action| match action {
-            super::non_invite_server::Action::None => Effects::new(),
-            super::non_invite_server::Action::Send(b) => Effects::from([Effect::Send(b)]),
-        };
+        let effects = super::non_invite_server::Action::into_effects;
         match input {
             Input::Retransmission => {
                 let mut e = effects(self.on_request_retransmission());
