@@ -96,66 +96,12 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// Text kept on the stack up to `N` bytes, then in a `Vec`: the few header values an edit
-/// writes fit, so writing them costs no allocation.
-pub(crate) struct StackText<const N: usize> {
-    inline: [u8; N],
-    len: usize,
-    /// Everything, once it outgrew `inline`.
-    spilled: Vec<u8>,
-}
-
-impl<const N: usize> StackText<N> {
-    pub(crate) fn new() -> Self {
-        StackText {
-            inline: [0; N],
-            len: 0,
-            spilled: Vec::new(),
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        if self.spilled.is_empty() {
-            self.len
-        } else {
-            self.spilled.len()
-        }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        if self.spilled.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.spilled
-        }
-    }
-}
-
-impl<const N: usize> Sink for StackText<N> {
+impl<A: smallvec::Array<Item = u8>> Sink for smallvec::SmallVec<A> {
     fn put(&mut self, bytes: &[u8]) {
-        if self.spilled.is_empty() {
-            if let Some(room) = self.inline.get_mut(self.len..self.len + bytes.len()) {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-                return;
-            }
-            self.spilled.reserve(N + bytes.len());
-            self.spilled.extend_from_slice(&self.inline[..self.len]);
-        }
-        self.spilled.extend_from_slice(bytes);
+        self.extend_from_slice(bytes);
     }
     fn put_byte(&mut self, byte: u8) {
-        self.put(&[byte]);
-    }
-}
-
-impl<const N: usize> std::io::Write for StackText<N> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.put(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.push(byte);
     }
 }
 

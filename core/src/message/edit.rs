@@ -8,7 +8,7 @@
 use smallvec::SmallVec;
 use std::ops::Range;
 
-use super::build::{Sink, StackText};
+use super::build::Sink;
 
 use super::build::line;
 use super::{HeaderName, Message};
@@ -52,19 +52,19 @@ struct Splice {
 /// forwarded copy is the only allocation.
 struct Splices {
     list: SmallVec<[Splice; 8]>,
-    text: StackText<256>,
+    text: SmallVec<[u8; 256]>,
 }
 
 impl Splices {
     fn new() -> Splices {
         Splices {
             list: SmallVec::new(),
-            text: StackText::new(),
+            text: SmallVec::new(),
         }
     }
 
     /// Replaces `range` of the original with what `write` appends.
-    fn push(&mut self, range: Range<usize>, write: impl FnOnce(&mut StackText<256>)) {
+    fn push(&mut self, range: Range<usize>, write: impl FnOnce(&mut SmallVec<[u8; 256]>)) {
         let start = self.text.len();
         write(&mut self.text);
         self.list.push(Splice {
@@ -90,7 +90,7 @@ impl Splices {
                 continue;
             }
             out.extend_from_slice(original.get(at..s.range.start).unwrap_or(&[]));
-            out.extend_from_slice(self.text.as_slice().get(s.with.clone()).unwrap_or(&[]));
+            out.extend_from_slice(self.text.get(s.with.clone()).unwrap_or(&[]));
             at = s.range.end;
         }
         out.extend_from_slice(original.get(at..).unwrap_or(&[]));
