@@ -159,10 +159,14 @@ impl RealNetwork {
             remote: a.remote,
             transport: a.transport,
         };
-        if queue.try_send(m).is_err() {
-            tracing::debug!(remote = %a.remote, worker = to, "hand-over queue full; dropped");
+        match queue.try_send(m) {
+            Ok(()) => {
+                self.handed_over.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                tracing::debug!(remote = %a.remote, worker = to, "hand-over queue full; dropped");
+            }
         }
-        self.handed_over.fetch_add(1, Ordering::Relaxed);
         true
     }
 
