@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::auth::{NonceConfig, NonceManager};
 use crate::element::table_seed;
 use crate::ids::{Ids, MAGIC_COOKIE};
+use crate::proxy::LOOP_HASH_LEN;
 use crate::rate::SourceTable;
 use crate::registrar::Location;
 use crate::Config;
@@ -104,7 +105,7 @@ impl SharedState {
 /// loop detection reads it.
 pub fn branch_worker(branch: &[u8]) -> Option<u16> {
     let rest = branch.strip_prefix(MAGIC_COOKIE.as_bytes())?;
-    let rest = rest.get(HASH_LEN..)?.strip_prefix(b"w")?;
+    let rest = rest.get(LOOP_HASH_LEN..)?.strip_prefix(b"w")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 5 || rest.get(digits) != Some(&b'.') {
         return None;
@@ -115,9 +116,6 @@ pub fn branch_worker(branch: &[u8]) -> Option<u16> {
     }
     u16::try_from(n).ok()
 }
-
-/// Length of the loop-detection hash in a branch (see `loop_hash`).
-pub(crate) const HASH_LEN: usize = 16;
 
 /// The worker a response belongs to, read from its top Via's branch without parsing the
 /// message: `None` for a request, a response without Via or branch, or a branch that is not

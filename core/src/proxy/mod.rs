@@ -115,14 +115,18 @@ pub fn loop_hash(msg: &Message, salt: u64) -> LoopHash {
         feed(v);
     }
     // `{h:016x}` without the formatting machinery: this runs for every request proxied.
-    let mut hex = [0; 16];
+    let mut hex = [0; LOOP_HASH_LEN];
     crate::auth::hex_into(&h.to_be_bytes(), &mut hex);
     LoopHash(hex)
 }
 
 /// A [`loop_hash`]: 16 lower-case hex digits, kept inline (one per proxied request).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoopHash([u8; 16]);
+pub struct LoopHash([u8; LOOP_HASH_LEN]);
+
+/// Digits in a [`LoopHash`]: it follows the magic cookie in every branch this element
+/// writes, where loop detection and the worker tag read it.
+pub(crate) const LOOP_HASH_LEN: usize = 16;
 
 impl LoopHash {
     /// The digits.

@@ -301,17 +301,18 @@ impl Proxy {
                         .filter_map(|v| crate::message::Via::parse(v).ok()),
                 )
                 .any(|v| {
-                    v.branch()
-                        .is_some_and(|b| b.get(7..23) == Some(hash.as_str()))
-                        && match v.port {
-                            Some(p) if p != 5060 => format!("{}:{p}", v.host),
-                            _ => v.host.to_string(),
-                        }
-                        .eq_ignore_ascii_case(&{
-                            let mut me = String::new();
-                            self.write_advertised(d.local, &mut me);
-                            me
-                        })
+                    v.branch().is_some_and(|b| {
+                        let at = crate::ids::MAGIC_COOKIE.len();
+                        b.get(at..at + super::LOOP_HASH_LEN) == Some(hash.as_str())
+                    }) && match v.port {
+                        Some(p) if p != 5060 => format!("{}:{p}", v.host),
+                        _ => v.host.to_string(),
+                    }
+                    .eq_ignore_ascii_case(&{
+                        let mut me = String::new();
+                        self.write_advertised(d.local, &mut me);
+                        me
+                    })
                 });
         if looped {
             return self.respond(&key, &msg, Reply::new(482));
