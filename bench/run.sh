@@ -4,7 +4,7 @@
 # registrar with the location in memory, record-routing stateful proxy to the registered
 # contacts, and digest authentication (qop=auth, MD5) of REGISTER and initial INVITEs.
 #
-#   bench/run.sh [--quick] [--keep]
+#   bench/run.sh [--quick] [--rounds=N] [--keep]
 #
 # For each case (REGISTER; REGISTER with the bindings persisted in SQLite, Trapezoid's
 # `--db` and Kamailio's usrloc db_mode 1; REGISTER with digest, 401 then 200; a call
@@ -44,6 +44,11 @@
 # --quick: 2 s steps, two ramp steps and no bisection, memory at 20,000 users only, and no
 # memory per call/s (its 32 s wait alone would take the run past 2 minutes; CALL_MEM=1 adds
 # it, at 200 calls/s). Under 2 minutes on a quiet machine; the full run under 10.
+# --rounds=N: CPU per operation only, more robust: the fixed-rate steps alone (no highest-rate
+# search, no memory), N rounds, each round every case on one proxy then the other, each in a
+# fresh process; prints each round's figure and the medians. The figures of one fixed-rate
+# step move between runs by 10 to 30 % on this machine, for both proxies; a round of the six
+# cases takes about 3 minutes (N=3 about 9).
 # --keep: leave the work directory (SIPp statistics, logs) under /tmp.
 # Also the CPU µs per operation at a second, higher fixed rate (32,000 REGISTER/s, 10,000
 # with digest, 2,500 calls/s; HIGH=0 skips it, --quick does too).
@@ -55,7 +60,8 @@
 # RATE_CALLAUTH_HIGH for the second ones (32000, 10000, 2500, 2500), USERS (2000),
 # TRAPEZOID_MAX_TX, MEM_RATE (20000),
 # CALL_MEM=0 to skip the memory per call/s, CALL_MEM_RATE (1000; 200 with --quick),
-# BENCH_PORT (25700; the next 40 ports are used too).
+# BENCH_PORT (25700; the next 40 ports are used too), BENCH_DB_DIR (where the regdb case's
+# SQLite files go; default a directory on /dev/shm).
 # CASES= (empty) runs no case, only the memory part.
 #
 # Installs what it needs when run as root on Debian (sip-tester, kamailio and its SQLite
@@ -69,16 +75,19 @@ SCEN=$ROOT/tests/sipp
 
 QUICK=0
 KEEP=0
+ROUNDS=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
         --keep) KEEP=1 ;;
+        --rounds=*) ROUNDS=${a#--rounds=} ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $a (try --help)" >&2; exit 2 ;;
     esac
 done
 
 
+[[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds takes a number" >&2; exit 2; }
 PROXIES=${PROXIES:-trapezoid kamailio}
 KAMAILIO_SQLITE=/usr/lib/x86_64-linux-gnu/kamailio/modules/db_sqlite.so
 missing() {
@@ -116,6 +125,8 @@ else
     FIXED_SECS=8 STEP_SECS=4 RAMP_MAX=4 BISECT=3 MEM_SIZES="100000 1000000" HIGH_SECS=5
 fi
 CALL_MEM=${CALL_MEM:-1}
+# --rounds: CPU per operation only.
+[ "$ROUNDS" -eq 0 ] || MEM=0
 CALL_MEM_RATE=${CALL_MEM_RATE:-1000}
 # How long a call's transactions live after it ends: Trapezoid over UDP keeps them 64*T1 =
 # 32 s (Timers L and M after the INVITE's 2xx, J after the BYE's 200); Kamailio 5 s (wt_timer
@@ -158,7 +169,10 @@ HZ=$(getconf CLK_TCK)
 
 WORK=$(mktemp -d /tmp/trapezoid-bench.XXXXXX)
 # The SQLite files of the regdb case: tmpfs where there is one (see run_cases).
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then DB_DIR=$(mktemp -d /dev/shm/trapezoid-bench.XXXXXX); else DB_DIR=$WORK; fi
+# BENCH_DB_DIR puts them elsewhere (a directory on disk, to see the disk's cost).
+if [ -n "${BENCH_DB_DIR:-}" ]; then DB_DIR=$(mktemp -d "$BENCH_DB_DIR/trapezoid-bench.XXXXXX")
+elif [ -d /dev/shm ] && [ -w /dev/shm ]; then DB_DIR=$(mktemp -d /dev/shm/trapezoid-bench.XXXXXX)
+else DB_DIR=$WORK; fi
 PROXY_PID=
 PROXY_KIND=
 UAS_PID=
@@ -423,7 +437,7 @@ round2() { # to two significant digits
 }
 
 # Results, by "proxy case".
-declare -A US P50 P99 MAX MAXP FAIL US_HIGH
+declare -A US P50 P99 MAX MAXP FAIL US_HIGH US_ALL US_HIGH_ALL
 
 measure_case() { # case
     local case=$1 key="$PROXY_KIND $1"
@@ -468,16 +482,19 @@ measure_case() { # case
     MAX[$key]=$lo MAXP[$key]=$lop FAIL[$key]=$hi
 }
 
-# Kamailio's variants of Trapezoid's REGISTER: the fixed rates only.
+# The fixed rates only (Kamailio's variants of Trapezoid's REGISTER; every case in
+# --rounds). Each figure is also added to the case's list, from which --rounds takes medians.
 measure_fixed() { # case
     local case=$1 key="$PROXY_KIND $1"
     step "$case" "${FIXED[$case]}" "$FIXED_SECS"
     US[$key]=$S_US P50[$key]=$S_P50 P99[$key]=$S_P99
     [ $S_PASS = 1 ] || US[$key]="$S_US ✗"
+    US_ALL[$key]="${US_ALL[$key]:-} $S_US$([ $S_PASS = 1 ] || echo ✗)"
     if [ "$HIGH" = 1 ] || [ "$case" = regdb ]; then
         step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS"
         US_HIGH[$key]=$S_US
         [ $S_PASS = 1 ] || US_HIGH[$key]="$S_US ✗"
+        US_HIGH_ALL[$key]="${US_HIGH_ALL[$key]:-} $S_US$([ $S_PASS = 1 ] || echo ✗)"
     fi
 }
 
@@ -491,51 +508,55 @@ warm_up() { # scenario rate: register the whole population once
     log "  $PROXY_KIND warm-up: $R_OK of $USERS users registered, $R_FAIL failed, ${R_WALL}s"
 }
 
+# A fresh proxy process set up for a case: the callee and the users registered. Returns 1
+# for a case the proxy does not run. Each case gets a process of its own: Trapezoid keeps
+# every UDP transaction 32 s after its final response (Timer J), so the transactions of one
+# case's fastest steps would otherwise expire, at the CPU's expense, during the next case's
+# measurement (hundreds of thousands after REGISTER at 80,000/s).
+start_for() { # proxy case
+    case $2 in
+        reg | call)
+            if [ "$1" = trapezoid ]; then start_trapezoid; else start_kamailio; fi
+            register_callee register.xml
+            warm_up register.xml 5000
+            ;;
+        regtx)
+            [ "$1" = kamailio ] || return 1
+            start_kamailio -A REGISTER_TRANSACTION
+            register_callee register.xml
+            warm_up register.xml 5000
+            ;;
+        # Bindings persisted, each written before the 200 leaves: Trapezoid's WAL with
+        # synchronous=NORMAL and a commit per batch of requests; Kamailio's WAL with SQLite's
+        # default synchronous (FULL: a sync of the log per commit) and a commit per statement
+        # (db_sqlite has no setting for either). Both files are on tmpfs ($DB_DIR), where a
+        # sync costs nothing: the rows compare the work of keeping the database, not the disk.
+        regdb)
+            rm -f "$DB_DIR"/location.db* "$DB_DIR"/klocation.db*
+            if [ "$1" = trapezoid ]; then
+                start_trapezoid --db "$DB_DIR/location.db"
+            else
+                sqlite3 "$DB_DIR/klocation.db" < /usr/share/kamailio/db_sqlite/standard-create.sql
+                sqlite3 "$DB_DIR/klocation.db" < /usr/share/kamailio/db_sqlite/usrloc-create.sql
+                start_kamailio -A WITH_DB
+            fi
+            register_callee register.xml
+            warm_up register.xml 5000
+            ;;
+        regauth | callauth)
+            if [ "$1" = trapezoid ]; then start_trapezoid --config "$WORK/auth.yaml"; else start_kamailio -A WITH_AUTH; fi
+            register_callee register_auth.xml
+            warm_up register_auth.xml 2500
+            ;;
+        *) return 1 ;;
+    esac
+}
+
 run_cases() { # proxy
-    # Each case in a proxy process of its own: Trapezoid keeps every UDP transaction 32 s
-    # after its final response (Timer J), so the transactions of one case's fastest steps
-    # would otherwise expire, at the CPU's expense, during the next case's measurement
-    # (hundreds of thousands after REGISTER at 80,000/s).
     local c
     for c in $CASES; do
-        case $c in
-            reg | call)
-                if [ "$1" = trapezoid ]; then start_trapezoid; else start_kamailio; fi
-                register_callee register.xml
-                warm_up register.xml 5000
-                ;;
-            regtx)
-                [ "$1" = kamailio ] || continue
-                start_kamailio -A REGISTER_TRANSACTION
-                register_callee register.xml
-                warm_up register.xml 5000
-                ;;
-            # Bindings persisted, each written before the 200 leaves: Trapezoid's WAL with
-            # synchronous=NORMAL and a commit per batch of requests; Kamailio's WAL with
-            # SQLite's default synchronous (FULL: a sync of the log per commit) and a commit
-            # per statement (db_sqlite has no setting for either). On a disk, Kamailio's
-            # syncs hold it to a few hundred REGISTERs a second here, so both files are on
-            # tmpfs ($DB_DIR), where a sync costs nothing: the rows compare the work of
-            # keeping the database, not the disk.
-            regdb)
-                rm -f "$DB_DIR"/location.db* "$DB_DIR"/klocation.db*
-                if [ "$1" = trapezoid ]; then
-                    start_trapezoid --db "$DB_DIR/location.db"
-                else
-                    sqlite3 "$DB_DIR/klocation.db" < /usr/share/kamailio/db_sqlite/standard-create.sql
-                    sqlite3 "$DB_DIR/klocation.db" < /usr/share/kamailio/db_sqlite/usrloc-create.sql
-                    start_kamailio -A WITH_DB
-                fi
-                register_callee register.xml
-                warm_up register.xml 5000
-                ;;
-            regauth | callauth)
-                if [ "$1" = trapezoid ]; then start_trapezoid --config "$WORK/auth.yaml"; else start_kamailio -A WITH_AUTH; fi
-                register_callee register_auth.xml
-                warm_up register_auth.xml 2500
-                ;;
-            *) continue ;;
-        esac
+        start_for "$1" "$c" || continue
+        # Kamailio's variants of Trapezoid's REGISTER: the fixed rates only.
         if [ "$1" = kamailio ] && { [ "$c" = regtx ] || [ "$c" = regdb ]; }; then
             measure_fixed "$c"
         else
@@ -543,6 +564,33 @@ run_cases() { # proxy
         fi
         stop_proxy
     done
+}
+
+# --rounds N: the fixed-rate steps only, N rounds, each round every case on one proxy then
+# the other, so that a slow spell of the machine falls on both; the medians are reported.
+run_rounds() {
+    local r c p
+    for r in $(seq 1 "$ROUNDS"); do
+        log "round $r of $ROUNDS:"
+        for c in $CASES; do
+            for p in $PROXIES; do
+                start_for "$p" "$c" || continue
+                measure_fixed "$c"
+                stop_proxy
+            done
+        done
+    done
+    local key
+    for key in "${!US_ALL[@]}"; do US[$key]=$(median ${US_ALL[$key]}); done
+    for key in "${!US_HIGH_ALL[@]}"; do US_HIGH[$key]=$(median ${US_HIGH_ALL[$key]}); done
+}
+
+median() { # values, "✗" appended to those of failed steps -> the median, "✗" if any failed
+    local bad=
+    case "$*" in *✗*) bad=" ✗" ;; esac
+    printf '%s\n' "$@" | sed 's/✗//' | sort -g | awk -v bad="$bad" '$1 ~ /^[0-9]/ { v[++n] = $1 + 0 }
+        END { if (n == 0) { printf "-"; exit } m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+              printf "%.1f%s", m, bad }'
 }
 
 # Memory per binding, by "label size": "PSS RSS" growth in bytes per binding.
@@ -603,10 +651,14 @@ measure_calls() { # (a proxy running, the callee registered)
 START=$SECONDS
 log "bench/run.sh$([ $QUICK = 1 ] && echo ' --quick'): $(date -u +%FT%TZ), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); proxy on CPU 0, SIPp on CPU 1"
 log "  $USERS users; fixed-rate steps ${FIXED_SECS}s, search steps ${STEP_SECS}s; Trapezoid RUST_LOG=$TRAPEZOID_LOG --max-transactions $TRAPEZOID_MAX_TX"
-for p in $PROXIES; do
-    log "$p:"
-    run_cases "$p"
-done
+if [ "$ROUNDS" -gt 0 ]; then
+    run_rounds
+else
+    for p in $PROXIES; do
+        log "$p:"
+        run_cases "$p"
+    done
+fi
 FIRST=${MEM_SIZES%% *}
 if [ "$MEM" = 1 ]; then
     log "memory (distinct users at $MEM_RATE REGISTER/s):"
@@ -670,8 +722,41 @@ rows() { # "label rate trapezoid-case kamailio-case" per row of the first table
 }
 
 echo
-echo "Results of $([ $QUICK = 1 ] && echo 'bench/run.sh --quick' || echo 'bench/run.sh') on $(date -u +%F) (${ELAPSED}s):"
+echo "Results of bench/run.sh$([ $QUICK = 1 ] && echo ' --quick')$([ "$ROUNDS" -gt 0 ] && echo " --rounds=$ROUNDS") on $(date -u +%F) (${ELAPSED}s):"
 echo
+if [ "$ROUNDS" -gt 0 ]; then
+    runs() { # key of US_ALL or US_HIGH_ALL's value -> "median (round 1, round 2, ...)"
+        local v=$1 all=$2
+        [ -n "$all" ] || { echo "-"; return; }
+        echo "$v ($(echo $all | sed 's/ /, /g'))"
+    }
+    echo "| case | rate | Trapezoid µs/op: median (each round) | Kamailio µs/op: median (each round) | ratio of medians |"
+    echo "|---|---|---|---|---|"
+    rows | while read -r l rate tc kc; do
+        t="trapezoid $tc" k="kamailio $kc"
+        tus=${US[$t]:-} tall=${US_ALL[$t]:-}
+        if [ "$l" = regdbmem ]; then tus=${US_HIGH[$t]:-} tall=${US_HIGH_ALL[$t]:-}; fi
+        printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "$rate" "$(runs "$tus" "$tall")" \
+            "$(runs "${US[$k]:-}" "${US_ALL[$k]:-}")" "$(ratio "$tus" "${US[$k]:-}")"
+    done
+    if [ "$HIGH" = 1 ]; then
+        echo
+        echo "| case | higher rate | Trapezoid µs/op: median (each round) | Kamailio µs/op: median (each round) | ratio of medians |"
+        echo "|---|---|---|---|---|"
+        rows | while read -r l rate tc kc; do
+            [ "$l" != regdbmem ] || continue
+            t="trapezoid $tc" k="kamailio $kc"
+            printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "${FIXED_HIGH[$tc]}" \
+                "$(runs "${US_HIGH[$t]:-}" "${US_HIGH_ALL[$t]:-}")" \
+                "$(runs "${US_HIGH[$k]:-}" "${US_HIGH_ALL[$k]:-}")" "$(ratio "${US_HIGH[$t]:-}" "${US_HIGH[$k]:-}")"
+        done
+    fi
+    echo
+    echo "µs/op: CPU time (user + system) of all the proxy's processes per registration or per call"
+    echo "at the same fixed rate for both, in each of $ROUNDS rounds (✗: a step failed: overload"
+    echo "figures). Each round ran every case on one proxy then the other, in a fresh process."
+    exit 0
+fi
 echo "| case | rate | Trapezoid µs/op | Kamailio µs/op | ratio | p50/p99 ms T / K | max rate T | max rate K | ratio | p50/p99 ms at max T / K |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 rows | while read -r l rate tc kc; do
