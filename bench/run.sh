@@ -48,7 +48,7 @@
 # search, no memory), N rounds, each round every case on one proxy then the other, each in a
 # fresh process; prints each round's figure and the medians. The figures of one fixed-rate
 # step move between runs by 10 to 30 % on this machine, for both proxies; a round of the six
-# cases takes about 3 minutes (N=3 about 9).
+# cases takes about 3 minutes (N=3: 522 s).
 # --keep: leave the work directory (SIPp statistics, logs) under /tmp.
 # Also the CPU µs per operation at a second, higher fixed rate (32,000 REGISTER/s, 10,000
 # with digest, 2,500 calls/s; HIGH=0 skips it, --quick does too).
