@@ -47,8 +47,14 @@
 # --rounds=N: CPU per operation only, more robust: the fixed-rate steps alone (no highest-rate
 # search, no memory), N rounds, each round every case on one proxy then the other, each in a
 # fresh process; prints each round's figure and the medians. The figures of one fixed-rate
-# step move between runs by 10 to 30 % on this machine, for both proxies; a round of the six
-# cases takes about 3 minutes (N=3: 522 s).
+# step move between runs by 10 to 30 % on this machine, for both proxies. In the steady
+# state (STEADY=1, the default here; see `step`) and at the first fixed rate only (HIGH=1
+# adds the second): a round of the six cases takes about 6 minutes.
+# STEADY=1 (default 0, but 1 with --rounds): each fixed-rate step first runs for the proxy's
+# transaction lifetime plus 2 s and measures the seconds after (Trapezoid 34 s + 8 s).
+# Without it the full run measures Trapezoid before any of its transactions has ended
+# (Kamailio, whose transactions end after 5 s, partly after); with it the full run takes
+# about 16 minutes.
 # --keep: leave the work directory (SIPp statistics, logs) under /tmp.
 # Also the CPU µs per operation at a second, higher fixed rate (32,000 REGISTER/s, 10,000
 # with digest, 2,500 calls/s; HIGH=0 skips it, --quick does too).
@@ -125,8 +131,12 @@ else
     FIXED_SECS=8 STEP_SECS=4 RAMP_MAX=4 BISECT=3 MEM_SIZES="100000 1000000" HIGH_SECS=5
 fi
 CALL_MEM=${CALL_MEM:-1}
-# --rounds: CPU per operation only.
-[ "$ROUNDS" -eq 0 ] || MEM=0
+# --rounds: CPU per operation only, in the steady state, at the first fixed rate (HIGH=1 adds
+# the second).
+if [ "$ROUNDS" -gt 0 ]; then
+    MEM=0 STEADY=${STEADY:-1} HIGH=${HIGH:-0}
+fi
+STEADY=${STEADY:-0}
 CALL_MEM_RATE=${CALL_MEM_RATE:-1000}
 # How long a call's transactions live after it ends: Trapezoid over UDP keeps them 64*T1 =
 # 32 s (Timers L and M after the INVITE's 2xx, J after the BYE's 200); Kamailio 5 s (wt_timer
@@ -385,9 +395,15 @@ udp_drops() { # "proxy-socket all": datagrams dropped for a full receive buffer,
 
 # One step of a case at a rate for some seconds. Sets S_PASS, S_US (CPU µs per operation),
 # S_P50, S_P99 and logs a line.
-step() { # case rate seconds
-    local case=$1 rate=$2 secs=$3
-    local count=$((rate * secs)) limit max scenario args=()
+#
+# With STEADY=1 a fixed-rate step first runs its load for as long as the proxy keeps a
+# transaction after its final response, plus 2 s (Trapezoid over UDP 32 s, Kamailio 5 s),
+# and measures the CPU over the `seconds` after that: the population of live transactions
+# is then stable, and every new transaction is paid for with one that ends. Without it, a
+# step of a fresh process measures Trapezoid before its first transaction has ended.
+step() { # case rate seconds [warm]
+    local case=$1 rate=$2 secs=$3 warm=${4:-0}
+    local count=$((rate * (secs + warm))) limit max scenario args=()
     case $case in
         reg | regtx | regdb) scenario=register.xml args=(-inf "$WORK/users.csv") limit=$rate ;;
         regauth) scenario=register_auth.xml args=(-inf "$WORK/users.csv") limit=$rate ;;
@@ -396,22 +412,36 @@ step() { # case rate seconds
     esac
     [ "$limit" -ge 100 ] || limit=100
     # The rate counts as achieved when the step ends within 10 % + 1.5 s of plan.
-    max=$(awk -v s="$secs" 'BEGIN { print s * 1.1 + 1.5 }')
+    max=$(awk -v s=$((secs + warm)) 'BEGIN { print s * 1.1 + 1.5 }')
     local lport=$REG_PORT
     case $case in call*) lport=$UAC_PORT ;; esac
     case $case in call*) start_uas "$WORK" ;; esac
-    local ticks0 ticks1 drops0 drops1
+    local ticks0 ticks1 drops0 drops1 sampler= ops wall
     ticks0=$(proxy_ticks)
     drops0=$(udp_drops)
+    if [ "$warm" -gt 0 ]; then
+        rm -f "$WORK/ticks-a" "$WORK/ticks-b"
+        (sleep "$warm"; proxy_ticks > "$WORK/ticks-a"; sleep "$secs"; proxy_ticks > "$WORK/ticks-b") &
+        sampler=$!
+    fi
     sipp_run "$scenario" "$rate" "$count" "$lport" "$limit" u1 "$max" 1 "${args[@]}"
     ticks1=$(proxy_ticks)
     drops1=$(udp_drops)
     stop_uas
-    S_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v n="$R_OK" \
+    ops=$R_OK wall=$R_WALL
+    if [ -n "$sampler" ]; then
+        kill "$sampler" 2> /dev/null || true
+        wait "$sampler" 2> /dev/null || true
+        # The window after the warm-up; a step stopped before its end is measured whole.
+        if [ -s "$WORK/ticks-a" ] && [ -s "$WORK/ticks-b" ]; then
+            ticks0=$(cat "$WORK/ticks-a") ticks1=$(cat "$WORK/ticks-b") ops=$((rate * secs)) wall=$secs
+        fi
+    fi
+    S_US=$(awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v n="$ops" \
         'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-" }')
-    # The proxy's share of its core over the step.
+    # The proxy's share of its core over the step (the measured window).
     local pc pss rss
-    pc=$(awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v w="$R_WALL" 'BEGIN { printf "%.0f", t / hz / w * 100 }')
+    pc=$(awk -v t=$((ticks1 - ticks0)) -v hz="$HZ" -v w="$wall" 'BEGIN { printf "%.0f", t / hz / w * 100 }')
     # UDP datagrams lost to full receive buffers: at the proxy's socket, and at any socket
     # (SIPp's included).
     local drops
@@ -425,8 +455,8 @@ step() { # case rate seconds
     fi
     local verdict=pass
     [ $S_PASS = 1 ] || verdict="FAIL${R_ABORT:+ (stopped: $R_ABORT)}"
-    log "$(printf '  %-9s %-8s %6s/s x %2ss: %s  ok %7s  failed %5s  retrans %6s  %6.2fs  %6s µs/op  p50/p99 %s/%s ms  proxy CPU %s%%  PSS %s MB  UDP drops proxy/all %s' \
-        "$PROXY_KIND" "$case" "$rate" "$secs" "$verdict" \
+    log "$(printf '  %-9s %-8s %6s/s x %2ss%s: %s  ok %7s  failed %5s  retrans %6s  %6.2fs  %6s µs/op  p50/p99 %s/%s ms  proxy CPU %s%%  PSS %s MB  UDP drops proxy/all %s' \
+        "$PROXY_KIND" "$case" "$rate" "$secs" "$([ "$warm" -gt 0 ] && echo " after ${warm}s")" "$verdict" \
         "$R_OK" "$R_FAIL" "$R_RETR" "$R_WALL" "$S_US" "$S_P50" "$S_P99" "$pc" $((pss / 1024)) "$drops")"
     # Let the proxy finish what a failed step left behind.
     if [ $S_PASS = 1 ]; then sleep 0.5; else sleep 1.5; fi
@@ -436,19 +466,25 @@ round2() { # to two significant digits
     awk -v x="$1" 'BEGIN { if (x < 100) { printf "%d", x; exit } m = 1; while (x >= 100) { x /= 10; m *= 10 } printf "%d", int(x + 0.5) * m }'
 }
 
+# The warm-up of a fixed-rate step: none, or with STEADY=1 the proxy's transaction lifetime
+# plus 2 s.
+warm() {
+    if [ "$STEADY" = 1 ]; then echo $((TX_LIFETIME[$PROXY_KIND] + 2)); else echo 0; fi
+}
+
 # Results, by "proxy case".
 declare -A US P50 P99 MAX MAXP FAIL US_HIGH US_ALL US_HIGH_ALL
 
 measure_case() { # case
     local case=$1 key="$PROXY_KIND $1"
     local rate=${FIXED[$case]}
-    step "$case" "$rate" "$FIXED_SECS"
+    step "$case" "$rate" "$FIXED_SECS" "$(warm)"
     US[$key]=$S_US P50[$key]=$S_P50 P99[$key]=$S_P99
     # A fixed-rate step that failed: its figures are marked as from an overload.
     [ $S_PASS = 1 ] || US[$key]="$S_US ✗"
     # regdb's second rate is compared with the in-memory REGISTER's first: always measured.
     if [ "$HIGH" = 1 ] || [ "$case" = regdb ]; then
-        step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS"
+        step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS" "$(warm)"
         US_HIGH[$key]=$S_US
         [ $S_PASS = 1 ] || US_HIGH[$key]="$S_US ✗"
     fi
@@ -486,12 +522,12 @@ measure_case() { # case
 # --rounds). Each figure is also added to the case's list, from which --rounds takes medians.
 measure_fixed() { # case
     local case=$1 key="$PROXY_KIND $1"
-    step "$case" "${FIXED[$case]}" "$FIXED_SECS"
+    step "$case" "${FIXED[$case]}" "$FIXED_SECS" "$(warm)"
     US[$key]=$S_US P50[$key]=$S_P50 P99[$key]=$S_P99
     [ $S_PASS = 1 ] || US[$key]="$S_US ✗"
     US_ALL[$key]="${US_ALL[$key]:-} $S_US$([ $S_PASS = 1 ] || echo ✗)"
     if [ "$HIGH" = 1 ] || [ "$case" = regdb ]; then
-        step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS"
+        step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS" "$(warm)"
         US_HIGH[$key]=$S_US
         [ $S_PASS = 1 ] || US_HIGH[$key]="$S_US ✗"
         US_HIGH_ALL[$key]="${US_HIGH_ALL[$key]:-} $S_US$([ $S_PASS = 1 ] || echo ✗)"
