@@ -1,5 +1,14 @@
 //! `trapezoid`: the command line. Thin: it parses arguments and calls the crates.
 
+/// mimalloc instead of glibc's allocator. Over UDP `serve` keeps every transaction 32 s after
+/// its final response (RFC 3261 Timers J, L, M), so under steady load transactions end in the
+/// order they began, and glibc coalesces each freed block with its free neighbours, unlinking
+/// them from its bins: blocks long out of the cache (`unlink_chunk` was 8 % of the samples at
+/// 10,000 REGISTER/s). mimalloc frees into per-page lists without coalescing. Measured in the
+/// steady state, REGISTER at 10,000/s: 9.6–10.6 µs of CPU with it, 11.7–17.1 without.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
