@@ -757,15 +757,36 @@ rows() { # "label rate trapezoid-case kamailio-case" per row of the first table
     done
 }
 
+# The table of the second fixed rates, when measured: `runs` shows every round's figure and
+# the median, `single` the one figure.
+high_table() { # runs|single trapezoid-heading kamailio-heading ratio-heading
+    [ "$HIGH" = 1 ] || return 0
+    local form=$1
+    echo
+    echo "| case | higher rate | $2 | $3 | $4 |"
+    echo "|---|---|---|---|---|"
+    rows | while read -r l rate tc kc; do
+        [ "$l" != regdbmem ] || continue
+        t="trapezoid $tc" k="kamailio $kc"
+        printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "${FIXED_HIGH[$tc]}" \
+            "$(cell "$form" "${US_HIGH[$t]:-}" "${US_HIGH_ALL[$t]:-}")" \
+            "$(cell "$form" "${US_HIGH[$k]:-}" "${US_HIGH_ALL[$k]:-}")" \
+            "$(ratio "${US_HIGH[$t]:-}" "${US_HIGH[$k]:-}")"
+    done
+}
+cell() { # runs|single value all-values
+    if [ "$1" = runs ]; then runs "$2" "$3"; else val "$2"; fi
+}
+runs() { # median, every round's figure -> "median (round 1, round 2, ...)"
+    local v=$1 all=$2
+    [ -n "$all" ] || { echo "-"; return; }
+    echo "$v ($(echo $all | sed 's/ /, /g'))"
+}
+
 echo
 echo "Results of bench/run.sh$([ $QUICK = 1 ] && echo ' --quick')$([ "$ROUNDS" -gt 0 ] && echo " --rounds=$ROUNDS") on $(date -u +%F) (${ELAPSED}s):"
 echo
 if [ "$ROUNDS" -gt 0 ]; then
-    runs() { # key of US_ALL or US_HIGH_ALL's value -> "median (round 1, round 2, ...)"
-        local v=$1 all=$2
-        [ -n "$all" ] || { echo "-"; return; }
-        echo "$v ($(echo $all | sed 's/ /, /g'))"
-    }
     echo "| case | rate | Trapezoid µs/op: median (each round) | Kamailio µs/op: median (each round) | ratio of medians |"
     echo "|---|---|---|---|---|"
     rows | while read -r l rate tc kc; do
@@ -775,18 +796,7 @@ if [ "$ROUNDS" -gt 0 ]; then
         printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "$rate" "$(runs "$tus" "$tall")" \
             "$(runs "${US[$k]:-}" "${US_ALL[$k]:-}")" "$(ratio "$tus" "${US[$k]:-}")"
     done
-    if [ "$HIGH" = 1 ]; then
-        echo
-        echo "| case | higher rate | Trapezoid µs/op: median (each round) | Kamailio µs/op: median (each round) | ratio of medians |"
-        echo "|---|---|---|---|---|"
-        rows | while read -r l rate tc kc; do
-            [ "$l" != regdbmem ] || continue
-            t="trapezoid $tc" k="kamailio $kc"
-            printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "${FIXED_HIGH[$tc]}" \
-                "$(runs "${US_HIGH[$t]:-}" "${US_HIGH_ALL[$t]:-}")" \
-                "$(runs "${US_HIGH[$k]:-}" "${US_HIGH_ALL[$k]:-}")" "$(ratio "${US_HIGH[$t]:-}" "${US_HIGH[$k]:-}")"
-        done
-    fi
+    high_table runs "Trapezoid µs/op: median (each round)" "Kamailio µs/op: median (each round)" "ratio of medians"
     echo
     echo "µs/op: CPU time (user + system) of all the proxy's processes per registration or per call"
     echo "at the same fixed rate for both, in each of $ROUNDS rounds (✗: a step failed: overload"
@@ -806,18 +816,7 @@ rows | while read -r l rate tc kc; do
         "$(maxrate "$t")" "$(maxrate "$k")" "$(ratio "${MAX[$t]:-}" "${MAX[$k]:-}")" \
         "$(val "${MAXP[$t]:-}")" "$(val "${MAXP[$k]:-}")"
 done
-if [ "$HIGH" = 1 ]; then
-    echo
-    echo "| case | higher rate | Trapezoid µs/op | Kamailio µs/op | ratio |"
-    echo "|---|---|---|---|---|"
-    rows | while read -r l rate tc kc; do
-        [ "$l" != regdbmem ] || continue
-        t="trapezoid $tc" k="kamailio $kc"
-        printf '| %s | %s/s | %s | %s | %s |\n' "${LABEL[$l]}" "${FIXED_HIGH[$tc]}" \
-            "$(val "${US_HIGH[$t]:-}")" "$(val "${US_HIGH[$k]:-}")" \
-            "$(ratio "${US_HIGH[$t]:-}" "${US_HIGH[$k]:-}")"
-    done
-fi
+high_table single "Trapezoid µs/op" "Kamailio µs/op" "ratio"
 if [ "$MEM" = 1 ]; then
     echo
     echo "| bindings | Trapezoid B/binding, PSS / RSS | Trapezoid --db | Trapezoid over UDP | Kamailio | ratio (PSS) |"
