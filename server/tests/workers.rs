@@ -212,33 +212,26 @@ fn a_call_completes_when_caller_and_callee_reach_different_workers() {
     assert_eq!(header(&ok, "Record-Route"), record_route);
 
     // ACK and BYE along the route set.
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
+    // An in-dialog request from Alice, forwarded to Bob along the Record-Route.
+    let along_route = |method: &str, cseq: u32, branch: &str| {
+        let request = format!(
             "{method} sip:bob@{b} SIP/2.0\r\nVia: SIP/2.0/UDP {a};branch={branch}\r\n\
              Route: {}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\n\
              To: <sip:bob@127.0.0.1>;tag=b1\r\nCall-ID: call1\r\nCSeq: {cseq} {method}\r\n\
              Content-Length: 0\r\n\r\n",
             record_route[0]
-        )
+        );
+        alice.send_to(request.as_bytes(), proxy).unwrap();
+        let forwarded = recv(&bob);
+        assert_eq!(
+            first_line(&forwarded),
+            format!("{method} sip:bob@{b} SIP/2.0"),
+            "{forwarded}"
+        );
+        forwarded
     };
-    alice
-        .send_to(in_dialog("ACK", 1, "z9hG4bKack1").as_bytes(), proxy)
-        .unwrap();
-    let ack = recv(&bob);
-    assert_eq!(
-        first_line(&ack),
-        format!("ACK sip:bob@{b} SIP/2.0"),
-        "{ack}"
-    );
-    alice
-        .send_to(in_dialog("BYE", 2, "z9hG4bKbye1").as_bytes(), proxy)
-        .unwrap();
-    let bye = recv(&bob);
-    assert_eq!(
-        first_line(&bye),
-        format!("BYE sip:bob@{b} SIP/2.0"),
-        "{bye}"
-    );
+    along_route("ACK", 1, "z9hG4bKack1");
+    let bye = along_route("BYE", 2, "z9hG4bKbye1");
     assert_eq!(tagged_worker(&bye), Some(alices_worker), "{bye}");
     bob.send_to(answer(&bye, "200 OK", "b1", "").as_bytes(), proxy)
         .unwrap();
