@@ -478,19 +478,11 @@ declare -A US P50 P99 MAX MAXP FAIL US_HIGH US_ALL US_HIGH_ALL
 measure_case() { # case
     local case=$1 key="$PROXY_KIND $1"
     local rate=${FIXED[$case]}
-    step "$case" "$rate" "$FIXED_SECS" "$(warm)"
-    US[$key]=$S_US P50[$key]=$S_P50 P99[$key]=$S_P99
-    # A fixed-rate step that failed: its figures are marked as from an overload.
-    [ $S_PASS = 1 ] || US[$key]="$S_US ✗"
-    # regdb's second rate is compared with the in-memory REGISTER's first: always measured.
-    if [ "$HIGH" = 1 ] || [ "$case" = regdb ]; then
-        step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS" "$(warm)"
-        US_HIGH[$key]=$S_US
-        [ $S_PASS = 1 ] || US_HIGH[$key]="$S_US ✗"
-    fi
+    measure_fixed "$case"
     # Highest rate without failures: the fixed rate counts as the first step.
+    # (Its pass, not the second rate's: that step came after it.)
     local lo=0 hi=0 lop="-" n=0
-    if [ $S_PASS = 1 ]; then lo=$rate lop="$S_P50/$S_P99" rate=$((rate * 2)); else hi=$rate rate=$((rate / 2)); fi
+    if [ "$FIXED_PASS" = 1 ]; then lo=$rate lop="${P50[$key]}/${P99[$key]}" rate=$((rate * 2)); else hi=$rate rate=$((rate / 2)); fi
     while [ $n -lt "$RAMP_MAX" ] && { [ $lo = 0 ] || [ $hi = 0 ]; }; do
         if [ "$rate" -gt "${CAP[$case]}" ]; then
             rate=${CAP[$case]}
@@ -518,14 +510,19 @@ measure_case() { # case
     MAX[$key]=$lo MAXP[$key]=$lop FAIL[$key]=$hi
 }
 
-# The fixed rates only (Kamailio's variants of Trapezoid's REGISTER; every case in
-# --rounds). Each figure is also added to the case's list, from which --rounds takes medians.
+# The steps at the fixed rates: all of a case in --rounds and for Kamailio's variants of
+# Trapezoid's REGISTER, the start of `measure_case` otherwise. Sets FIXED_PASS, whether the
+# first rate passed. Each figure is also added to the case's list, from which --rounds takes
+# medians.
 measure_fixed() { # case
     local case=$1 key="$PROXY_KIND $1"
     step "$case" "${FIXED[$case]}" "$FIXED_SECS" "$(warm)"
+    FIXED_PASS=$S_PASS
     US[$key]=$S_US P50[$key]=$S_P50 P99[$key]=$S_P99
+    # A fixed-rate step that failed: its figures are marked as from an overload.
     [ $S_PASS = 1 ] || US[$key]="$S_US ✗"
     US_ALL[$key]="${US_ALL[$key]:-} $S_US$([ $S_PASS = 1 ] || echo ✗)"
+    # regdb's second rate is compared with the in-memory REGISTER's first: always measured.
     if [ "$HIGH" = 1 ] || [ "$case" = regdb ]; then
         step "$case" "${FIXED_HIGH[$case]}" "$HIGH_SECS" "$(warm)"
         US_HIGH[$key]=$S_US
