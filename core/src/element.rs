@@ -17,6 +17,7 @@ use crate::rate::{Admission, SourceTable};
 use crate::registrar::{Authentication, Authorize, Binding, Flow, Identity, Registrar, Reply};
 use crate::shared::{Shared, SharedState};
 use crate::time::Instant;
+use crate::transaction::completed::CompletedServers;
 use crate::transaction::{
     Effect, Effects, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
 };
@@ -103,6 +104,10 @@ pub struct Proxy {
     /// not the transaction, so the table's spare capacity stays small.
     pub(crate) servers: KeyMap<TxKey, Box<ServerTx>>,
     pub(crate) clients: KeyMap<ClientKey, Box<ClientTx>>,
+    /// Non-INVITE server transactions in the Completed state over an unreliable transport,
+    /// taken out of `servers` when they send their final response: they only wait for Timer
+    /// J, which ends them in the order they completed ([`CompletedServers`]).
+    pub(crate) completed: CompletedServers,
     pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
     pub(crate) next_context: ContextId,
     /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
@@ -225,6 +230,7 @@ impl Proxy {
             worker,
             servers: KeyMap::with_seed(table_seed),
             clients: KeyMap::with_seed(table_seed),
+            completed: CompletedServers::with_seed(table_seed),
             contexts: BTreeMap::new(),
             next_context: 0,
             timers: BTreeSet::new(),
@@ -249,7 +255,7 @@ impl Proxy {
     /// Live transactions, server and client (for leak checks: zero once the network is
     /// quiet).
     pub fn transaction_count(&self) -> usize {
-        self.servers.len() + self.clients.len()
+        self.servers.len() + self.completed.len() + self.clients.len()
     }
 
     /// Live response contexts (§16.7): zero once every proxied request is answered.
@@ -281,12 +287,14 @@ impl Proxy {
         if let Some(o) = self.queue.pop_front() {
             return o;
         }
-        let tx = self.timers.first().map(|(at, _)| *at);
-        let binding = self.registrar.next_expiry();
-        let next = match (tx, binding) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            self.timers.first().map(|(at, _)| *at),
+            self.completed.next_deadline(),
+            self.registrar.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Output::Timeout(next)
     }
 
@@ -303,6 +311,7 @@ impl Proxy {
                 TimerRef::Lookup(q) => self.lookup_timeout(&q),
             }
         }
+        self.completed.expire(self.now);
         // Only when a binding is due: nothing else can have expired.
         if self
             .registrar
@@ -372,7 +381,9 @@ impl Proxy {
         // transaction, as cheaply as a refusal would be, and a client on a lossy link
         // must not be punished for retransmitting.
         let key = TxKey::of_request(&msg);
-        let retransmission = key.as_ref().is_some_and(|k| self.servers.contains_key(k));
+        let retransmission = key
+            .as_ref()
+            .is_some_and(|k| self.servers.contains_key(k) || self.completed.contains(k));
         if !retransmission {
             let admission = self.sources.lock().admit(d.remote.ip(), self.now);
             if let Admission::Over { first } = admission {
@@ -394,7 +405,7 @@ impl Proxy {
         if retransmission {
             return self.retransmission(&key);
         }
-        if self.servers.len() + self.clients.len() >= self.config.limits.transactions_max {
+        if self.transaction_count() >= self.config.limits.transactions_max {
             let reply = Reply::with_reason(503, "Too Many Transactions");
             return self.send_stateless(&msg, &d, reply);
         }
@@ -456,6 +467,14 @@ impl Proxy {
     /// §17.2.1, §17.2.2: a retransmitted request; its transaction answers with what it sent.
     fn retransmission(&mut self, key: &TxKey) {
         let Some(tx) = self.servers.get(key) else {
+            if let Some(stored) = self.completed.get(key) {
+                self.queue.push_back(Output::Transmit(Transmit {
+                    transport: stored.transport,
+                    local: stored.local,
+                    remote: stored.target,
+                    bytes: stored.response.to_vec(),
+                }));
+            }
             return;
         };
         let effects = match &tx.machine {
@@ -619,9 +638,10 @@ impl Proxy {
             return;
         };
         let elapsed = now.saturating_since(tx.started);
+        let reliable = tx.transport.is_reliable();
         let effects = match &mut tx.machine {
             ServerMachine::NonInvite(m) => {
-                let timer_j = if tx.transport.is_reliable() {
+                let timer_j = if reliable {
                     Duration::ZERO
                 } else {
                     self.config.timers.t1 * 64
@@ -630,7 +650,31 @@ impl Proxy {
             }
             ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
         };
-        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+        let completed = match &tx.machine {
+            ServerMachine::NonInvite(NonInviteServer::Completed { response, timer_j })
+                if !reliable =>
+            {
+                let addrs = (tx.local, tx.target, tx.transport);
+                self.completed.insert(key, response, *timer_j, addrs);
+                true
+            }
+            _ => false,
+        };
+        if completed {
+            // What is left of the transaction lives in `completed`; the effects are the
+            // response's one sending.
+            for e in effects {
+                if let Effect::Send(bytes) = e {
+                    self.queue.push_back(Output::Transmit(Transmit {
+                        transport: tx.transport,
+                        local: tx.local,
+                        remote: tx.target,
+                        bytes,
+                    }));
+                }
+            }
+            self.servers.remove(key);
+        } else if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
             self.servers.remove(key);
         }
         if status >= 200 && self.config.reports.transactions {

@@ -14,6 +14,7 @@
 //! | [`InviteServer`] | RFC 3261 Figure 7 as replaced by RFC 6026 §8.6 | `invite_server.rs` |
 //! | [`NonInviteServer`] | RFC 3261 Figure 8 | `non_invite_server.rs` |
 
+pub(crate) mod completed;
 pub mod invite_client;
 pub mod invite_server;
 pub mod non_invite_client;
@@ -218,6 +219,11 @@ impl TxKey {
             RFC3261, branch, SEPARATOR, host, ":", port, SEPARATOR, method,
         ];
         TxKey(joined(&parts, Some(3)))
+    }
+
+    /// The key's text, as the tables that store it outside a `TxKey` hash and compare it.
+    pub(crate) fn text(&self) -> &str {
+        &self.0
     }
 
     /// The RFC 3261 fields (branch, sent-by, method); `None` for an RFC 2543 key.
