@@ -187,6 +187,25 @@ pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(buf.get(at..).unwrap_or(&[])).unwrap_or("")
 }
 
+/// `ip` in dotted decimal, written into `buf` (15 bytes hold the longest): what
+/// `ip.to_string()` gives, without allocating or the formatting machinery. Most sources and
+/// local addresses are IPv4, and one is written into every response (`received`) and every
+/// forwarded request (Via, Record-Route).
+pub(crate) fn dotted_quad(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        for d in decimal(u64::from(octet), &mut [0; 20]).bytes() {
+            buf[len] = d;
+            len += 1;
+        }
+    }
+    std::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("")
+}
+
 /// Parses a port (`1*DIGIT`, RFC 3261 §25.1) that fits in 16 bits.
 pub(crate) fn parse_port(s: &str) -> Option<u16> {
     parse_u32(s).and_then(|n| u16::try_from(n).ok())
@@ -294,6 +313,20 @@ mod tests {
     fn decimals_are_to_string() {
         for n in [0, 7, 10, 70, 4_294_967_295, 1_000_000_000, u64::MAX] {
             assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
+        }
+    }
+
+    #[test]
+    fn dotted_quads_are_to_string() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.0.2.4",
+            "10.20.100.255",
+            "255.255.255.255",
+        ] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(dotted_quad(ip, &mut [0; 15]), ip.to_string());
         }
     }
 

@@ -46,12 +46,7 @@ impl Proxy {
         match (self.config.host_names.first(), local.ip()) {
             (Some(host), _) => out.push_str(host),
             (None, std::net::IpAddr::V4(v4)) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        out.push('.');
-                    }
-                    out.push_str(crate::message::decimal(u64::from(octet), &mut digits));
-                }
+                out.push_str(crate::message::dotted_quad(v4, &mut [0; 15]));
             }
             (None, std::net::IpAddr::V6(v6)) => {
                 use std::fmt::Write;
