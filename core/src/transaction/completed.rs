@@ -11,13 +11,20 @@
 //!
 //! Every one of them waits the same 64*T1, so they end in the order they completed: a queue,
 //! not a timer index. Each one's key and response are appended to chunks of bytes in that
-//! order; ending one advances the head of the queue and takes its position out of the index,
-//! and a chunk whose transactions have all ended is reused. Nothing is allocated or freed per
-//! transaction once the queue has reached its size.
+//! order, and its addresses and deadline to segments of fixed-size entries; ending one
+//! advances the head of the queue and takes its sequence number out of the index, and a
+//! chunk or segment whose transactions have all ended is reused. Nothing is allocated or
+//! freed per transaction once the queue has reached its size.
 //!
-//! The index is a hash table of positions, hashed with the element's seed like every other
-//! table ([`crate::keymap`]), and never iterated: whatever reaches the wire is found by key
-//! or taken in order from the head of the queue.
+//! Nothing here is one large contiguous array, because growing one stalls the element: with
+//! the entries in one `VecDeque`, half a million of them doubled to 117 MB (a copy and page
+//! faults of tens of milliseconds) while REGISTERs at 80,000/s overflowed the socket. For the
+//! same reason the index keeps each key's hash beside its sequence number: growing the table
+//! rehashes from the table alone, without a cache miss per entry.
+//!
+//! The index is a hash table hashed with the element's seed like every other table
+//! ([`crate::keymap`]), and never iterated: whatever reaches the wire is found by key or
+//! taken in order from the head of the queue.
 
 // The index is a hashbrown table (clippy.toml bans it elsewhere): it is looked up and
 // changed by key only, never iterated, which is what the ban protects.
@@ -38,16 +45,20 @@ use crate::Transport;
 /// that gets a chunk of its own size.
 const CHUNK: usize = 64 * 1024;
 
-/// Chunks kept for reuse once their transactions have ended: a queue that shrinks gives
-/// memory back beyond these.
-const SPARE_CHUNKS: usize = 4;
+/// Entries per segment (56 KiB of them).
+const SEGMENT: u64 = 512;
+
+/// Chunks and segments kept for reuse once their transactions have ended: a queue that
+/// shrinks gives memory back beyond these.
+const SPARE: usize = 4;
 
 /// One completed transaction: where its bytes are and where its retransmissions go.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     /// When Timer J fires.
     timer_j: Instant,
-    /// Hash of the key, so that ending the transaction does not read its key again.
+    /// Hash of the key, so that ending the transaction finds its index slot without reading
+    /// the key again.
     hash: u64,
     local: SocketAddr,
     target: SocketAddr,
@@ -72,14 +83,20 @@ pub(crate) struct Stored<'a> {
 /// end (see the module's doc).
 #[derive(Debug)]
 pub(crate) struct CompletedServers {
-    entries: VecDeque<Entry>,
-    /// Sequence number of `entries[0]`; the index holds sequence numbers.
-    first_entry: u64,
+    /// Entry number `n` is `segments[n / SEGMENT - first_segment][n % SEGMENT]`. A segment
+    /// stays until the last of its entries has ended.
+    segments: VecDeque<Vec<Entry>>,
+    first_segment: u64,
+    /// Numbers of the oldest live entry and of the next one.
+    head: u64,
+    next: u64,
     chunks: VecDeque<Vec<u8>>,
     /// Sequence number of `chunks[0]`.
     first_chunk: u64,
-    spare: Vec<Vec<u8>>,
-    index: HashTable<u64>,
+    spare_chunks: Vec<Vec<u8>>,
+    spare_segments: Vec<Vec<Entry>>,
+    /// (hash of the key, entry number) of every live entry.
+    index: HashTable<(u64, u64)>,
     hasher: FixedState,
 }
 
@@ -87,11 +104,14 @@ impl CompletedServers {
     /// An empty queue whose index is keyed by `seed`.
     pub(crate) fn with_seed(seed: u64) -> Self {
         CompletedServers {
-            entries: VecDeque::new(),
-            first_entry: 0,
+            segments: VecDeque::new(),
+            first_segment: 0,
+            head: 0,
+            next: 0,
             chunks: VecDeque::new(),
             first_chunk: 0,
-            spare: Vec::new(),
+            spare_chunks: Vec::new(),
+            spare_segments: Vec::new(),
             index: HashTable::new(),
             hasher: FixedState::with_seed(seed),
         }
@@ -99,12 +119,13 @@ impl CompletedServers {
 
     /// Number of transactions in the Completed state here.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        // No more than the segments hold, which fit in memory.
+        (self.next - self.head) as usize
     }
 
     /// When the next Timer J fires.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.entries.front().map(|e| e.timer_j)
+        self.oldest().map(|e| e.timer_j)
     }
 
     /// A transaction that has just sent its final `response` and waits for Timer J at
@@ -119,12 +140,23 @@ impl CompletedServers {
         timer_j: Instant,
         (local, target, transport): (SocketAddr, SocketAddr, Transport),
     ) {
-        debug_assert!(self.entries.back().is_none_or(|e| e.timer_j <= timer_j));
+        debug_assert!(self.newest().is_none_or(|e| e.timer_j <= timer_j));
         let key = key.text().as_bytes();
         let (chunk, offset) = self.append(key, response);
         let hash = self.hasher.hash_one(key);
-        let seq = self.first_entry + self.entries.len() as u64;
-        self.entries.push_back(Entry {
+        let seq = self.next;
+        if seq.is_multiple_of(SEGMENT) {
+            let segment = self
+                .spare_segments
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(SEGMENT as usize));
+            self.segments.push_back(segment);
+        }
+        let segment = self
+            .segments
+            .back_mut()
+            .expect("a segment was just ensured");
+        segment.push(Entry {
             timer_j,
             hash,
             local,
@@ -136,18 +168,19 @@ impl CompletedServers {
             key_len: key.len() as u32,
             response_len: response.len() as u32,
         });
-        let (entries, first) = (&self.entries, self.first_entry);
-        self.index
-            .insert_unique(hash, seq, |s| entries[(s - first) as usize].hash);
+        self.next += 1;
+        self.index.insert_unique(hash, (hash, seq), |slot| slot.0);
     }
 
     /// The stored response of the transaction under `key`, if it is here.
     pub(crate) fn get(&self, key: &TxKey) -> Option<Stored<'_>> {
         let key = key.text().as_bytes();
         let hash = self.hasher.hash_one(key);
-        let seq = self.index.find(hash, |s| {
-            let e = self.entry(*s);
-            e.hash == hash && self.bytes(e, 0, e.key_len) == key
+        let (_, seq) = self.index.find(hash, |(h, seq)| {
+            *h == hash && {
+                let e = self.entry(*seq);
+                self.bytes(e, 0, e.key_len) == key
+            }
         })?;
         let e = self.entry(*seq);
         Some(Stored {
@@ -166,16 +199,25 @@ impl CompletedServers {
     /// Timer J fires for every transaction due at `now`: they end, oldest first.
     pub(crate) fn expire(&mut self, now: Instant) {
         let mut ended = false;
-        while let Some(e) = self.entries.front().copied() {
+        while let Some(e) = self.oldest().copied() {
             if e.timer_j > now {
                 break;
             }
-            let seq = self.first_entry;
-            if let Ok(slot) = self.index.find_entry(e.hash, |s| *s == seq) {
+            let seq = self.head;
+            if let Ok(slot) = self.index.find_entry(e.hash, |(_, s)| *s == seq) {
                 slot.remove();
             }
-            self.entries.pop_front();
-            self.first_entry += 1;
+            self.head += 1;
+            // A full segment whose entries have all ended goes; the one being filled stays.
+            if self.head.is_multiple_of(SEGMENT) {
+                if let Some(mut segment) = self.segments.pop_front() {
+                    self.first_segment += 1;
+                    if self.spare_segments.len() < SPARE {
+                        segment.clear();
+                        self.spare_segments.push(segment);
+                    }
+                }
+            }
             ended = true;
         }
         if ended {
@@ -186,7 +228,7 @@ impl CompletedServers {
     /// Gives the chunks no transaction uses any more to the spares (or back to the
     /// allocator).
     fn release_chunks(&mut self) {
-        let keep_from = match self.entries.front() {
+        let keep_from = match self.oldest() {
             Some(e) => e.chunk,
             None => self.first_chunk + self.chunks.len() as u64,
         };
@@ -195,9 +237,9 @@ impl CompletedServers {
                 break;
             };
             self.first_chunk += 1;
-            if chunk.capacity() == CHUNK && self.spare.len() < SPARE_CHUNKS {
+            if chunk.capacity() == CHUNK && self.spare_chunks.len() < SPARE {
                 chunk.clear();
-                self.spare.push(chunk);
+                self.spare_chunks.push(chunk);
             }
         }
     }
@@ -211,7 +253,7 @@ impl CompletedServers {
             .is_some_and(|c| c.capacity() - c.len() >= need);
         if !fits {
             let chunk = if need <= CHUNK {
-                self.spare
+                self.spare_chunks
                     .pop()
                     .unwrap_or_else(|| Vec::with_capacity(CHUNK))
             } else {
@@ -227,8 +269,18 @@ impl CompletedServers {
         (seq, offset)
     }
 
+    /// Entry number `seq`, which is live (from `head` to before `next`).
     fn entry(&self, seq: u64) -> &Entry {
-        &self.entries[(seq - self.first_entry) as usize]
+        let segment = &self.segments[(seq / SEGMENT - self.first_segment) as usize];
+        &segment[(seq % SEGMENT) as usize]
+    }
+
+    fn oldest(&self) -> Option<&Entry> {
+        (self.head < self.next).then(|| self.entry(self.head))
+    }
+
+    fn newest(&self) -> Option<&Entry> {
+        (self.head < self.next).then(|| self.entry(self.next - 1))
     }
 
     /// `len` bytes at `from` past the start of entry `e`'s bytes.
@@ -361,10 +413,19 @@ mod tests {
             c.chunks.len(),
             c.len()
         );
-        assert!(c.spare.len() <= SPARE_CHUNKS);
+        assert!(c.spare_chunks.len() <= SPARE);
+        // Entries are held by segments the same way.
+        assert!(
+            c.segments.len() as u64 <= c.len() as u64 / SEGMENT + 2,
+            "{} segments for {} transactions",
+            c.segments.len(),
+            c.len()
+        );
+        assert!(c.spare_segments.len() <= SPARE);
         c.expire(at(1_000_000));
         assert_eq!(c.len(), 0);
         assert!(c.chunks.is_empty());
+        assert!(c.segments.len() <= 1, "only the one being filled");
         assert!(!c.contains(&key("z9hG4bK4999")));
     }
 }
