@@ -13,6 +13,9 @@
 //! | [`NonInviteClient`] | RFC 3261 Figure 6 | `non_invite_client.rs` |
 //! | [`InviteServer`] | RFC 3261 Figure 7 as replaced by RFC 6026 §8.6 | `invite_server.rs` |
 //! | [`NonInviteServer`] | RFC 3261 Figure 8 | `non_invite_server.rs` |
+//!
+//! `completed.rs` is no machine: it is where the element keeps a non-INVITE server
+//! transaction over UDP once it is Completed, in a queue in the order Timer J ends them.
 
 pub(crate) mod completed;
 pub mod invite_client;
@@ -155,8 +158,9 @@ impl Class {
 /// Via and the method (ACK taken as INVITE, CANCEL kept apart). For RFC 2543 requests it falls
 /// back to the §17.2.3 list of fields that the older RFC used.
 ///
-/// A key lives as long as its transaction (32 s after the final response over UDP) and is
-/// also held by the timer index, so it is one shared string: a clone costs no allocation.
+/// A key in the element's transaction table is also held by the timer index, so it is one
+/// shared string: a clone costs no allocation. (A completed non-INVITE transaction over UDP
+/// keeps a copy of the text instead, in `completed.rs`.)
 /// The text is `1` then branch, sent-by and method separated by NUL (RFC 3261), or `2` then
 /// the RFC 2543 fields. NUL sorts below every byte the fields hold (tokens and host names),
 /// so keys order as the tuple of their fields would, RFC 3261 keys first.
