@@ -350,7 +350,8 @@ impl Proxy {
         let Some(tx) = self.servers.get(key) else {
             return;
         };
-        if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+        let (queue, timers, completed) = (&mut self.queue, &mut self.timers, &mut self.completed);
+        if carry_out(queue, timers, completed, key, tx, effects) {
             self.servers.remove(key);
         }
     }
@@ -638,10 +639,9 @@ impl Proxy {
             return;
         };
         let elapsed = now.saturating_since(tx.started);
-        let reliable = tx.transport.is_reliable();
         let effects = match &mut tx.machine {
             ServerMachine::NonInvite(m) => {
-                let timer_j = if reliable {
+                let timer_j = if tx.transport.is_reliable() {
                     Duration::ZERO
                 } else {
                     self.config.timers.t1 * 64
@@ -650,31 +650,8 @@ impl Proxy {
             }
             ServerMachine::Invite(m) => m.on_tu_response(status, bytes, now),
         };
-        let completed = match &tx.machine {
-            ServerMachine::NonInvite(NonInviteServer::Completed { response, timer_j })
-                if !reliable =>
-            {
-                let addrs = (tx.local, tx.target, tx.transport);
-                self.completed.insert(key, response, *timer_j, addrs);
-                true
-            }
-            _ => false,
-        };
-        if completed {
-            // What is left of the transaction lives in `completed`; the effects are the
-            // response's one sending.
-            for e in effects {
-                if let Effect::Send(bytes) = e {
-                    self.queue.push_back(Output::Transmit(Transmit {
-                        transport: tx.transport,
-                        local: tx.local,
-                        remote: tx.target,
-                        bytes,
-                    }));
-                }
-            }
-            self.servers.remove(key);
-        } else if carry_out(&mut self.queue, &mut self.timers, key, tx, effects) {
+        let (queue, timers, completed) = (&mut self.queue, &mut self.timers, &mut self.completed);
+        if carry_out(queue, timers, completed, key, tx, effects) {
             self.servers.remove(key);
         }
         if status >= 200 && self.config.reports.transactions {
@@ -772,22 +749,19 @@ impl Proxy {
     }
 }
 
-/// Carries out the `effects` of server transaction `tx` (under `key`): sends go out
-/// towards its peer and its next deadline joins the timers. Whether it terminated (the
-/// caller forgets it).
+/// Carries out the `effects` of server transaction `tx` (under `key`): sends go out towards
+/// its peer and its next deadline joins the timers. Whether the caller forgets it: it
+/// terminated, or it is a non-INVITE one that has just completed over an unreliable
+/// transport, which waits for Timer J in `completed` instead.
 fn carry_out(
     queue: &mut VecDeque<Output>,
     timers: &mut BTreeSet<(Instant, TimerRef)>,
+    completed: &mut CompletedServers,
     key: &TxKey,
     tx: &ServerTx,
     effects: Effects,
 ) -> bool {
     let (transport, local, target) = (tx.transport, tx.local, tx.target);
-    // The machine has moved already: carrying out its effects does not change it.
-    let deadline = match &tx.machine {
-        ServerMachine::NonInvite(m) => m.deadline(),
-        ServerMachine::Invite(m) => m.deadline(),
-    };
     let mut terminated = false;
     for e in effects {
         match e {
@@ -801,12 +775,24 @@ fn carry_out(
             _ => {}
         }
     }
-    if !terminated {
-        if let Some(at) = deadline {
-            timers.insert((at, TimerRef::Server(key.clone())));
-        }
+    if terminated {
+        return true;
     }
-    terminated
+    // The machine has moved already: carrying out its effects does not change it.
+    let deadline = match &tx.machine {
+        ServerMachine::NonInvite(NonInviteServer::Completed { response, timer_j })
+            if !transport.is_reliable() =>
+        {
+            completed.insert(key, response, *timer_j, (local, target, transport));
+            return true;
+        }
+        ServerMachine::NonInvite(m) => m.deadline(),
+        ServerMachine::Invite(m) => m.deadline(),
+    };
+    if let Some(at) = deadline {
+        timers.insert((at, TimerRef::Server(key.clone())));
+    }
+    false
 }
 
 /// Takes the entry of `what` at `at` out of the timer index, when its owner moved that
