@@ -52,6 +52,39 @@ const SEGMENT: u64 = 512;
 /// shrinks gives memory back beyond these.
 const SPARE: usize = 4;
 
+/// Buffers of one capacity (chunks, or segments) whose transactions have all ended, kept
+/// for the next ones.
+#[derive(Debug)]
+struct Spare<T> {
+    capacity: usize,
+    free: Vec<Vec<T>>,
+}
+
+impl<T> Spare<T> {
+    fn new(capacity: usize) -> Self {
+        Spare {
+            capacity,
+            free: Vec::new(),
+        }
+    }
+
+    /// An empty buffer of the capacity, reused if one is kept.
+    fn take(&mut self) -> Vec<T> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+
+    /// Keeps `buffer` for reuse, unless it has another capacity (a chunk made for one large
+    /// response) or enough are kept.
+    fn give(&mut self, mut buffer: Vec<T>) {
+        if buffer.capacity() == self.capacity && self.free.len() < SPARE {
+            buffer.clear();
+            self.free.push(buffer);
+        }
+    }
+}
+
 /// One completed transaction: where its bytes are and where its retransmissions go.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -93,8 +126,8 @@ pub(crate) struct CompletedServers {
     chunks: VecDeque<Vec<u8>>,
     /// Sequence number of `chunks[0]`.
     first_chunk: u64,
-    spare_chunks: Vec<Vec<u8>>,
-    spare_segments: Vec<Vec<Entry>>,
+    spare_chunks: Spare<u8>,
+    spare_segments: Spare<Entry>,
     /// (hash of the key, entry number) of every live entry.
     index: HashTable<(u64, u64)>,
     hasher: FixedState,
@@ -110,8 +143,8 @@ impl CompletedServers {
             next: 0,
             chunks: VecDeque::new(),
             first_chunk: 0,
-            spare_chunks: Vec::new(),
-            spare_segments: Vec::new(),
+            spare_chunks: Spare::new(CHUNK),
+            spare_segments: Spare::new(SEGMENT as usize),
             index: HashTable::new(),
             hasher: FixedState::with_seed(seed),
         }
@@ -146,10 +179,7 @@ impl CompletedServers {
         let hash = self.hasher.hash_one(key);
         let seq = self.next;
         if seq.is_multiple_of(SEGMENT) {
-            let segment = self
-                .spare_segments
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(SEGMENT as usize));
+            let segment = self.spare_segments.take();
             self.segments.push_back(segment);
         }
         let segment = self
@@ -210,12 +240,9 @@ impl CompletedServers {
             self.head += 1;
             // A full segment whose entries have all ended goes; the one being filled stays.
             if self.head.is_multiple_of(SEGMENT) {
-                if let Some(mut segment) = self.segments.pop_front() {
+                if let Some(segment) = self.segments.pop_front() {
                     self.first_segment += 1;
-                    if self.spare_segments.len() < SPARE {
-                        segment.clear();
-                        self.spare_segments.push(segment);
-                    }
+                    self.spare_segments.give(segment);
                 }
             }
             ended = true;
@@ -233,14 +260,11 @@ impl CompletedServers {
             None => self.first_chunk + self.chunks.len() as u64,
         };
         while self.first_chunk < keep_from {
-            let Some(mut chunk) = self.chunks.pop_front() else {
+            let Some(chunk) = self.chunks.pop_front() else {
                 break;
             };
             self.first_chunk += 1;
-            if chunk.capacity() == CHUNK && self.spare_chunks.len() < SPARE {
-                chunk.clear();
-                self.spare_chunks.push(chunk);
-            }
+            self.spare_chunks.give(chunk);
         }
     }
 
@@ -253,9 +277,7 @@ impl CompletedServers {
             .is_some_and(|c| c.capacity() - c.len() >= need);
         if !fits {
             let chunk = if need <= CHUNK {
-                self.spare_chunks
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(CHUNK))
+                self.spare_chunks.take()
             } else {
                 Vec::with_capacity(need)
             };
@@ -413,7 +435,7 @@ mod tests {
             c.chunks.len(),
             c.len()
         );
-        assert!(c.spare_chunks.len() <= SPARE);
+        assert!(c.spare_chunks.free.len() <= SPARE);
         // Entries are held by segments the same way.
         assert!(
             c.segments.len() as u64 <= c.len() as u64 / SEGMENT + 2,
@@ -421,7 +443,7 @@ mod tests {
             c.segments.len(),
             c.len()
         );
-        assert!(c.spare_segments.len() <= SPARE);
+        assert!(c.spare_segments.free.len() <= SPARE);
         c.expire(at(1_000_000));
         assert_eq!(c.len(), 0);
         assert!(c.chunks.is_empty());
