@@ -16,10 +16,13 @@
 //! Expiry is kept as wall-clock Unix milliseconds (the core's clock restarts at zero with
 //! every run).
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use rusqlite::{params, Connection};
+use trapezoid_core::message;
 use trapezoid_core::registrar::{Binding, Flow};
 use trapezoid_core::time::Instant;
 use trapezoid_core::Transport;
@@ -29,6 +32,18 @@ pub struct LocationStore {
     conn: Connection,
     /// Wall-clock Unix milliseconds at the core's `Instant::ZERO`.
     origin_unix_ms: u64,
+    /// The addresses of record with two rows or more in the table, and how many: an AOR
+    /// not here has at most one. A save that writes at least as many rows as the AOR had
+    /// overwrites them all and needs no DELETE of the rows past its list, a quarter of a
+    /// REGISTER refresh's cost in SQLite. Most AORs have one binding, so this stays small.
+    /// Only looked up, never iterated.
+    multi: HashMap<String, usize>,
+    /// Whether `multi` is exact. A failed statement or commit leaves the table's rows
+    /// unknown: from then on every save deletes the rows past its list, as if each AOR
+    /// might have more.
+    counts_known: bool,
+    /// A binding's remote address as text, reused from one row to the next.
+    remote: String,
 }
 
 /// One row per binding, keyed by the address of record and the binding's place in its list
@@ -88,6 +103,9 @@ impl LocationStore {
         Ok(LocationStore {
             conn,
             origin_unix_ms,
+            multi: HashMap::new(),
+            counts_known: false,
+            remote: String::new(),
         })
     }
 
@@ -101,8 +119,8 @@ impl LocationStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport \
-                 FROM location ORDER BY aor, position",
+                "SELECT aor, contact, params, q, expires, call_id, cseq, remote, transport, \
+                 position FROM location ORDER BY aor, position",
             )
             .map_err(|e| e.to_string())?;
         let rows = stmt
@@ -117,13 +135,22 @@ impl LocationStore {
                     r.get::<_, i64>(6)?,
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
                 ))
             })
             .map_err(|e| e.to_string())?;
         let mut out: Vec<(String, Vec<Binding>)> = Vec::new();
+        self.multi.clear();
         for row in rows {
-            let (aor, contact, params, q, expires, call_id, cseq, remote, transport) =
+            let (aor, contact, params, q, expires, call_id, cseq, remote, transport, position) =
                 row.map_err(|e| e.to_string())?;
+            // Rows past the list's end are what a save may have to delete: what counts is
+            // the highest position, skipped rows and gaps (an expired row purged) included.
+            let span = usize::try_from(position).map_or(usize::MAX, |p| p.saturating_add(1));
+            if span >= 2 {
+                let seen = self.multi.entry(aor.clone()).or_default();
+                *seen = (*seen).max(span);
+            }
             // A row an operator edited into nonsense is skipped, not fatal.
             let Ok(remote) = remote.parse::<SocketAddr>() else {
                 continue;
@@ -149,6 +176,7 @@ impl LocationStore {
                 _ => out.push((aor, vec![binding])),
             }
         }
+        self.counts_known = true;
         Ok(out)
     }
 
@@ -157,6 +185,14 @@ impl LocationStore {
     /// Each binding overwrites the row at its place in the list; rows past the list's end
     /// (bindings removed or expired) are deleted.
     pub fn save(&mut self, aor: &str, bindings: &[&Binding]) -> Result<(), String> {
+        let written = self.write(aor, bindings);
+        if written.is_err() {
+            self.counts_known = false;
+        }
+        written
+    }
+
+    fn write(&mut self, aor: &str, bindings: &[&Binding]) -> Result<(), String> {
         if self.conn.is_autocommit() {
             self.conn
                 .execute_batch("BEGIN")
@@ -172,6 +208,7 @@ impl LocationStore {
             .map_err(|e| e.to_string())?;
         for (position, b) in bindings.iter().enumerate() {
             let expires = self.origin_unix_ms + b.expires_at.since_origin().as_millis() as u64;
+            remote_text(b.flow.remote, &mut self.remote);
             insert
                 .execute(params![
                     aor,
@@ -181,16 +218,34 @@ impl LocationStore {
                     expires as i64,
                     b.call_id(),
                     i64::from(b.cseq),
-                    b.flow.remote.to_string(),
+                    self.remote,
                     b.flow.transport.as_str(),
                     position as i64,
                 ])
                 .map_err(|e| e.to_string())?;
         }
-        self.conn
-            .prepare_cached("DELETE FROM location WHERE aor = ?1 AND position >= ?2")
-            .and_then(|mut s| s.execute(params![aor, bindings.len() as i64]))
-            .map_err(|e| e.to_string())?;
+        let had = match self.multi.get(aor) {
+            Some(&rows) => rows,
+            // At most one row, or unknown.
+            None if self.counts_known => 1,
+            None => usize::MAX,
+        };
+        if had > bindings.len() {
+            self.conn
+                .prepare_cached("DELETE FROM location WHERE aor = ?1 AND position >= ?2")
+                .and_then(|mut s| s.execute(params![aor, bindings.len() as i64]))
+                .map_err(|e| e.to_string())?;
+        }
+        if bindings.len() >= 2 {
+            match self.multi.get_mut(aor) {
+                Some(rows) => *rows = bindings.len(),
+                None => {
+                    self.multi.insert(aor.to_owned(), bindings.len());
+                }
+            }
+        } else {
+            self.multi.remove(aor);
+        }
         Ok(())
     }
 
@@ -203,6 +258,8 @@ impl LocationStore {
         }
         self.conn.execute_batch("COMMIT").map_err(|e| {
             let _ = self.conn.execute_batch("ROLLBACK");
+            // The rolled-back saves had already counted their rows.
+            self.counts_known = false;
             e.to_string()
         })
     }
@@ -212,6 +269,23 @@ impl LocationStore {
         self.conn
             .query_row("SELECT COUNT(*) FROM location", [], |r| r.get::<_, i64>(0))
             .map_or(0, |n| n as usize)
+    }
+}
+
+/// `remote` as `ip:port` into `out`, as `SocketAddr`'s `Display` writes it: IPv4 (nearly
+/// every phone) without the formatting machinery, which cost as much as a third of the row's
+/// INSERT.
+fn remote_text(remote: SocketAddr, out: &mut String) {
+    out.clear();
+    match remote {
+        SocketAddr::V4(v4) => {
+            out.push_str(message::dotted_quad(*v4.ip(), &mut [0; 15]));
+            out.push(':');
+            out.push_str(message::decimal(u64::from(v4.port()), &mut [0; 20]));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{remote}");
+        }
     }
 }
 
@@ -341,6 +415,54 @@ mod tests {
                 ),
             ]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// After a load the store knows which AORs have more than one row and skips the DELETE
+    /// of rows past a list that cannot have any: lists that grow and shrink in every way
+    /// still leave exactly their own rows.
+    #[test]
+    fn lists_that_grow_and_shrink_leave_exactly_their_rows() {
+        let (dir, path) = fresh("store-shrink");
+        let list: Vec<Binding> = (0..4)
+            .map(|i| binding(&format!("sip:bob@127.0.0.1:{}", 5070 + i), 3_600_000))
+            .collect();
+        let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+        assert!(s.load().unwrap().is_empty());
+        s.save("sip:amy@example.org", &[&list[0]]).unwrap();
+        for n in [1, 3, 2, 4, 1, 0, 2, 1, 0] {
+            let bob: Vec<&Binding> = list.iter().take(n).collect();
+            s.save("sip:bob@example.org", &bob).unwrap();
+            s.commit().unwrap();
+            assert_eq!(s.count(), 1 + n, "bob with {n} bindings");
+            let mut check = LocationStore::open(&path, 1_000_000).unwrap();
+            let want: Vec<String> = bob.iter().map(|b| b.contact().to_owned()).collect();
+            let got = contacts(&check.load().unwrap());
+            let got_bob = got.iter().find(|(a, _)| a == "sip:bob@example.org");
+            assert_eq!(got_bob.map(|(_, c)| c.clone()).unwrap_or_default(), want);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A row purged at load (expired) leaves a gap in its AOR's positions: the rows past it
+    /// still count, and a shorter list deletes them.
+    #[test]
+    fn a_gap_left_by_an_expired_row_does_not_hide_the_rows_after_it() {
+        let (dir, path) = fresh("store-gap");
+        let live = |port: u16| binding(&format!("sip:bob@127.0.0.1:{port}"), 3_600_000);
+        let (a, c) = (live(5070), live(5072));
+        let expiring = binding("sip:bob@127.0.0.1:5071", 60_000);
+        {
+            let mut s = LocationStore::open(&path, 1_000_000).unwrap();
+            s.save("sip:bob@example.org", &[&a, &expiring, &c]).unwrap();
+            s.commit().unwrap();
+        }
+        // 100 s later the middle row has expired: positions 0 and 2 remain.
+        let mut s = LocationStore::open(&path, 1_100_000).unwrap();
+        assert_eq!(s.load().unwrap()[0].1.len(), 2);
+        s.save("sip:bob@example.org", &[&c, &a]).unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.count(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

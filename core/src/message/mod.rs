@@ -48,7 +48,7 @@ pub use header::{Header, HeaderName, Values};
 pub use method::Method;
 pub use name_addr::{Contacts, NameAddr};
 pub use params::Params;
-pub(crate) use syntax::{decimal, dotted_quad};
+pub use syntax::{decimal, dotted_quad};
 pub use uri::{host_ip, SipUri, Uri};
 pub use via::Via;
 

@@ -172,7 +172,7 @@ pub(crate) fn parse_usize(s: &[u8]) -> Option<usize> {
 
 /// `n` in decimal without leading zeros, written into `buf` (a u64 has at most 20 digits):
 /// what `n.to_string()` gives, without allocating.
-pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
     let mut at = buf.len();
     let mut rest = n;
     for slot in buf.iter_mut().rev() {
@@ -190,8 +190,8 @@ pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
 /// `ip` in dotted decimal, written into `buf` (15 bytes hold the longest): what
 /// `ip.to_string()` gives, without allocating or the formatting machinery. Most sources and
 /// local addresses are IPv4, and one is written into every response (`received`) and every
-/// forwarded request (Via, Record-Route).
-pub(crate) fn dotted_quad(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+/// forwarded request (Via, Record-Route), and `serve --db` writes one per stored binding.
+pub fn dotted_quad(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
     let mut len = 0;
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
