@@ -373,7 +373,7 @@ impl Proxy {
             Err(e) => return self.unparsable(&d, e),
         };
         if !msg.is_request() {
-            if let Err(e) = msg.validate() {
+            if let Err(e) = msg.validate_response() {
                 return self.drop_datagram(d.remote, format!("invalid response: {}", e.reason));
             }
             return self.handle_response(msg, &d);

@@ -34,6 +34,15 @@ const SINGLE: [(HeaderName, &str); 9] = [
     (HeaderName::MinExpires, "Duplicate Min-Expires"),
 ];
 
+/// How much of a message [`Message::check`] looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// Every header the core reads or relays from a request.
+    Whole,
+    /// What a proxy reads from a response it relays.
+    Relayed,
+}
+
 /// RFC 3261 §25.1 `callid = word [ "@" word ]`.
 fn is_call_id(s: &str) -> bool {
     let word = |w: &str| !w.is_empty() && w.bytes().all(is_word_char);
@@ -102,6 +111,22 @@ impl Message {
     /// use Date may ignore it), nor are the scalars the core does not read (Retry-After,
     /// Warning in scalarlg).
     pub fn validate(&self) -> Result<(), ParseError> {
+        self.check(Depth::Whole)
+    }
+
+    /// The checks a response gets before it is matched and relayed: steps 1 to 8 of
+    /// [`Message::validate`], the top Via (step 9), and From and To as name-addrs with
+    /// well-formed params (the To tag is read). A proxy relays a response with only its top
+    /// Via removed (RFC 3261 §16.7 step 9, §16.7 step 3 "MUST NOT add to, modify, or remove"
+    /// the rest): the other Vias, Contact, Record-Route and the URIs of From and To go to the
+    /// UA that reads them, which judges them. Parsing them here cost more than half of
+    /// relaying a 180.
+    pub fn validate_response(&self) -> Result<(), ParseError> {
+        self.check(Depth::Relayed)
+    }
+
+    fn check(&self, depth: Depth) -> Result<(), ParseError> {
+        let whole = depth == Depth::Whole;
         // A broken Request-Line comes first: the version read from it may not be one.
         if let Some(e) = self.start_defect {
             return Err(e);
@@ -194,17 +219,20 @@ impl Message {
                 // Single-valued (checked above), so the line is the one the cached view
                 // was parsed from.
                 HeaderName::From => {
-                    let uri_ok = self.from_uri().is_some_and(|u| u.is_ok());
+                    let uri_ok = !whole || self.from_uri().is_some_and(|u| u.is_ok());
                     check_name_addr(self.from(), uri_ok, "Bad From")?;
                     continue;
                 }
                 HeaderName::To => {
-                    let uri_ok = self.to_uri().is_some_and(|u| u.is_ok());
+                    let uri_ok = !whole || self.to_uri().is_some_and(|u| u.is_ok());
                     check_name_addr(self.to(), uri_ok, "Bad To")?;
                     continue;
                 }
                 _ => continue,
             };
+            if !whole && (h.name != HeaderName::Via || seen_via) {
+                continue;
+            }
             // Walk the list with its empty elements, which `values()` skips: `,,` is a
             // syntax error in these headers (RFC 4475 §3.1.2.1).
             let mut rest = Some(h.value(self));
@@ -226,7 +254,7 @@ impl Message {
                         } else {
                             Via::parse(value).ok()
                         };
-                        top = false;
+                        let was_top = std::mem::replace(&mut top, false);
                         let via = via.ok_or(bad_value)?;
                         // §20.42 via-params: these have a value; rport's is a port.
                         let params_ok = via.params.check_header_params()
@@ -241,6 +269,10 @@ impl Message {
                             });
                         if !params_ok {
                             return Err(bad_value);
+                        }
+                        if was_top && !whole {
+                            // The rest of the line is relayed as it came.
+                            break;
                         }
                     }
                     HeaderName::Contact if value == "*" => {}

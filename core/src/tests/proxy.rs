@@ -511,6 +511,68 @@ fn ringing_and_200_are_relayed_upstream_without_the_proxys_via() {
     assert_eq!(h.proxy.context_count(), 0, "the 2xx was the final answer");
 }
 
+/// §16.7 step 9 removes the top Via; the rest of a response goes to the UA as it came. The
+/// proxy does not judge the headers it only carries (Contact, Record-Route, the URIs of From
+/// and To, Vias below its own): a 180 with an unparsable Contact and Record-Route still
+/// reaches Alice, unchanged.
+#[test]
+fn a_response_is_relayed_without_judging_the_headers_the_proxy_only_carries() {
+    let (mut h, fwd) = call_forwarded();
+    let odd = "Record-Route: <sip:[ss2.biloxi;lr>\nContact: <sip:bob@192.0.2.201\n";
+    let ringing = answer(&fwd, 180, "314159", odd)
+        .replace(
+            "From: Alice <sip:alice@atlanta",
+            "From: Alice <sip:alice@[atlanta",
+        )
+        .replace(
+            &format!("Via: {ALICE_VIA}"),
+            &format!("Via: {ALICE_VIA};=x"),
+        );
+    let out = h.recv_from(BOB, &ringing);
+    assert_eq!(out.ladder(), ["192.0.2.101:5060 SIP/2.0 180 Ringing"]);
+    assert_eq!(out.to(ALICE), relayed(&ringing));
+}
+
+/// What the proxy reads from a response must parse, or the response is dropped with its
+/// reason and nothing is relayed: its own Via on top, CSeq, Call-ID, To and From as
+/// name-addrs (the To tag is read), one of each.
+#[test]
+fn a_response_whose_parts_the_proxy_reads_are_broken_is_dropped_with_a_reason() {
+    let (_, fwd) = call_forwarded();
+    let ok = answer(&fwd, 180, "314159", "");
+    let top_via = header_lines(&String::from_utf8(crlf(&ok)).unwrap(), "Via")[0].clone();
+    let cases = [
+        (
+            "Bad Via",
+            ok.replacen(&top_via, &format!("{top_via};branch"), 1),
+        ),
+        ("Bad CSeq", ok.replace("CSeq: 1 INVITE", "CSeq: one INVITE")),
+        ("Bad Call-ID", ok.replace("Call-ID: ", "Call-ID: a b ")),
+        ("Bad To", ok.replace(";tag=314159", ";tag")),
+        (
+            "Bad From",
+            ok.replace("From: Alice <sip:", "From: Alice sip:<"),
+        ),
+        ("Duplicate To", ok.replace("To: ", "To: <sip:x@y>\nTo: ")),
+        ("Missing CSeq", ok.replace("CSeq: 1 INVITE\n", "")),
+    ];
+    for (reason, broken) in cases {
+        assert_ne!(broken, ok, "{reason}: the case must change the response");
+        let (mut h, _) = call_forwarded();
+        let out = h.recv_from(BOB, &broken);
+        assert!(out.transmits.is_empty(), "{reason}: {out:#?}");
+        let dropped: Vec<String> = out
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                crate::Event::Dropped { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropped, [format!("invalid response: {reason}")], "{broken}");
+    }
+}
+
 #[test]
 fn the_ack_for_a_2xx_is_forwarded_statelessly() {
     let (mut h, fwd) = call_forwarded();
