@@ -1,6 +1,8 @@
 //! The core's cost per message, without sockets: parse, REGISTER with and without digest,
 //! an INVITE forwarded, and a whole call (INVITE/100/180/200/ACK/BYE/200) through the proxy.
-//! Messages are realistic in size (the INVITE is 830 bytes with its SDP).
+//! Messages are realistic in size (the INVITE is 830 bytes with its SDP). The forward path
+//! is measured message by message too: the INVITE (with its 100 Trying), then a 180 and a 200
+//! relayed upstream.
 //!
 //! `cargo bench -p trapezoid-core` prints the time per iteration; the target for an
 //! INVITE forward is under 1 µs.
@@ -258,6 +260,49 @@ fn benches(c: &mut Criterion) {
             total
         })
     });
+
+    // A 180 and a 200 forwarded upstream (RFC 3261 §16.7): parse, match the client
+    // transaction, take the top Via off, relay through the server transaction. Each response
+    // needs an INVITE of its own forwarded first; those and the answers are made outside the
+    // stopwatch, in chunks on a fresh element as above.
+    for (code, reason) in [(180, "Ringing"), (200, "OK")] {
+        c.bench_function(&format!("{code} forwarded upstream"), |b| {
+            const CHUNK: u64 = 10_000;
+            let mut n = 0u64;
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let mut p = element(false);
+                    let reg = register(0, 1, None).replace("bob0", "bob");
+                    feed(&mut p, Instant::ZERO, BOB, reg.as_bytes());
+                    let batch = left.min(CHUNK);
+                    let mut answers = Vec::new();
+                    for i in 1..=batch {
+                        let now = Instant::ZERO + Duration::from_micros(i);
+                        let out = feed(&mut p, now, ALICE, invite(n + i).as_bytes());
+                        expect(&out, &["SIP/2.0 100 ", "INVITE "]);
+                        let forwarded = out.last().unwrap();
+                        answers.push(answer(forwarded, code, reason, "314159"));
+                    }
+                    n += batch;
+                    let status = format!("SIP/2.0 {code} ");
+                    // The bench's own stopwatch, outside the core.
+                    #[allow(clippy::disallowed_methods)]
+                    let start = std::time::Instant::now();
+                    for (i, msg) in (batch + 1..).zip(&answers) {
+                        let now = Instant::ZERO + Duration::from_micros(i);
+                        let out = feed(&mut p, now, BOB, msg);
+                        expect(&out, &[status.as_str()]);
+                        black_box(out);
+                    }
+                    total += start.elapsed();
+                    left -= batch;
+                }
+                total
+            })
+        });
+    }
 
     // A whole call through the core: INVITE, 100 and forward, 180, 200, ACK, BYE, 200. The
     // answers are built from what the core sent, so they cannot be made in advance; only
