@@ -560,6 +560,40 @@ fn stream_takes_one_message_at_a_time() {
     assert_eq!(e.kind, ParseErrorKind::Truncated);
 }
 
+/// A relayed response gets a subset of a request's checks (`validate_response`): whatever
+/// passes `validate` passes it too, and whatever it refuses `validate` refuses as well.
+/// Over every file of the archive, and each as a response (its start line replaced by a
+/// Status-Line), so that the torture headers meet the response checks.
+#[test]
+fn the_response_checks_are_a_subset_of_the_full_checks() {
+    let mut compared = 0;
+    for f in common::dat_files(DIR) {
+        let bytes = read(&f);
+        let line_end = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(bytes.len());
+        let mut as_response = b"SIP/2.0 180 Ringing\r".to_vec();
+        as_response.extend_from_slice(&bytes[line_end..]);
+        for msg in [&bytes, &as_response]
+            .into_iter()
+            .filter_map(|b| Message::parse(b, &Default::default()).ok())
+        {
+            compared += 1;
+            if msg.validate().is_ok() {
+                assert_eq!(msg.validate_response(), Ok(()), "{f}");
+            }
+            if let Err(e) = msg.validate_response() {
+                assert!(
+                    msg.validate().is_err(),
+                    "{f}: only the response check failed: {e:?}"
+                );
+            }
+        }
+    }
+    assert!(compared >= 90, "{compared} messages compared");
+}
+
 /// Every file of the archive has a case above (or is `test.dat`).
 #[test]
 fn every_file_is_covered() {

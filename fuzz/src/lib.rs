@@ -412,6 +412,11 @@ fn uri(s: &str) {
 
 fn exercise(msg: &Message) {
     let valid = msg.validate().is_ok();
+    // A relayed response gets a subset of the full checks.
+    assert!(
+        !valid || msg.validate_response().is_ok(),
+        "validate passes but validate_response fails"
+    );
     let _ = (msg.version(), msg.status(), msg.reason(), msg.body());
     let _ = (msg.call_id(), msg.cseq(), msg.max_forwards(), msg.expires());
     let _ = msg.content_length();
