@@ -138,6 +138,30 @@ fn element(auth: bool) -> Proxy {
     Proxy::new(c)
 }
 
+/// An element with Bob registered at 192.0.2.201.
+fn with_bob() -> Proxy {
+    let mut p = element(false);
+    let reg = register(0, 1, None).replace("bob0", "bob");
+    feed(&mut p, Instant::ZERO, BOB, reg.as_bytes());
+    p
+}
+
+/// `iters` iterations in chunks of at most 10,000, each on a fresh [`with_bob`] element:
+/// unanswered INVITEs live 32 s (Timer B) and retransmit (Timer A, 500 ms), so with time
+/// going on later iterations would also measure earlier INVITEs' retransmissions. `chunk`
+/// gets the element and the chunk's size and returns the time it measured.
+fn in_chunks(iters: u64, mut chunk: impl FnMut(&mut Proxy, u64) -> Duration) -> Duration {
+    const CHUNK: u64 = 10_000;
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(CHUNK);
+        total += chunk(&mut with_bob(), batch);
+        left -= batch;
+    }
+    total
+}
+
 /// The downstream UA's response to `request` (RFC 3261 §8.2.6.2, the core's own builder),
 /// with its tag, the Record-Route copied (§12.1.1) and a Contact.
 fn answer(request: &[u8], code: u16, reason: &str, tag: &str) -> Vec<u8> {
@@ -228,21 +252,12 @@ fn benches(c: &mut Criterion) {
     // An INVITE forwarded: validation, location lookup, Record-Route, Via, splice, client
     // transaction. Bob is registered once.
     c.bench_function("INVITE forwarded (100 + forward)", |b| {
-        // Unanswered INVITEs live 32 s (Timer B) and retransmit (Timer A, 500 ms): with time
-        // going on, later iterations would also measure earlier INVITEs' retransmissions. So
-        // a fresh element (Bob registered) takes each chunk of INVITEs, a microsecond apart
-        // (a chunk spans 10 ms, far from Timer A; deadlines do not all tie, as they would
-        // not on a real clock); only the INVITEs are timed.
-        const CHUNK: u64 = 10_000;
+        // Chunks of INVITEs on fresh elements ([`in_chunks`]), a microsecond apart (a chunk
+        // spans 10 ms, far from Timer A; deadlines do not all tie, as they would not on a
+        // real clock); only the INVITEs are timed.
         let mut n = 0u64;
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let mut p = element(false);
-                let reg = register(0, 1, None).replace("bob0", "bob");
-                feed(&mut p, Instant::ZERO, BOB, reg.as_bytes());
-                let batch = left.min(CHUNK);
+            in_chunks(iters, |p, batch| {
                 let msgs: Vec<String> = (0..batch).map(|i| invite(n + i)).collect();
                 n += batch;
                 // The bench's own stopwatch, outside the core.
@@ -250,37 +265,28 @@ fn benches(c: &mut Criterion) {
                 let start = std::time::Instant::now();
                 for (i, msg) in (1u64..).zip(&msgs) {
                     let now = Instant::ZERO + Duration::from_micros(i);
-                    let out = feed(&mut p, now, ALICE, msg.as_bytes());
+                    let out = feed(p, now, ALICE, msg.as_bytes());
                     expect(&out, &["SIP/2.0 100 ", "INVITE "]);
                     black_box(out);
                 }
-                total += start.elapsed();
-                left -= batch;
-            }
-            total
+                start.elapsed()
+            })
         })
     });
 
     // A 180 and a 200 forwarded upstream (RFC 3261 §16.7): parse, match the client
     // transaction, take the top Via off, relay through the server transaction. Each response
     // needs an INVITE of its own forwarded first; those and the answers are made outside the
-    // stopwatch, in chunks on a fresh element as above.
+    // stopwatch, in chunks on fresh elements as above.
     for (code, reason) in [(180, "Ringing"), (200, "OK")] {
         c.bench_function(&format!("{code} forwarded upstream"), |b| {
-            const CHUNK: u64 = 10_000;
             let mut n = 0u64;
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let mut p = element(false);
-                    let reg = register(0, 1, None).replace("bob0", "bob");
-                    feed(&mut p, Instant::ZERO, BOB, reg.as_bytes());
-                    let batch = left.min(CHUNK);
+                in_chunks(iters, |p, batch| {
                     let mut answers = Vec::new();
                     for i in 1..=batch {
                         let now = Instant::ZERO + Duration::from_micros(i);
-                        let out = feed(&mut p, now, ALICE, invite(n + i).as_bytes());
+                        let out = feed(p, now, ALICE, invite(n + i).as_bytes());
                         expect(&out, &["SIP/2.0 100 ", "INVITE "]);
                         let forwarded = out.last().unwrap();
                         answers.push(answer(forwarded, code, reason, "314159"));
@@ -292,14 +298,12 @@ fn benches(c: &mut Criterion) {
                     let start = std::time::Instant::now();
                     for (i, msg) in (batch + 1..).zip(&answers) {
                         let now = Instant::ZERO + Duration::from_micros(i);
-                        let out = feed(&mut p, now, BOB, msg);
+                        let out = feed(p, now, BOB, msg);
                         expect(&out, &[status.as_str()]);
                         black_box(out);
                     }
-                    total += start.elapsed();
-                    left -= batch;
-                }
-                total
+                    start.elapsed()
+                })
             })
         });
     }
@@ -309,9 +313,7 @@ fn benches(c: &mut Criterion) {
     // the core's handling of each message is timed (the stopwatch's own cost, two clock
     // reads per message, is included).
     c.bench_function("call (INVITE/180/200/ACK/BYE/200)", |b| {
-        let mut p = element(false);
-        let reg = register(0, 1, None).replace("bob0", "bob");
-        feed(&mut p, Instant::ZERO, BOB, reg.as_bytes());
+        let mut p = with_bob();
         let mut n = 0u64;
         let mut now = Instant::ZERO;
         b.iter_custom(|iters| {
