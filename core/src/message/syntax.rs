@@ -193,15 +193,24 @@ pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
 /// forwarded request (Via, Record-Route), and `serve --db` writes one per stored binding.
 pub fn dotted_quad(ip: std::net::Ipv4Addr, buf: &mut [u8; 15]) -> &str {
     let mut len = 0;
+    let mut put = |b: u8| {
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = b;
+            len += 1;
+        }
+    };
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
-            buf[len] = b'.';
-            len += 1;
+            put(b'.');
         }
-        for d in decimal(u64::from(octet), &mut [0; 20]).bytes() {
-            buf[len] = d;
-            len += 1;
+        // At most three digits, written directly: `decimal` is for any u64.
+        if octet >= 100 {
+            put(b'0' + octet / 100);
         }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
     }
     std::str::from_utf8(buf.get(..len).unwrap_or(&[])).unwrap_or("")
 }
