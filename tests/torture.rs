@@ -594,6 +594,39 @@ fn the_response_checks_are_a_subset_of_the_full_checks() {
     assert!(compared >= 90, "{compared} messages compared");
 }
 
+/// The tags, branch and sent-by address read from the parse cache are what the parsed
+/// views say, over every file of the archive (the cache walks each value's params once,
+/// the views walk them on every read).
+#[test]
+fn cached_reads_agree_with_the_views() {
+    let mut compared = 0;
+    for f in common::dat_files(DIR) {
+        let Ok(msg) = Message::parse(&read(&f), &Default::default()) else {
+            continue;
+        };
+        compared += 1;
+        assert_eq!(msg.to_tag(), msg.to().and_then(|t| t.tag()), "{f}");
+        assert_eq!(msg.from_tag(), msg.from().and_then(|t| t.tag()), "{f}");
+        let via = msg.top_via();
+        assert_eq!(
+            msg.top_via_branch(),
+            via.as_ref().and_then(|v| v.branch()),
+            "{f}"
+        );
+        assert_eq!(
+            msg.top_via_rport(),
+            via.as_ref().and_then(|v| v.rport()),
+            "{f}"
+        );
+        assert_eq!(
+            msg.top_via_host_ip(),
+            via.as_ref().and_then(|v| v.host_ip()),
+            "{f}"
+        );
+    }
+    assert!(compared >= 45, "{compared} messages compared");
+}
+
 /// Every file of the archive has a case above (or is `test.dat`).
 #[test]
 fn every_file_is_covered() {

@@ -583,7 +583,7 @@ impl Proxy {
     /// Builds the response bytes for `reply` (§8.2.6): To tag, `received`/`rport` on the top
     /// Via (§18.2.1, RFC 3581 §4) for a request that came from `remote`.
     pub(crate) fn build(&mut self, msg: &Message, remote: SocketAddr, reply: &Reply) -> Vec<u8> {
-        let needs_tag = reply.status != 100 && msg.to().is_some_and(|t| t.tag().is_none());
+        let needs_tag = reply.status != 100 && msg.to().is_some() && msg.to_tag().is_none();
         let tag = needs_tag.then(|| self.ids.tag());
         let (received, rport) = via_params(msg, remote);
         let headers: SmallVec<[(&str, &str); 8]> = reply
@@ -911,11 +911,10 @@ fn uas_checks(msg: &Message) -> Option<Reply> {
 /// IPv4 peer as `::ffff:192.0.2.10`, and a sent-by of `[::ffff:192.0.2.10]` arrives over
 /// IPv4 from `192.0.2.10`; neither differs from the source.
 pub(crate) fn via_params(msg: &Message, remote: SocketAddr) -> (Option<IpAddr>, Option<u16>) {
-    let via = msg.top_via();
     let rport_asked = msg.top_via_rport() == Some(None);
-    let sent_by_is_source = via.as_ref().is_some_and(|v| {
-        v.host_ip().map(|ip| ip.to_canonical()) == Some(remote.ip().to_canonical())
-    });
+    let sent_by_is_source = msg
+        .top_via_host_ip()
+        .is_some_and(|ip| ip.to_canonical() == remote.ip().to_canonical());
     let received = (rport_asked || !sent_by_is_source).then_some(remote.ip());
     (received, rport_asked.then_some(remote.port()))
 }

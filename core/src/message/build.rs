@@ -48,7 +48,7 @@ pub fn response(
         // An unparsable To (the request is being rejected) gets the tag too: §8.2.6.2
         // wants one on every response but 100.
         // `req.to()` is `to` parsed (and cached).
-        match to_tag.filter(|_| req.to().is_none_or(|t| t.tag().is_none())) {
+        match to_tag.filter(|_| req.to_tag().is_none()) {
             Some(tag) => {
                 out.extend_from_slice(without_empty_param(to).as_bytes());
                 out.extend_from_slice(b";tag=");

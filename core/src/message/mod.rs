@@ -364,6 +364,17 @@ impl Message {
         self.top_via_spans().and_then(|v| v.rport)
     }
 
+    /// The top Via's `branch` (§8.1.1.7), when it has a value: from the parse cache.
+    pub fn top_via_branch(&self) -> Option<&str> {
+        self.top_via_spans().and_then(|v| v.branch(self.text()))
+    }
+
+    /// The top Via's sent-by host as an address, when it is an IP literal: from the parse
+    /// cache.
+    pub fn top_via_host_ip(&self) -> Option<std::net::IpAddr> {
+        self.top_via_spans().and_then(|v| v.host_ip)
+    }
+
     fn top_via_spans(&self) -> Option<&parsed::ViaSpans> {
         self.parsed
             .get()
@@ -392,17 +403,46 @@ impl Message {
         self.name_addr(&self.parsed.get().to, &HeaderName::To)
     }
 
+    /// The To tag (§19.3), when To parses and its tag has a value: from the parse cache.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.tag_param(&HeaderName::To).flatten()
+    }
+
+    /// The From tag, as [`Message::to_tag`].
+    pub fn from_tag(&self) -> Option<&str> {
+        self.tag_param(&HeaderName::From).flatten()
+    }
+
+    /// The `tag` param of To or From (`name`): `None` absent (or the header does not parse),
+    /// `Some(None)` without a value. Any other name has none.
+    pub(crate) fn tag_param(&self, name: &HeaderName) -> Option<Option<&str>> {
+        let cell = match name {
+            HeaderName::To => &self.parsed.get().to,
+            HeaderName::From => &self.parsed.get().from,
+            _ => return None,
+        };
+        self.name_addr_spans(cell, name)?.tag(self.text())
+    }
+
     fn name_addr<'a>(
         &'a self,
         cell: &'a std::cell::OnceCell<Option<parsed::NameAddrSpans>>,
         name: &HeaderName,
     ) -> Option<NameAddr<'a>> {
+        self.name_addr_spans(cell, name)
+            .map(|a| a.view(self.text()))
+    }
+
+    fn name_addr_spans<'a>(
+        &'a self,
+        cell: &'a std::cell::OnceCell<Option<parsed::NameAddrSpans>>,
+        name: &HeaderName,
+    ) -> Option<&'a parsed::NameAddrSpans> {
         cell.get_or_init(|| {
             let a = NameAddr::parse(self.value(name)?).ok()?;
             Some(parsed::NameAddrSpans::new(self.text(), &a))
         })
         .as_ref()
-        .map(|a| a.view(self.text()))
     }
 
     /// The Request-URI typed ([`Uri::parse`]); `None` for a response. Parsed once.

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::net::IpAddr;
 
 use crate::message::{NameAddr, Params, ParseError, SipUri, Uri, Via};
 
@@ -84,10 +85,27 @@ pub(crate) struct ViaSpans {
     raw: Span,
     /// [`Via::rport`], read once: every request's answer and forwarded copy need it.
     pub(crate) rport: Option<Option<u16>>,
+    /// [`Via::branch`]: the transaction key of every request and response.
+    branch: Option<Span>,
+    /// [`Via::host_ip`]: where responses go (§18.2.2) and whether `received` is owed.
+    pub(crate) host_ip: Option<IpAddr>,
 }
 
 impl ViaSpans {
     pub(crate) fn new(head: &str, v: &Via<'_>) -> ViaSpans {
+        // One walk of the params for both: each is the first of its name, as
+        // `Params::get` finds it.
+        let (mut branch, mut rport) = (None, None);
+        for (name, value) in v.params.iter() {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value.map(|b| Span::of(head, b)));
+            } else if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value.and_then(crate::message::syntax::parse_port));
+            }
+            if branch.is_some() && rport.is_some() {
+                break;
+            }
+        }
         ViaSpans {
             protocol: match &v.protocol {
                 Cow::Borrowed(p) => Ok(Span::of(head, p)),
@@ -98,8 +116,15 @@ impl ViaSpans {
             port: v.port,
             params: Span::of(head, v.params.as_str()),
             raw: Span::of(head, v.raw),
-            rport: v.rport(),
+            rport,
+            branch: branch.flatten(),
+            host_ip: v.host_ip(),
         }
+    }
+
+    /// [`Via::branch`] from the cache.
+    pub(crate) fn branch<'a>(&self, head: &'a str) -> Option<&'a str> {
+        self.branch.map(|b| b.get(head))
     }
 
     pub(crate) fn view<'a>(&'a self, head: &'a str) -> Via<'a> {
@@ -124,6 +149,9 @@ pub(crate) struct NameAddrSpans {
     uri: Span,
     params: Span,
     raw: Span,
+    /// The first `tag` param (`Some(None)`: without a value): To and From tags are read
+    /// for matching, loop detection and dialog state on every request.
+    tag: Option<Option<Span>>,
 }
 
 impl NameAddrSpans {
@@ -133,7 +161,13 @@ impl NameAddrSpans {
             uri: Span::of(head, a.uri),
             params: Span::of(head, a.params.as_str()),
             raw: Span::of(head, a.raw),
+            tag: a.params.get("tag").map(|t| t.map(|t| Span::of(head, t))),
         }
+    }
+
+    /// The `tag` param from the cache: `None` absent, `Some(None)` without a value.
+    pub(crate) fn tag<'a>(&self, head: &'a str) -> Option<Option<&'a str>> {
+        self.tag.map(|t| t.map(|t| t.get(head)))
     }
 
     pub(crate) fn view<'a>(&self, head: &'a str) -> NameAddr<'a> {

@@ -56,19 +56,21 @@ fn is_call_id(s: &str) -> bool {
 fn check_address(value: &str, reason: &'static str) -> Result<(), ParseError> {
     let a = NameAddr::parse(value).ok();
     let uri_ok = a.as_ref().is_some_and(|a| Uri::parse(a.uri).is_ok());
-    check_name_addr(a, uri_ok, reason)
+    let tag = a.as_ref().and_then(|a| a.params.get("tag"));
+    check_name_addr(a, tag, uri_ok, reason)
 }
 
-/// [`check_address`] for a value already parsed (`None`: it did not parse), whose URI
-/// parsed or not (`uri_ok`).
+/// [`check_address`] for a value already parsed (`None`: it did not parse), with its `tag`
+/// param (read from the parse cache for From and To), whose URI parsed or not (`uri_ok`).
 fn check_name_addr(
     a: Option<NameAddr<'_>>,
+    tag: Option<Option<&str>>,
     uri_ok: bool,
     reason: &'static str,
 ) -> Result<(), ParseError> {
     let bad_value = bad(ParseErrorKind::BadValue, reason);
     let a = a.ok_or(bad_value)?;
-    if !a.params.check_header_params() || a.params.get("tag") == Some(None) || !uri_ok {
+    if !a.params.check_header_params() || tag == Some(None) || !uri_ok {
         return Err(bad_value);
     }
     Ok(())
@@ -220,12 +222,17 @@ impl Message {
                 // was parsed from.
                 HeaderName::From => {
                     let uri_ok = !whole || self.from_uri().is_some_and(|u| u.is_ok());
-                    check_name_addr(self.from(), uri_ok, "Bad From")?;
+                    check_name_addr(
+                        self.from(),
+                        self.tag_param(&HeaderName::From),
+                        uri_ok,
+                        "Bad From",
+                    )?;
                     continue;
                 }
                 HeaderName::To => {
                     let uri_ok = !whole || self.to_uri().is_some_and(|u| u.is_ok());
-                    check_name_addr(self.to(), uri_ok, "Bad To")?;
+                    check_name_addr(self.to(), self.tag_param(&HeaderName::To), uri_ok, "Bad To")?;
                     continue;
                 }
                 _ => continue,

@@ -101,8 +101,8 @@ pub fn loop_hash(msg: &Message, salt: u64) -> LoopHash {
         h = h.wrapping_mul(PRIME);
     };
     feed(msg.request_uri().unwrap_or(""));
-    feed(msg.to().and_then(|t| t.tag()).unwrap_or(""));
-    feed(msg.from().and_then(|f| f.tag()).unwrap_or(""));
+    feed(msg.to_tag().unwrap_or(""));
+    feed(msg.from_tag().unwrap_or(""));
     feed(msg.call_id().unwrap_or(""));
     if let Some(c) = msg.cseq() {
         feed(crate::message::decimal(u64::from(c.seq), &mut [0; 20]));

@@ -122,7 +122,7 @@ impl Proxy {
     /// here (a request with a To tag that came with this element's Route). See
     /// [`crate::config::Relay`].
     fn relays(&self, msg: &Message, routing: &Routing<'_>) -> bool {
-        let in_dialog = msg.to().is_some_and(|t| t.tag().is_some());
+        let in_dialog = msg.to_tag().is_some();
         if in_dialog && (routing.pop_route || routing.pop_last_route) {
             return false;
         }
@@ -333,7 +333,7 @@ impl Proxy {
         // §16.3 step 6 / §22.3: Proxy-Authorization, for requests outside a dialog (and
         // relays) when configured. Before the target set is looked at, so that the answer
         // is the same challenge whether the user exists or not.
-        let initial = msg.to().is_some_and(|t| t.tag().is_none());
+        let initial = msg.to().is_some() && msg.to_tag().is_none();
         let authenticate = self.config.proxy.authenticate;
         let mut consumed = Vec::new();
         if authenticate && (initial || relays && relay == Relay::Local) {

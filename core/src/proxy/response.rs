@@ -9,7 +9,7 @@ use crate::{Datagram, Output, Proxy, Transmit};
 impl Proxy {
     /// §17.1.3 then §16.7: a response arrives; its client transaction takes it first.
     pub(crate) fn handle_response(&mut self, msg: Message, d: &Datagram<'_>) {
-        let branch = msg.top_via().and_then(|v| v.branch());
+        let branch = msg.top_via_branch();
         let method = msg.cseq().map(|c| c.method);
         let (Some(branch), Some(method)) = (branch, method) else {
             return self.drop_datagram(d.remote, "response without branch or CSeq");

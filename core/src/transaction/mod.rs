@@ -182,7 +182,7 @@ impl TxKey {
             "ACK" => "INVITE",
             m => m,
         };
-        match via.branch() {
+        match msg.top_via_branch() {
             Some(b) if b.starts_with(MAGIC_COOKIE) && b.len() > MAGIC_COOKIE.len() => {
                 let mut digits = [0; 20];
                 let port =
@@ -190,8 +190,8 @@ impl TxKey {
                 Some(TxKey::rfc3261_sent_by(b, via.host, port, method))
             }
             _ => {
-                let to_tag = msg.to().and_then(|t| t.tag());
-                let from_tag = msg.from().and_then(|f| f.tag());
+                let to_tag = msg.to_tag();
+                let from_tag = msg.from_tag();
                 let cseq = msg.cseq().map(|c| c.seq).unwrap_or(0);
                 Some(TxKey(Arc::from(format!(
                     "{RFC2543}{}\n{}\n{}\n{}\n{}\n{}\n{}",
