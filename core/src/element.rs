@@ -633,6 +633,37 @@ impl Proxy {
         status: u16,
         bytes: Vec<u8>,
     ) {
+        let report = self.completion_report(msg, status);
+        self.hand_response(key, status, bytes, report);
+    }
+
+    /// What [`Event::TransactionCompleted`] says of request `msg` answered with `status`
+    /// (method, From URI, To URI), when that event is due: a final status, and reports on.
+    /// Taken before the response is handed over, so that the request can stay where it is.
+    pub(crate) fn completion_report(
+        &self,
+        msg: &Message,
+        status: u16,
+    ) -> Option<(String, String, String)> {
+        (status >= 200 && self.config.reports.transactions).then(|| {
+            (
+                msg.method()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default(),
+                msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
+                msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// [`Proxy::send_response`] with the event's fields taken already.
+    pub(crate) fn hand_response(
+        &mut self,
+        key: &TxKey,
+        status: u16,
+        bytes: Vec<u8>,
+        report: Option<(String, String, String)>,
+    ) {
         let now = self.now;
         // One lookup for the machine and its effects: this runs for every response sent.
         let Some(tx) = self.servers.get_mut(key) else {
@@ -654,16 +685,13 @@ impl Proxy {
         if carry_out(queue, timers, completed, key, tx, effects) {
             self.servers.remove(key);
         }
-        if status >= 200 && self.config.reports.transactions {
+        if let Some((method, from, to)) = report {
             self.queue
                 .push_back(Output::Event(Event::TransactionCompleted {
-                    method: msg
-                        .method()
-                        .map(|m| m.as_str().to_owned())
-                        .unwrap_or_default(),
+                    method,
                     status,
-                    from: msg.from().map(|f| f.uri.to_owned()).unwrap_or_default(),
-                    to: msg.to().map(|t| t.uri.to_owned()).unwrap_or_default(),
+                    from,
+                    to,
                     elapsed,
                 }));
         }

@@ -28,6 +28,9 @@ pub struct Branch {
     pub state: BranchState,
     /// Timer C (§16.8): when the proxy gives up on an INVITE branch that stays provisional.
     pub timer_c: Option<Instant>,
+    /// Where the element's timer index holds Timer C's entry: at or before `timer_c`
+    /// (see `Proxy::set_timer_c`).
+    pub(crate) timer_c_entry: Option<Instant>,
     /// A CANCEL has been sent (or is owed, once a provisional arrives).
     pub cancelled: bool,
 }

@@ -8,7 +8,7 @@ use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
 use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
-use crate::element::{unschedule, ClientKey, ClientMachine, ClientTx, TimerRef};
+use crate::element::{ClientKey, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
 use crate::message::{HeaderName, Message, Method, SipUri, Uri};
 use crate::registrar::{Binding, Reply};
@@ -614,6 +614,8 @@ impl Proxy {
                 target: target.uri,
                 state: BranchState::Trying,
                 timer_c,
+                // A new branch: its entry goes in at its deadline.
+                timer_c_entry: timer_c,
                 cancelled: false,
             });
         }
@@ -709,15 +711,7 @@ impl Proxy {
         // §9.1: a final response should follow the CANCEL within 64*T1, else the INVITE is
         // taken as cancelled. Timer C, reset to that (§16.8 "any value it chooses"), looks.
         let timer_c = self.now + self.config.timers.t1 * 64;
-        if let Some(b) = self
-            .contexts
-            .get_mut(&id)
-            .and_then(|c| c.branches.get_mut(index))
-        {
-            let old = b.timer_c.replace(timer_c);
-            unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
-        }
-        self.schedule(Some(timer_c), TimerRef::TimerC(id, index));
+        self.set_timer_c(id, index, Some(timer_c));
         let ckey = key.with_method("CANCEL");
         self.clients.insert(
             ckey.clone(),

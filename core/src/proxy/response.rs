@@ -4,6 +4,7 @@ use super::{best, BranchState, Candidate, ContextId};
 use crate::element::{unschedule, ClientKey, ClientMachine, TimerRef};
 use crate::message::{HeaderName, Message, Method};
 use crate::registrar::Reply;
+use crate::time::Instant;
 use crate::{Datagram, Output, Proxy, Transmit};
 
 impl Proxy {
@@ -69,15 +70,12 @@ impl Proxy {
             if first {
                 branch.state = BranchState::Proceeding;
             }
+            let owed_cancel = branch.cancelled;
             // §16.7 step 2: a provisional other than 100 restarts Timer C; once the branch
             // is cancelled, the 64*T1 its CANCEL allows (§9.1) is not extended.
-            if invite && status > 100 && !branch.cancelled {
-                let old = branch.timer_c.replace(now + timer_c);
-                unschedule(&mut self.timers, old, TimerRef::TimerC(id, index));
+            if invite && status > 100 && !owed_cancel {
+                self.set_timer_c(id, index, Some(now + timer_c));
             }
-            let owed_cancel = branch.cancelled;
-            let at = branch.timer_c;
-            self.schedule(at, TimerRef::TimerC(id, index));
             if owed_cancel && first {
                 self.cancel_branch(id, index);
             }
@@ -88,11 +86,7 @@ impl Proxy {
             return;
         }
         branch.state = BranchState::Done { status };
-        unschedule(
-            &mut self.timers,
-            branch.timer_c.take(),
-            TimerRef::TimerC(id, index),
-        );
+        self.set_timer_c(id, index, None);
         if (200..300).contains(&status) {
             // §16.7 step 5: every 2xx goes upstream at once (RFC 6026: later ones too).
             self.upstream(id, status, msg.without_top_via());
@@ -142,16 +136,12 @@ impl Proxy {
             return;
         }
         branch.state = BranchState::Done { status: 408 };
-        unschedule(
-            &mut self.timers,
-            branch.timer_c.take(),
-            TimerRef::TimerC(id, index),
-        );
         ctx.candidates.push(Candidate {
             status: 408,
             bytes: None,
             challenges: Vec::new(),
         });
+        self.set_timer_c(id, index, None);
         self.finish_if_done(id);
     }
 
@@ -174,12 +164,20 @@ impl Proxy {
     /// transaction is left to end by itself).
     pub(crate) fn timer_c(&mut self, id: ContextId, index: usize) {
         let now = self.now;
-        let Some(branch) = self.contexts.get(&id).and_then(|c| c.branches.get(index)) else {
+        let Some(branch) = self
+            .contexts
+            .get_mut(&id)
+            .and_then(|c| c.branches.get_mut(index))
+        else {
             return;
         };
+        // The entry that brought us here is gone from the index.
+        branch.timer_c_entry = None;
         match branch.timer_c {
             Some(at) if at <= now => {}
-            _ => return,
+            // Restarted since the entry went in: it goes back in for the new deadline.
+            later @ Some(_) => return self.set_timer_c(id, index, later),
+            None => return,
         }
         match branch.state {
             BranchState::Proceeding if branch.cancelled => {
@@ -188,22 +186,36 @@ impl Proxy {
                 self.branch_failed(id, index);
             }
             BranchState::Proceeding => {
-                if let Some(b) = self
-                    .contexts
-                    .get_mut(&id)
-                    .and_then(|c| c.branches.get_mut(index))
-                {
-                    unschedule(
-                        &mut self.timers,
-                        b.timer_c.take(),
-                        TimerRef::TimerC(id, index),
-                    );
-                }
+                self.set_timer_c(id, index, None);
                 self.cancel_branch(id, index);
             }
             BranchState::Trying => self.branch_failed(id, index),
             BranchState::Done { .. } => {}
         }
+    }
+
+    /// §16.8: Timer C of branch `index` now ends at `at` (`None`: stopped). The timer index
+    /// holds one entry per branch, at or before the deadline. A later deadline (every
+    /// provisional response restarts Timer C, three minutes on) changes the branch only:
+    /// the entry, when its time comes, finds the new deadline and goes back in for it
+    /// ([`Proxy::timer_c`]). An earlier deadline (a CANCEL's 64*T1) or a stop moves or
+    /// removes the entry, which would otherwise hold memory for minutes.
+    pub(crate) fn set_timer_c(&mut self, id: ContextId, index: usize, at: Option<Instant>) {
+        let Some(branch) = self
+            .contexts
+            .get_mut(&id)
+            .and_then(|c| c.branches.get_mut(index))
+        else {
+            return;
+        };
+        branch.timer_c = at;
+        let entry = branch.timer_c_entry;
+        if matches!((entry, at), (Some(entry), Some(at)) if entry <= at) {
+            return;
+        }
+        branch.timer_c_entry = at;
+        unschedule(&mut self.timers, entry, TimerRef::TimerC(id, index));
+        self.schedule(at, TimerRef::TimerC(id, index));
     }
 
     pub(crate) fn client_timeout(&mut self, key: &ClientKey) {
@@ -316,13 +328,9 @@ impl Proxy {
                 return;
             }
         }
-        // The context is taken out for the call and put back, so that its request is lent
-        // rather than copied: this runs for every response that goes upstream.
-        let Some(ctx) = self.contexts.remove(&id) else {
-            return;
-        };
-        self.send_response(&key, &ctx.request, status, bytes);
-        self.contexts.insert(id, ctx);
+        // The request stays in its context: only the report of a final response reads it.
+        let report = self.completion_report(&ctx.request, status);
+        self.hand_response(&key, status, bytes, report);
     }
 
     /// §16.11 / §18.2.2 for a response with no context: our Via off, then to the next Via's

@@ -5,6 +5,7 @@ use super::proxy_util::*;
 use super::util::*;
 use crate::auth::{compute_response, Algorithm};
 use crate::config::User;
+use crate::element::TimerRef;
 
 const ALICE_VIA: &str = "SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bKnashds8";
 
@@ -1126,6 +1127,38 @@ fn a_100_from_downstream_does_not_restart_timer_c() {
             "192.0.2.201:5060 CANCEL sip:bob@192.0.2.201 SIP/2.0".to_owned()
         )]
     );
+}
+
+#[test]
+fn every_ringing_restarts_timer_c_and_the_timer_index_keeps_one_entry() {
+    let (mut h, fwd) = call_forwarded();
+    let timer_c_entries = |h: &Harness| {
+        h.proxy
+            .timers
+            .iter()
+            .filter(|(_, t)| matches!(t, TimerRef::TimerC(..)))
+            .count()
+    };
+    // A 180 every 100 s: each restarts Timer C (§16.7 step 2), so the branch outlives
+    // the 185 s any one of them would give it, and the index never holds a second entry.
+    for _ in 0..4 {
+        h.recv_from(BOB, &answer(&fwd, 180, "314159", ""));
+        assert_eq!(timer_c_entries(&h), 1);
+        let sent = h.run_for(100_000);
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+    assert_eq!(timer_c_entries(&h), 1);
+    // The last 180 came 100 s ago: Timer C fires 85 s from now, not earlier.
+    assert_eq!(
+        h.run_for(85_000),
+        [(
+            85_000,
+            "192.0.2.201:5060 CANCEL sip:bob@192.0.2.201 SIP/2.0".to_owned()
+        )]
+    );
+    // The 487 ends the branch: its Timer C entry leaves the index with it.
+    h.recv_from(BOB, &answer(&fwd, 487, "314159", ""));
+    assert_eq!(timer_c_entries(&h), 0);
 }
 
 #[test]
