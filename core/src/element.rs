@@ -108,7 +108,9 @@ pub struct Proxy {
     /// taken out of `servers` when they send their final response: they only wait for Timer
     /// J, which ends them in the order they completed ([`CompletedServers`]).
     pub(crate) completed: CompletedServers,
-    pub(crate) contexts: BTreeMap<ContextId, ResponseContext>,
+    /// Response contexts by id, looked up several times per response; boxed, so that the
+    /// table moves pointers when it grows, not contexts.
+    pub(crate) contexts: KeyMap<ContextId, Box<ResponseContext>>,
     pub(crate) next_context: ContextId,
     /// Every pending deadline. Entries may be stale (a machine moved on): a popped entry
     /// only makes the owner look at the clock, which is harmless when nothing is due.
@@ -231,7 +233,7 @@ impl Proxy {
             servers: KeyMap::with_seed(table_seed),
             clients: KeyMap::with_seed(table_seed),
             completed: CompletedServers::with_seed(table_seed),
-            contexts: BTreeMap::new(),
+            contexts: KeyMap::with_seed(table_seed),
             next_context: 0,
             timers: BTreeSet::new(),
             dns: Default::default(),

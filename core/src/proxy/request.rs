@@ -411,7 +411,7 @@ impl Proxy {
         }
         self.contexts.insert(
             id,
-            ResponseContext {
+            Box::new(ResponseContext {
                 request: msg,
                 upstream: key,
                 invite,
@@ -428,7 +428,7 @@ impl Proxy {
                 local: d.local,
                 remote: d.remote,
                 lookups: 0,
-            },
+            }),
         );
         for t in first {
             self.fork(id, t);
