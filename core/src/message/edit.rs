@@ -169,9 +169,8 @@ impl Message {
         if e.received.is_some() || e.rport.is_some() {
             if let Some(v) = self.values(&HeaderName::Via).next() {
                 if let Some(at) = self.offset_of(v) {
-                    let top = self.top_via();
                     splices.push(at..at + v.len(), |out| {
-                        super::build::write_top_via(out, v, top.as_ref(), e.received, e.rport)
+                        super::build::write_top_via_of(self, out, v, e.received, e.rport)
                     });
                 }
             }

@@ -89,21 +89,35 @@ pub(crate) struct ViaSpans {
     branch: Option<Span>,
     /// [`Via::host_ip`]: where responses go (§18.2.2) and whether `received` is owed.
     pub(crate) host_ip: Option<IpAddr>,
+    /// Whether the params hold no `received` and at most one `rport`, so that filling them
+    /// in (the answer's and the forwarded copy's top Via) is a copy with `=port` inserted
+    /// and `;received=` appended, without another walk.
+    pub(crate) plain: bool,
+    /// Where that `=port` goes in the head: just past the name of a valueless `rport`.
+    rport_fill_at: Option<usize>,
 }
 
 impl ViaSpans {
     pub(crate) fn new(head: &str, v: &Via<'_>) -> ViaSpans {
-        // One walk of the params for both: each is the first of its name, as
-        // `Params::get` finds it.
-        let (mut branch, mut rport) = (None, None);
+        // One walk of the params for all: `branch` and `rport` are the first of their
+        // name, as `Params::get` finds them.
+        let (mut branch, mut rport, mut rports, mut received) = (None, None, 0, false);
+        let mut rport_fill_at = None;
         for (name, value) in v.params.iter() {
-            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
-                branch = Some(value.map(|b| Span::of(head, b)));
-            } else if rport.is_none() && name.eq_ignore_ascii_case("rport") {
-                rport = Some(value.and_then(crate::message::syntax::parse_port));
-            }
-            if branch.is_some() && rport.is_some() {
-                break;
+            if name.eq_ignore_ascii_case("branch") {
+                if branch.is_none() {
+                    branch = Some(value.map(|b| Span::of(head, b)));
+                }
+            } else if name.eq_ignore_ascii_case("rport") {
+                rports += 1;
+                if rport.is_none() {
+                    rport = Some(value.and_then(crate::message::syntax::parse_port));
+                    if value.is_none() {
+                        rport_fill_at = offset_in(head, name).map(|at| at + name.len());
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("received") {
+                received = true;
             }
         }
         ViaSpans {
@@ -119,7 +133,14 @@ impl ViaSpans {
             rport,
             branch: branch.flatten(),
             host_ip: v.host_ip(),
+            plain: !received && rports <= 1,
+            rport_fill_at,
         }
+    }
+
+    /// The offset in the head where a valueless `rport`'s value goes, when there is one.
+    pub(crate) fn rport_fill_at(&self) -> Option<usize> {
+        self.rport_fill_at
     }
 
     /// [`Via::branch`] from the cache.
