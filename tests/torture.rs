@@ -627,6 +627,38 @@ fn cached_reads_agree_with_the_views() {
     assert!(compared >= 45, "{compared} messages compared");
 }
 
+/// From and To URIs, read in either order, are their own parse: the second read may be the
+/// first's parse moved over when the two URIs are the same text (a REGISTER's To and From).
+#[test]
+fn from_and_to_uris_whichever_is_read_first() {
+    let show = |u: Option<Result<Uri<'_>, trapezoid_core::message::ParseError>>| {
+        u.map(|u| u.map(|u| format!("{u:?}")))
+    };
+    let mut same_text = 0;
+    for f in common::dat_files(DIR) {
+        let bytes = read(&f);
+        let (Ok(a), Ok(b)) = (
+            Message::parse(&bytes, &Default::default()),
+            Message::parse(&bytes, &Default::default()),
+        ) else {
+            continue;
+        };
+        let fresh =
+            |n: Option<trapezoid_core::message::NameAddr<'_>>| show(n.map(|n| Uri::parse(n.uri)));
+        let (from_first, to_second) = (show(a.from_uri()), show(a.to_uri()));
+        let (to_first, from_second) = (show(b.to_uri()), show(b.from_uri()));
+        assert_eq!(from_first, fresh(a.from()), "{f}");
+        assert_eq!(to_second, fresh(a.to()), "{f}");
+        assert_eq!(to_first, fresh(b.to()), "{f}");
+        assert_eq!(from_second, fresh(b.from()), "{f}");
+        same_text += usize::from(a.from().map(|n| n.uri) == a.to().map(|n| n.uri));
+    }
+    assert!(
+        same_text >= 5,
+        "{same_text} files with To and From the same URI"
+    );
+}
+
 /// Every file of the archive has a case above (or is `test.dat`).
 #[test]
 fn every_file_is_covered() {

@@ -461,22 +461,39 @@ impl Message {
     /// The URI of the From header typed ([`Uri::parse`]); `None` when From is absent or
     /// does not parse as a name-addr. Parsed once.
     pub fn from_uri(&self) -> Option<Result<Uri<'_>, ParseError>> {
-        self.uri_of(&self.parsed.get().from_uri, self.from())
+        let p = self.parsed.get();
+        self.uri_of(&p.from_uri, self.from(), (&p.to_uri, || self.to()))
     }
 
     /// The URI of the To header typed, as [`Message::from_uri`]. Parsed once.
     pub fn to_uri(&self) -> Option<Result<Uri<'_>, ParseError>> {
-        self.uri_of(&self.parsed.get().to_uri, self.to())
+        let p = self.parsed.get();
+        self.uri_of(&p.to_uri, self.to(), (&p.from_uri, || self.from()))
     }
 
+    /// The URI of `address`, parsed once into `cell`; when the other of From and To
+    /// (`other`: its cell and its address) has the same URI text, parsed already, its parse
+    /// is moved over instead (a REGISTER's To repeats its From).
     fn uri_of<'a>(
         &'a self,
         cell: &'a std::cell::OnceCell<Option<Result<parsed::UriSpans, ParseError>>>,
         address: Option<NameAddr<'a>>,
+        other: (
+            &'a std::cell::OnceCell<Option<Result<parsed::UriSpans, ParseError>>>,
+            impl FnOnce() -> Option<NameAddr<'a>>,
+        ),
     ) -> Option<Result<Uri<'a>, ParseError>> {
         cell.get_or_init(|| {
             let uri = address?.uri;
-            Some(Uri::parse(uri).map(|u| parsed::UriSpans::new(self.text(), &u)))
+            let head = self.text();
+            if let Some(Some(done)) = other.0.get() {
+                let from = other.1().map(|o| o.uri).filter(|o| *o == uri);
+                let at = |s| parsed::offset_in(head, s);
+                if let Some((from, to)) = from.and_then(at).zip(at(uri)) {
+                    return Some(done.as_ref().map(|u| u.moved(from, to)).map_err(|e| *e));
+                }
+            }
+            Some(Uri::parse(uri).map(|u| parsed::UriSpans::new(head, &u)))
         })
         .as_ref()
         .map(|r| r.as_ref().map(|u| u.view(self.text())).map_err(|e| *e))

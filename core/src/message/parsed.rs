@@ -32,6 +32,21 @@ impl Span {
     pub(crate) fn get(self, head: &str) -> &str {
         head.get(self.start..self.end).unwrap_or("")
     }
+
+    /// The same piece of a copy of the text at `from` placed at `to`. An empty span stays
+    /// as it is: it reads back empty wherever it is.
+    fn moved(self, from: usize, to: usize) -> Span {
+        if self.start == self.end {
+            return self;
+        }
+        match self.start.checked_sub(from) {
+            Some(at) => Span {
+                start: at + to,
+                end: self.end - self.start + at + to,
+            },
+            None => Span::default(),
+        }
+    }
 }
 
 /// Offset of `s`, a slice of `head`, in `head`.
@@ -235,6 +250,36 @@ impl UriSpans {
             Uri::Other { scheme, rest } => UriSpans::Other {
                 scheme: span(scheme),
                 rest: span(rest),
+            },
+        }
+    }
+
+    /// The spans of the same URI text copied from offset `from` of the head to offset `to`
+    /// (a To that repeats the From, as in every REGISTER): parsing is a function of the
+    /// text, so the copy's parse is this one moved.
+    pub(crate) fn moved(&self, from: usize, to: usize) -> UriSpans {
+        let m = |s: Span| s.moved(from, to);
+        match self {
+            UriSpans::Sip {
+                secure,
+                user,
+                password,
+                host,
+                port,
+                params,
+                headers,
+            } => UriSpans::Sip {
+                secure: *secure,
+                user: user.map(m),
+                password: password.map(m),
+                host: m(*host),
+                port: *port,
+                params: m(*params),
+                headers: headers.map(m),
+            },
+            UriSpans::Other { scheme, rest } => UriSpans::Other {
+                scheme: m(*scheme),
+                rest: m(*rest),
             },
         }
     }
