@@ -42,6 +42,16 @@ impl Branch {
     }
 }
 
+/// Branch `index` of context `id`, to change it; borrows only the context table, so the
+/// element's other tables stay free while the branch is held.
+pub(crate) fn branch_mut(
+    contexts: &mut crate::keymap::KeyMap<super::ContextId, Box<super::ResponseContext>>,
+    id: super::ContextId,
+    index: usize,
+) -> Option<&mut Branch> {
+    contexts.get_mut(&id)?.branches.get_mut(index)
+}
+
 /// A final response kept as a candidate for §16.7 step 6.
 #[derive(Clone, Debug)]
 pub struct Candidate {

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use crate::message::Message;
 use crate::time::Instant;
 
+pub(crate) use context::branch_mut;
 pub use context::{best, Branch, BranchState, Candidate};
 pub use route::Locator;
 

@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 
 use super::dns::{Parked, Parking};
 use super::route::strip_brackets;
-use super::{loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
+use super::{branch_mut, loop_hash, Branch, BranchState, ContextId, ResponseContext, Target};
 use crate::config::Relay;
 use crate::element::{ClientKey, ClientMachine, ClientTx, TimerRef};
 use crate::message::edit::RequestEdits;
@@ -674,11 +674,7 @@ impl Proxy {
     /// §9.1 / §16.10: CANCEL one branch: now if it has had a provisional response, else as
     /// soon as it has one.
     pub(crate) fn cancel_branch(&mut self, id: ContextId, index: usize) {
-        let Some(branch) = self
-            .contexts
-            .get_mut(&id)
-            .and_then(|c| c.branches.get_mut(index))
-        else {
+        let Some(branch) = branch_mut(&mut self.contexts, id, index) else {
             return;
         };
         let first_time = !branch.cancelled;

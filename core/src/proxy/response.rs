@@ -1,6 +1,6 @@
 //! RFC 3261 §16.7 (response processing), §16.8 (Timer C) and the end of a response context.
 
-use super::{best, BranchState, Candidate, ContextId};
+use super::{best, branch_mut, BranchState, Candidate, ContextId};
 use crate::element::{unschedule, ClientKey, ClientMachine, TimerRef};
 use crate::message::{HeaderName, Message, Method};
 use crate::registrar::Reply;
@@ -164,11 +164,7 @@ impl Proxy {
     /// transaction is left to end by itself).
     pub(crate) fn timer_c(&mut self, id: ContextId, index: usize) {
         let now = self.now;
-        let Some(branch) = self
-            .contexts
-            .get_mut(&id)
-            .and_then(|c| c.branches.get_mut(index))
-        else {
+        let Some(branch) = branch_mut(&mut self.contexts, id, index) else {
             return;
         };
         // The entry that brought us here is gone from the index.
@@ -201,11 +197,7 @@ impl Proxy {
     /// ([`Proxy::timer_c`]). An earlier deadline (a CANCEL's 64*T1) or a stop moves or
     /// removes the entry, which would otherwise hold memory for minutes.
     pub(crate) fn set_timer_c(&mut self, id: ContextId, index: usize, at: Option<Instant>) {
-        let Some(branch) = self
-            .contexts
-            .get_mut(&id)
-            .and_then(|c| c.branches.get_mut(index))
-        else {
+        let Some(branch) = branch_mut(&mut self.contexts, id, index) else {
             return;
         };
         branch.timer_c = at;
