@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use trapezoid_core::message::{self, HeaderName, Limits, Message};
 use trapezoid_core::time::Instant;
-use trapezoid_core::{Config, Datagram, Input, InputKind, Output, Proxy, Transport};
+use trapezoid_core::{Config, Input, InputKind, Output, Proxy, Transport};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
 
 /// This process's proportional set size in bytes (Linux), as bench/run.sh reads it.
 fn pss() -> i64 {
@@ -38,23 +41,7 @@ fn feed(
     transport: Transport,
     bytes: &[u8],
 ) -> Vec<Vec<u8>> {
-    p.handle_input(Input {
-        now,
-        kind: InputKind::Datagram(Datagram {
-            local: addr(PROXY),
-            remote: addr(from),
-            transport,
-            bytes,
-        }),
-    });
-    let mut out = Vec::new();
-    loop {
-        match p.poll_output() {
-            Output::Transmit(t) => out.push(t.bytes),
-            Output::Event(_) => {}
-            Output::Timeout(_) => return out,
-        }
-    }
+    support::deliver(p, now, addr(PROXY), addr(from), transport, bytes)
 }
 
 fn tick(p: &mut Proxy, now: Instant) {
