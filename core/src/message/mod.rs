@@ -372,7 +372,7 @@ impl Message {
     /// The top Via's sent-by host as an address, when it is an IP literal: from the parse
     /// cache.
     pub fn top_via_host_ip(&self) -> Option<std::net::IpAddr> {
-        self.top_via_spans().and_then(|v| v.host_ip)
+        self.top_via_spans().and_then(|v| v.host_ip(self.text()))
     }
 
     fn top_via_spans(&self) -> Option<&parsed::ViaSpans> {

@@ -102,8 +102,10 @@ pub(crate) struct ViaSpans {
     pub(crate) rport: Option<Option<u16>>,
     /// [`Via::branch`]: the transaction key of every request and response.
     branch: Option<Span>,
-    /// [`Via::host_ip`]: where responses go (§18.2.2) and whether `received` is owed.
-    pub(crate) host_ip: Option<IpAddr>,
+    /// [`Via::host_ip`], read on first use: a request's answer and forwarded copy need it
+    /// (whether `received` is owed), a response never does, and its top Via is this
+    /// element's own, an IP literal whenever no host name is configured.
+    host_ip: OnceCell<Option<IpAddr>>,
     /// Whether the params hold no `received` and at most one `rport`, so that filling them
     /// in (the answer's and the forwarded copy's top Via) is a copy with `=port` inserted
     /// and `;received=` appended, without another walk.
@@ -147,7 +149,7 @@ impl ViaSpans {
             raw: Span::of(head, v.raw),
             rport,
             branch: branch.flatten(),
-            host_ip: v.host_ip(),
+            host_ip: OnceCell::new(),
             plain: !received && rports <= 1,
             rport_fill_at,
         }
@@ -156,6 +158,13 @@ impl ViaSpans {
     /// The offset in the head where a valueless `rport`'s value goes, when there is one.
     pub(crate) fn rport_fill_at(&self) -> Option<usize> {
         self.rport_fill_at
+    }
+
+    /// [`Via::host_ip`] from the cache.
+    pub(crate) fn host_ip(&self, head: &str) -> Option<IpAddr> {
+        *self
+            .host_ip
+            .get_or_init(|| crate::message::uri::host_ip(self.host.get(head)))
     }
 
     /// [`Via::branch`] from the cache.
