@@ -129,27 +129,22 @@ pub(crate) fn write_top_via_of(
     received: Option<IpAddr>,
     rport: Option<u16>,
 ) {
-    let plain = msg
-        .top_via_spans()
-        .filter(|v| v.plain)
-        .zip(super::parsed::offset_in(msg.text(), raw));
-    let Some((via, base)) = plain else {
+    // From the cache: `raw` split where `=port` goes, and the port, when one is owed.
+    let split = msg.top_via_spans().filter(|v| v.plain).and_then(|v| {
+        let base = super::parsed::offset_in(msg.text(), raw)?;
+        match rport.zip(v.rport_fill_at()) {
+            Some((port, at)) => Some((raw.split_at_checked(at.checked_sub(base)?)?, Some(port))),
+            None => Some((("", raw), None)),
+        }
+    });
+    let Some(((name, tail), port)) = split else {
         return write_top_via(out, raw, msg.top_via().as_ref(), received, rport);
     };
-    let tail = match rport.zip(via.rport_fill_at()) {
-        Some((port, at)) => {
-            // `raw` is the text the cache was made from, so the place is inside it.
-            let Some((name, tail)) = at.checked_sub(base).and_then(|i| raw.split_at_checked(i))
-            else {
-                return write_top_via(out, raw, msg.top_via().as_ref(), received, rport);
-            };
-            out.put(name.as_bytes());
-            out.put_byte(b'=');
-            out.put(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
-            tail
-        }
-        None => raw,
-    };
+    out.put(name.as_bytes());
+    if let Some(port) = port {
+        out.put_byte(b'=');
+        out.put(super::decimal(u64::from(port), &mut [0; 20]).as_bytes());
+    }
     match received {
         Some(ip) => {
             out.put(without_empty_param(tail).as_bytes());
