@@ -56,6 +56,16 @@ impl<K: Hash + Eq, V> KeyMap<K, V> {
         self.map.get_mut(key)
     }
 
+    /// The stored key and its value under `key`: the key kept in the table, when a borrowed
+    /// form was enough to find it.
+    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.map.get_key_value(key)
+    }
+
     /// Whether `key` has a value.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where

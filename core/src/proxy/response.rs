@@ -15,12 +15,17 @@ impl Proxy {
         let (Some(branch), Some(method)) = (branch, method) else {
             return self.drop_datagram(d.remote, "response without branch or CSeq");
         };
-        let key = ClientKey::new(branch, method);
         let Some(status) = msg.status() else {
             return;
         };
+        // The stored key, found without building one: the effects below keep a copy of it
+        // (a shared string) for the next timer.
+        let clients = &self.clients;
+        let key = ClientKey::with_text(branch, method, |text| {
+            clients.get_key_value(text).map(|(k, _)| k.clone())
+        });
         let now = self.now;
-        let Some(tx) = self.clients.get_mut(&key) else {
+        let Some((key, tx)) = key.and_then(|k| self.clients.get_mut(&k).map(|tx| (k, tx))) else {
             // §16.7 / RFC 6026 §7.3: a response with no transaction is not forwarded.
             return self.drop_datagram(d.remote, "response matches no client transaction");
         };

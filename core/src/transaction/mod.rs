@@ -260,6 +260,13 @@ impl ClientKey {
         ClientKey(joined(&[branch, SEPARATOR, method], None))
     }
 
+    /// `f` given the text of the key of `branch` and `method`, put together on the stack: a
+    /// table keyed by `ClientKey` is looked up with it ([`Borrow<str>`]) without building a
+    /// key, as every response is matched (§17.1.3).
+    pub(crate) fn with_text<R>(branch: &str, method: &str, f: impl FnOnce(&str) -> R) -> R {
+        with_joined(&[branch, SEPARATOR, method], None, f)
+    }
+
     /// The branch.
     pub fn branch(&self) -> &str {
         self.0.split(SEPARATOR).next().unwrap_or("")
@@ -279,6 +286,12 @@ const KEY_INLINE: usize = 256;
 /// The shared text of a key: `parts` in order, the one at `lower` lower-cased. One
 /// allocation, where building a `String` and converting it took two.
 fn joined(parts: &[&str], lower: Option<usize>) -> Arc<str> {
+    with_joined(parts, lower, |text| Arc::from(text))
+}
+
+/// `f` given `parts` in order, the one at `lower` lower-cased, put together on the stack
+/// when they fit in [`KEY_INLINE`] bytes.
+fn with_joined<R>(parts: &[&str], lower: Option<usize>, f: impl FnOnce(&str) -> R) -> R {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     if len > KEY_INLINE {
         let mut text = String::with_capacity(len);
@@ -289,7 +302,7 @@ fn joined(parts: &[&str], lower: Option<usize>) -> Arc<str> {
                 text[at..].make_ascii_lowercase();
             }
         }
-        return Arc::from(text);
+        return f(&text);
     }
     let mut buf = [0u8; KEY_INLINE];
     let mut at = 0;
@@ -303,8 +316,17 @@ fn joined(parts: &[&str], lower: Option<usize>) -> Arc<str> {
     }
     // Whole UTF-8 texts, and ASCII lower-casing keeps them so: the check cannot fail.
     match std::str::from_utf8(&buf[..len]) {
-        Ok(text) => Arc::from(text),
-        Err(_) => Arc::from(String::from_utf8_lossy(&buf[..len])),
+        Ok(text) => f(text),
+        Err(_) => f(&String::from_utf8_lossy(&buf[..len])),
+    }
+}
+
+/// A `ClientKey` hashes and compares as its text (the derived `Hash` of a one-field struct
+/// is its field's, and `Arc<str>`'s is the `str`'s), so a table of them can be looked up
+/// with a `&str` ([`ClientKey::with_text`]).
+impl std::borrow::Borrow<str> for ClientKey {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -342,6 +364,25 @@ mod tests {
 
     fn key(request: &str) -> TxKey {
         TxKey::of_request(&Message::parse(request.as_bytes(), &Limits::default()).unwrap()).unwrap()
+    }
+
+    /// A response finds its client transaction by the key's text alone; a key longer than
+    /// the stack buffer takes the other way and must find it too.
+    #[test]
+    fn a_client_key_is_found_by_its_text() {
+        let mut table = crate::keymap::KeyMap::with_seed(3);
+        let long = format!("z9hG4bK{}", "x".repeat(KEY_INLINE));
+        for (i, branch) in ["z9hG4bKa.1", long.as_str()].into_iter().enumerate() {
+            table.insert(ClientKey::new(branch, "INVITE"), i);
+            let found = ClientKey::with_text(branch, "INVITE", |t| {
+                table.get_key_value(t).map(|(k, v)| (k.clone(), *v))
+            });
+            assert_eq!(found, Some((ClientKey::new(branch, "INVITE"), i)));
+            assert_eq!(
+                ClientKey::with_text(branch, "CANCEL", |t| table.get(t)),
+                None
+            );
+        }
     }
 
     fn request(method: &str, branch: &str, host: &str) -> String {
