@@ -116,6 +116,10 @@ pub struct Proxy {
     /// only makes the owner look at the clock, which is harmless when nothing is due.
     pub(crate) timers: BTreeSet<(Instant, TimerRef)>,
     pub(crate) queue: VecDeque<Output>,
+    /// Text put together for one message and spliced into it (the Via and Record-Route of a
+    /// forwarded request), kept from one message to the next: once grown, building them
+    /// allocates nothing.
+    pub(crate) scratch: String,
     pub(crate) now: Instant,
     /// RFC 3263 lookups waiting for the driver, and its answers.
     pub(crate) dns: crate::proxy::dns::Dns,
@@ -240,6 +244,7 @@ impl Proxy {
             users,
             sources: shared.sources,
             queue: VecDeque::new(),
+            scratch: String::new(),
             now: Instant::ZERO,
         }
     }

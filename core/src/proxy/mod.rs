@@ -49,8 +49,9 @@ pub struct ResponseContext {
     pub upstream: crate::transaction::TxKey,
     /// Whether the request is an INVITE (Timer C, CANCEL, 2xx handling differ).
     pub invite: bool,
-    /// Branches in the order they were created.
-    pub branches: Vec<Branch>,
+    /// Branches in the order they were created; nearly every request has one, kept in the
+    /// context itself.
+    pub branches: smallvec::SmallVec<[Branch; 1]>,
     /// q-value groups not tried yet (serial forking, §16.6 and RFC 3261 §16.6 "q" ordering).
     pub later: VecDeque<Vec<Target>>,
     /// Final responses kept for §16.7 step 6.

@@ -37,6 +37,9 @@ struct Routing<'a> {
     authenticated: bool,
 }
 
+/// A target set (§16.5): one target nearly always, kept on the stack.
+type Targets = smallvec::SmallVec<[Target; 1]>;
+
 impl Proxy {
     /// Appends the host:port this element writes in its Via sent-by and Record-Route: its
     /// first host name, else the address `local` (an IPv6 one in brackets); the port unless
@@ -63,19 +66,23 @@ impl Proxy {
         }
     }
 
-    /// The Via this element puts on a request it forwards (RFC 3261 §16.6 step 8):
-    /// `SIP/2.0/<transport> <sent-by>;branch=<the parts of the branch, in order>`.
-    fn via_value(&self, transport: Transport, local: SocketAddr, branch: &[&str]) -> String {
-        let mut via = String::with_capacity(96);
-        via.push_str("SIP/2.0/");
-        via.push_str(transport.as_str());
-        via.push(' ');
-        self.write_advertised(local, &mut via);
-        via.push_str(";branch=");
+    /// Appends to `out` the Via this element puts on a request it forwards (RFC 3261 §16.6
+    /// step 8): `SIP/2.0/<transport> <sent-by>;branch=<the parts of the branch, in order>`.
+    fn write_via(
+        &self,
+        transport: Transport,
+        local: SocketAddr,
+        branch: &[&str],
+        out: &mut String,
+    ) {
+        out.push_str("SIP/2.0/");
+        out.push_str(transport.as_str());
+        out.push(' ');
+        self.write_advertised(local, out);
+        out.push_str(";branch=");
         for part in branch {
-            via.push_str(part);
+            out.push_str(part);
         }
-        via
     }
 
     /// §16.4: drops a Route value naming this proxy; undoes a strict router's rewrite.
@@ -226,12 +233,12 @@ impl Proxy {
 
     /// §16.5: the target set. `Err` is the response when there is none, or the lookup the
     /// target waits for.
-    fn targets(&self, routing: &Routing<'_>) -> Result<Vec<Target>, Reply> {
+    fn targets(&self, routing: &Routing<'_>) -> Result<Targets, Reply> {
         if let Some(route) = routing.next_route {
             let fail = Reply::with_reason(503, "Next Hop Not Resolvable");
             return self
                 .through(route, routing.request_uri, fail)
-                .map(|t| vec![t]);
+                .map(|t| smallvec::smallvec![t]);
         }
         let uri = match &routing.request_uri_parsed {
             Ok(Uri::Sip(u)) => u,
@@ -242,7 +249,7 @@ impl Proxy {
             // §16.5: a domain we are responsible for: the location service decides.
             let aor = self.registrar.identity().canonical_aor(uri);
             let location = self.registrar.location();
-            let mut targets: Vec<Target> = location
+            let mut targets: Targets = location
                 .alive(&aor, self.now)
                 .filter_map(|b| self.binding_target(b))
                 .collect();
@@ -256,7 +263,7 @@ impl Proxy {
         // Another domain: where it lives (static table, then RFC 3263).
         let fail = Reply::with_reason(404, "Domain Not Found");
         self.through_sip(uri, routing.request_uri)
-            .map(|t| vec![t])
+            .map(|t| smallvec::smallvec![t])
             .ok_or(fail)
     }
 
@@ -391,7 +398,7 @@ impl Proxy {
             .first()
             .map_or(0, |f| first.iter().take_while(|t| t.q == f.q).count());
         let mut groups: std::collections::VecDeque<Vec<Target>> = Default::default();
-        for t in first.split_off(first_len) {
+        for t in first.drain(first_len..) {
             match groups.back_mut() {
                 Some(g) if g[0].q == t.q => g.push(t),
                 _ => groups.push_back(vec![t]),
@@ -415,7 +422,7 @@ impl Proxy {
                 request: msg,
                 upstream: key,
                 invite,
-                branches: Vec::new(),
+                branches: smallvec::SmallVec::new(),
                 later: groups,
                 candidates: Vec::new(),
                 final_sent: false,
@@ -578,14 +585,17 @@ impl Proxy {
             suffixed = Some(branch);
         }
         let branch = suffixed.unwrap_or(stem);
-        let via = self.via_value(target.transport, ctx.local, &[&branch]);
-        let rr = ctx.record_route.then(|| {
-            let mut rr = String::with_capacity(64);
-            rr.push_str("<sip:");
-            self.write_advertised(ctx.local, &mut rr);
-            rr.push_str(";lr>");
-            rr
-        });
+        // The Via and the Record-Route value, side by side in the element's scratch text.
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        self.write_via(target.transport, ctx.local, &[&branch], &mut text);
+        let via_end = text.len();
+        if ctx.record_route {
+            text.push_str("<sip:");
+            self.write_advertised(ctx.local, &mut text);
+            text.push_str(";lr>");
+        }
+        let (via, rr) = text.split_at(via_end);
         let (received, rport) = crate::element::via_params(&ctx.request, ctx.remote);
         let max_forwards = ctx
             .request
@@ -596,14 +606,15 @@ impl Proxy {
         let bytes = ctx.request.forward_request(&RequestEdits {
             request_uri: new_uri,
             max_forwards: Some(max_forwards),
-            record_route: rr.as_deref(),
+            record_route: ctx.record_route.then_some(rr),
             pop_route: ctx.routing_pop.0,
             pop_last_route: ctx.routing_pop.1,
-            via: Some(&via),
+            via: Some(via),
             received,
             rport,
             remove_lines: &ctx.consumed,
         });
+        self.scratch = text;
         let invite = ctx.invite;
         let local = ctx.local;
         let now = self.now;
@@ -748,10 +759,13 @@ impl Proxy {
             _ => return self.drop_ack(d, "ACK with no target"),
         };
         let hash = loop_hash(&msg, self.loop_salt);
-        let via = self.via_value(
+        let mut via = std::mem::take(&mut self.scratch);
+        via.clear();
+        self.write_via(
             target.transport,
             d.local,
             &[crate::ids::MAGIC_COOKIE, hash.as_str(), ".0"],
+            &mut via,
         );
         let (received, rport) = crate::element::via_params(&msg, d.remote);
         let max_forwards = msg.max_forwards().map_or(MAX_FORWARDS_DEFAULT, |m| m - 1);
@@ -768,6 +782,7 @@ impl Proxy {
             rport,
             remove_lines: &[],
         });
+        self.scratch = via;
         if let Some(query) = target.lookup {
             let parked = Parked {
                 context: 0,
