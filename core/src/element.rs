@@ -120,6 +120,8 @@ pub struct Proxy {
     /// forwarded request), kept from one message to the next: once grown, building them
     /// allocates nothing.
     pub(crate) scratch: String,
+    /// Buffers of messages the element is done with, for the next parse.
+    pub(crate) spare: crate::message::Spare,
     pub(crate) now: Instant,
     /// RFC 3263 lookups waiting for the driver, and its answers.
     pub(crate) dns: crate::proxy::dns::Dns,
@@ -245,6 +247,7 @@ impl Proxy {
             sources: shared.sources,
             queue: VecDeque::new(),
             scratch: String::new(),
+            spare: Default::default(),
             now: Instant::ZERO,
         }
     }
@@ -375,7 +378,7 @@ impl Proxy {
         if d.bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return;
         }
-        let msg = match Message::parse(d.bytes, &self.config.limits.message) {
+        let msg = match Message::parse_into(d.bytes, &self.config.limits.message, &mut self.spare) {
             Ok(m) => m,
             Err(e) => return self.unparsable(&d, e),
         };
@@ -467,7 +470,8 @@ impl Proxy {
             } else {
                 Reply::new(405).header("Allow", ALLOW)
             };
-            return self.respond(&key, &msg, reply);
+            self.respond(&key, &msg, reply);
+            return self.spare.recycle(msg);
         }
         self.proxy_request(msg, &d, key);
     }

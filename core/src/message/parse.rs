@@ -6,7 +6,9 @@ use smallvec::SmallVec;
 use crate::message::header::{Header, HeaderIndex, HeaderName};
 use crate::message::method::Method;
 use crate::message::syntax::{is_token_char, is_wsp, parse_usize};
-use crate::message::{Limits, Message, ParseError, ParseErrorKind, StartLine, Storage};
+use crate::message::{
+    parsed, Limits, Message, ParseError, ParseErrorKind, Spare, StartLine, Storage,
+};
 
 fn err(kind: ParseErrorKind, reason: &'static str) -> ParseError {
     ParseError::new(kind, 400, reason)
@@ -83,6 +85,16 @@ impl Message {
     ///
     /// For a byte stream use [`Message::parse_stream`], whose Content-Length framing is strict.
     pub fn parse(input: &[u8], limits: &Limits) -> Result<Message, ParseError> {
+        Message::parse_into(input, limits, &mut Spare::default())
+    }
+
+    /// [`Message::parse`] into buffers given back by messages the caller is done with
+    /// ([`Spare::recycle`]): the element parses every datagram so.
+    pub fn parse_into(
+        input: &[u8],
+        limits: &Limits,
+        spare: &mut Spare,
+    ) -> Result<Message, ParseError> {
         if input.len() > limits.message_bytes_max {
             return Err(ParseError::new(
                 ParseErrorKind::TooLarge,
@@ -90,7 +102,7 @@ impl Message {
                 "Message Too Large",
             ));
         }
-        parse_framed(input, limits, Mode::Datagram).map(|(m, _)| m)
+        parse_framed(input, limits, Mode::Datagram, spare).map(|(m, _)| m)
     }
 
     /// Frames the first message of a byte stream (TCP, TLS) and says how many bytes of
@@ -111,12 +123,17 @@ impl Message {
     /// [`Limits::message_bytes_max`] bounds the message, not `input`. The Request-Line is read
     /// as leniently as in [`Message::parse`]: its defects do not affect framing.
     pub fn parse_stream(input: &[u8], limits: &Limits) -> Result<(Message, usize), ParseError> {
-        parse_framed(input, limits, Mode::Stream)
+        parse_framed(input, limits, Mode::Stream, &mut Spare::default())
     }
 }
 
 /// Both framings. Returns the message and how many bytes of `input` it took.
-fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, usize), ParseError> {
+fn parse_framed(
+    input: &[u8],
+    limits: &Limits,
+    mode: Mode,
+    spare: &mut Spare,
+) -> Result<(Message, usize), ParseError> {
     let skip = input
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
@@ -136,7 +153,8 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
             err(ParseErrorKind::Truncated, what)
         }
     };
-    let mut bytes = src.get(..window).unwrap_or(&[]).to_vec();
+    let mut bytes = spare.bytes();
+    bytes.extend_from_slice(src.get(..window).unwrap_or(&[]));
     let (start_end, mut pos) = line_end(&bytes, 0);
     if pos == start_end {
         return Err(incomplete("Truncated Start Line"));
@@ -146,7 +164,7 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
         .map_err(|_| err(ParseErrorKind::NotUtf8, "Start Line Not UTF-8"))?;
     let (start, start_defect) = parse_start_line(start_line)?;
 
-    let mut headers: Vec<Header> = Vec::with_capacity(16);
+    let mut headers: Vec<Header> = spare.headers();
     let mut framing = Framing::Absent;
     let body_start = loop {
         match bytes.get(pos) {
@@ -301,7 +319,7 @@ fn parse_framed(input: &[u8], limits: &Limits, mode: Mode) -> Result<(Message, u
             body: body_start..body_start + body_len,
             start_defect,
             framing_defect,
-            parsed: Default::default(),
+            parsed: parsed::LazyParsed::with(spare.parsed()),
         },
         consumed,
     ))

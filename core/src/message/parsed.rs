@@ -76,8 +76,19 @@ pub(crate) struct Parsed {
 pub(crate) struct LazyParsed(OnceCell<Box<Parsed>>);
 
 impl LazyParsed {
+    /// A cache in `spare` (an emptied one, [`crate::message::Spare`]) or, without one,
+    /// allocated on first use.
+    pub(crate) fn with(spare: Option<Box<Parsed>>) -> Self {
+        LazyParsed(spare.map_or_else(OnceCell::new, OnceCell::from))
+    }
+
     pub(crate) fn get(&self) -> &Parsed {
         self.0.get_or_init(Box::default)
+    }
+
+    /// The cache, if it was ever allocated.
+    pub(crate) fn into_inner(self) -> Option<Box<Parsed>> {
+        self.0.into_inner()
     }
 }
 

@@ -43,6 +43,7 @@ impl Proxy {
             ClientMachine::NonInvite(m) => m.on_response(status, now),
         };
         self.client_effects(&key, effects, Some((&msg, d.remote)));
+        self.spare.recycle(msg);
     }
 
     /// §16.7 steps 3-10 for a response its client transaction passed up; `from` sent it.
@@ -247,6 +248,14 @@ impl Proxy {
         let Some(ctx) = self.contexts.remove(&id) else {
             return;
         };
+        self.context_ended(&ctx);
+        // The request is done with: its buffers serve the next message parsed.
+        self.spare.recycle(ctx.request);
+    }
+
+    /// §16.7 step 6 for the context just removed: unless a final response went upstream
+    /// already, the best one goes now.
+    fn context_ended(&mut self, ctx: &super::ResponseContext) {
         if ctx.final_sent {
             return;
         }
