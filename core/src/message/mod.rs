@@ -51,7 +51,7 @@ pub use name_addr::{Contacts, NameAddr};
 pub use params::Params;
 pub use spare::Spare;
 pub use syntax::{decimal, dotted_quad};
-pub use uri::{host_ip, SipUri, Uri};
+pub use uri::{host_ip, AorSink, SipUri, Uri};
 pub use via::Via;
 
 /// Limits on what the parser accepts (TigerBeetle style: put a limit on everything).

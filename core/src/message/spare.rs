@@ -117,8 +117,8 @@ mod tests {
     fn a_message_parsed_into_recycled_buffers_is_the_fresh_parse() {
         let limits = Limits::default();
         let mut spare = Spare::default();
-        let first = Message::parse(request("carol", "776asdhds", "v=0\r\n").as_bytes(), &limits)
-            .unwrap();
+        let first =
+            Message::parse(request("carol", "776asdhds", "v=0\r\n").as_bytes(), &limits).unwrap();
         // Fill the cache, so that a stale view would show.
         let _ = views(&first);
         spare.recycle(first);

@@ -273,42 +273,56 @@ impl<'a> SipUri<'a> {
     pub fn aor(&self) -> String {
         let mut s =
             String::with_capacity(5 + self.user.map_or(0, str::len) + 1 + self.host.len() + 6);
-        s.push_str(if self.secure { "sips:" } else { "sip:" });
+        self.write_aor(&mut s);
+        s
+    }
+
+    /// Whether [`SipUri::aor`] is `aor`, without building it (a REGISTER's Contacts are
+    /// compared with its AOR so).
+    pub fn aor_is(&self, aor: &str) -> bool {
+        let mut rest = Match(Some(aor.as_bytes()));
+        self.write_aor(&mut rest);
+        rest.0.is_some_and(<[u8]>::is_empty)
+    }
+
+    /// [`SipUri::aor`] written to `out`.
+    pub fn write_aor(&self, out: &mut impl AorSink) {
+        out.text(if self.secure { "sips:" } else { "sip:" });
         match self.user {
             // Most users have no escapes: copied as they are.
             Some(user) if !user.contains('%') => {
-                s.push_str(user);
-                s.push('@');
+                out.text(user);
+                out.text("@");
             }
             Some(user) => {
                 for unit in Units::new(user) {
-                    match unit {
-                        Unit::Plain(b) => s.push(char::from(b)),
-                        Unit::Escaped(b) => {
-                            s.push('%');
-                            s.push(char::from(
-                                HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-                            ));
-                            s.push(char::from(
-                                HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
-                            ));
+                    let mut escaped = [b'%', 0, 0];
+                    let written = match unit {
+                        Unit::Plain(b) => {
+                            escaped[0] = b;
+                            &escaped[..1]
                         }
-                    }
+                        Unit::Escaped(b) => {
+                            escaped[1] =
+                                HEX_UPPER.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                            escaped[2] =
+                                HEX_UPPER.get(usize::from(b & 0xf)).copied().unwrap_or(b'0');
+                            &escaped[..]
+                        }
+                    };
+                    // A unit is one byte of the user or an escape: text either way, but a
+                    // decoded byte may be half of a multi-byte character, hence bytes.
+                    out.bytes(written);
                 }
-                s.push('@');
+                out.text("@");
             }
             None => {}
         }
-        let host_start = s.len();
-        s.push_str(self.host);
-        if let Some(host) = s.get_mut(host_start..) {
-            host.make_ascii_lowercase();
-        }
+        out.lower(self.host);
         if let Some(port) = self.port {
-            s.push(':');
-            s.push_str(super::decimal(u64::from(port), &mut [0; 20]));
+            out.text(":");
+            out.text(super::decimal(u64::from(port), &mut [0; 20]));
         }
-        s
     }
 
     /// RFC 3261 §19.1.4 URI comparison: same scheme; userinfo equal case-sensitively; host,
@@ -329,6 +343,67 @@ impl<'a> SipUri<'a> {
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Where [`SipUri::write_aor`] writes: a `String`, or a comparison with a given AOR.
+pub trait AorSink {
+    /// Text as it is.
+    fn text(&mut self, s: &str);
+    /// Text in ASCII lower case (the host).
+    fn lower(&mut self, s: &str);
+    /// Bytes of a user part, each one byte of the AOR.
+    fn bytes(&mut self, b: &[u8]);
+}
+
+impl AorSink for String {
+    fn text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    fn lower(&mut self, s: &str) {
+        let at = self.len();
+        self.push_str(s);
+        if let Some(tail) = self.get_mut(at..) {
+            tail.make_ascii_lowercase();
+        }
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        // As `aor` always did: each byte a char (a decoded byte is ASCII when unreserved).
+        self.extend(b.iter().map(|&b| char::from(b)));
+    }
+}
+
+/// What is left of an AOR being compared with one written; `None` once they differ.
+struct Match<'a>(Option<&'a [u8]>);
+
+impl Match<'_> {
+    fn take(&mut self, n: usize, eq: impl Fn(&[u8]) -> bool) {
+        self.0 = self
+            .0
+            .and_then(|rest| rest.split_at_checked(n))
+            .filter(|(head, _)| eq(head))
+            .map(|(_, tail)| tail);
+    }
+}
+
+impl AorSink for Match<'_> {
+    fn text(&mut self, s: &str) {
+        self.take(s.len(), |head| head == s.as_bytes());
+    }
+    fn lower(&mut self, s: &str) {
+        self.take(s.len(), |head| {
+            head.iter()
+                .zip(s.bytes())
+                .all(|(h, b)| *h == b.to_ascii_lowercase())
+        });
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        // `aor` writes each byte as a char: a byte of 0x80 or more takes two in UTF-8.
+        for &byte in b {
+            let mut buf = [0; 4];
+            let c = char::from(byte).encode_utf8(&mut buf);
+            self.text(c);
+        }
+    }
+}
 
 /// The URI parameters that must be in both URIs or in neither (§19.1.4: `user`, `ttl`,
 /// `method` and `maddr` in the parameter rules, `transport` as a component with a default
@@ -615,6 +690,33 @@ mod tests {
             sip("sip:Bob@Biloxi.Example.COM").aor(),
             "sip:Bob@biloxi.example.com"
         );
+    }
+
+    /// `aor_is` says what comparing with `aor()` says, without building it.
+    #[test]
+    fn aor_is_compares_with_the_aor_unbuilt() {
+        for text in [
+            "sip:%75se%72@Example.COM",
+            "sip:null-%00-null@example.com",
+            "sip:a%3bb@x;transport=udp",
+            "sip:example.com",
+            "SIPS:u:pw@h:5061?x=y",
+            "sip:Bob@Biloxi.Example.COM",
+            "sip:%C3%A9t%c3%a9@x",
+        ] {
+            let u = sip(text);
+            let aor = u.aor();
+            assert!(u.aor_is(&aor), "{text}: {aor}");
+            for other in [
+                format!("{aor}x"),
+                aor[..aor.len() - 1].to_owned(),
+                aor.to_uppercase(),
+                String::new(),
+                aor.replacen("sip", "sips", 1),
+            ] {
+                assert_eq!(u.aor_is(&other), other == aor, "{text}: {other}");
+            }
+        }
     }
 
     #[test]

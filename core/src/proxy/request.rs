@@ -232,8 +232,9 @@ impl Proxy {
     }
 
     /// §16.5: the target set. `Err` is the response when there is none, or the lookup the
-    /// target waits for.
-    fn targets(&self, routing: &Routing<'_>) -> Result<Targets, Reply> {
+    /// target waits for. The address of record to look up is written into `aor` (the
+    /// element's scratch text, so that the lookup allocates nothing).
+    fn targets(&self, routing: &Routing<'_>, aor: &mut String) -> Result<Targets, Reply> {
         if let Some(route) = routing.next_route {
             let fail = Reply::with_reason(503, "Next Hop Not Resolvable");
             return self
@@ -247,15 +248,17 @@ impl Proxy {
         };
         if self.locator.serves_uri(uri) {
             // §16.5: a domain we are responsible for: the location service decides.
-            let aor = self.registrar.identity().canonical_aor(uri);
+            aor.clear();
+            self.registrar.identity().write_canonical_aor(uri, aor);
+            let aor: &str = aor;
             let location = self.registrar.location();
             let mut targets: Targets = location
-                .alive(&aor, self.now)
+                .alive(aor, self.now)
                 .filter_map(|b| self.binding_target(b))
                 .collect();
             drop(location);
             if targets.is_empty() {
-                return Err(self.no_binding(uri, &aor, routing.authenticated));
+                return Err(self.no_binding(uri, aor, routing.authenticated));
             }
             targets.truncate(self.config.proxy.branches_max);
             return Ok(targets);
@@ -384,7 +387,10 @@ impl Proxy {
         if invite {
             self.respond_to(&key, &msg, Reply::new(100), d.remote);
         }
-        let targets = match self.targets(&routing) {
+        let mut aor = std::mem::take(&mut self.scratch);
+        let targets = self.targets(&routing, &mut aor);
+        self.scratch = aor;
+        let targets = match targets {
             Ok(t) => t,
             Err(reply) => return self.respond(&key, &msg, reply),
         };
@@ -754,7 +760,10 @@ impl Proxy {
         }
         // The ACK's next hop may be a name nobody asked about yet (the callee's Contact):
         // it then waits for the answer like a request would, without a context.
-        let target = match self.targets(&routing) {
+        let mut aor = std::mem::take(&mut self.scratch);
+        let targets = self.targets(&routing, &mut aor);
+        self.scratch = aor;
+        let target = match targets {
             Ok(mut t) if !t.is_empty() => t.remove(0),
             _ => return self.drop_ack(d, "ACK with no target"),
         };

@@ -11,7 +11,7 @@ use std::sync::MutexGuard;
 use smallvec::SmallVec;
 
 use crate::config::RegistrarConfig;
-use crate::message::{HeaderName, Message, NameAddr, SipUri, Uri};
+use crate::message::{AorSink, HeaderName, Message, NameAddr, SipUri, Uri};
 use crate::shared::Shared;
 use crate::time::Instant;
 use crate::Event;
@@ -103,7 +103,7 @@ impl Identity {
                 .local_addrs
                 .iter()
                 .any(|a| Some(a.port()) == contact.port);
-        if port_ours && contact.aor() == aor {
+        if port_ours && contact.aor_is(aor) {
             return true;
         }
         !self.serves(contact.host) && self.is_self(contact.host, contact.port)
@@ -113,13 +113,20 @@ impl Identity {
     /// the port when it is one of ours, so that `sip:bob@127.0.0.1:5060` and
     /// `sip:bob@127.0.0.1` are the same user of the domain `127.0.0.1`.
     pub fn canonical_aor(&self, uri: &SipUri<'_>) -> String {
+        let mut aor = String::new();
+        self.write_canonical_aor(uri, &mut aor);
+        aor
+    }
+
+    /// [`Identity::canonical_aor`] written to `out`.
+    pub fn write_canonical_aor(&self, uri: &SipUri<'_>, out: &mut impl AorSink) {
         match uri.port {
             Some(p) if self.local_addrs.iter().any(|a| a.port() == p) => {
                 let mut u = uri.clone();
                 u.port = None;
-                u.aor()
+                u.write_aor(out)
             }
-            _ => uri.aor(),
+            _ => uri.write_aor(out),
         }
     }
 
@@ -149,6 +156,9 @@ pub struct Registrar {
     identity: Identity,
     /// Shared with the element's other workers, if any ([`crate::shared`]).
     location: Shared<Location>,
+    /// The AOR of the REGISTER being processed, written here: kept from one to the next,
+    /// so that computing it allocates nothing once grown.
+    aor: String,
 }
 
 /// Option tags the registrar understands in Require (§10.3 step 2). None yet: RFC 3327 Path
@@ -189,6 +199,7 @@ impl Registrar {
             config,
             identity,
             location,
+            aor: String::new(),
         }
     }
 
@@ -239,7 +250,25 @@ impl Registrar {
         flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
+        events: Option<&mut dyn FnMut(Event)>,
+    ) -> Reply {
+        let mut aor = std::mem::take(&mut self.aor);
+        let reply = self.register_into(req, now, flow, authenticate, authorize, events, &mut aor);
+        self.aor = aor;
+        reply
+    }
+
+    /// [`Registrar::register`], the AOR written into `aor`.
+    #[allow(clippy::too_many_arguments)]
+    fn register_into(
+        &mut self,
+        req: &Message,
+        now: Instant,
+        flow: Flow,
+        authenticate: &mut dyn FnMut() -> Authentication,
+        authorize: &dyn Authorize,
         mut events: Option<&mut dyn FnMut(Event)>,
+        aor: &mut String,
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
         // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
@@ -286,7 +315,9 @@ impl Registrar {
         if !self.identity.serves(aor_uri.host) {
             return Reply::with_reason(404, "Not Found");
         }
-        let aor = self.identity.canonical_aor(&aor_uri);
+        aor.clear();
+        self.identity.write_canonical_aor(&aor_uri, aor);
+        let aor: &str = aor;
 
         // Step 4: authorization.
         if let Some(user) = &user {
@@ -330,7 +361,7 @@ impl Registrar {
                 if let Some(events) = events.as_mut() {
                     for b in current {
                         events(Event::Unregistered {
-                            aor: aor.clone(),
+                            aor: aor.to_owned(),
                             contact: b.contact().to_owned(),
                         });
                     }
@@ -387,7 +418,7 @@ impl Registrar {
                     for b in current.clone() {
                         if !next.iter().any(|n| n.contact() == b.contact()) {
                             events(Event::Unregistered {
-                                aor: aor.clone(),
+                                aor: aor.to_owned(),
                                 contact: b.contact().to_owned(),
                             });
                         }
@@ -400,7 +431,7 @@ impl Registrar {
                         });
                         if !refreshed {
                             events(Event::Registered {
-                                aor: aor.clone(),
+                                aor: aor.to_owned(),
                                 contact: n.contact().to_owned(),
                                 expires: n.remaining_secs(now),
                             });
