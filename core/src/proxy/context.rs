@@ -20,8 +20,9 @@ pub enum BranchState {
 /// One branch of a response context.
 #[derive(Clone, Debug)]
 pub struct Branch {
-    /// The client transaction's branch parameter.
-    pub branch: String,
+    /// The key of its client transaction (the branch parameter and the request's method),
+    /// the branch's only copy ([`crate::element::ClientKey::branch`]).
+    pub key: crate::element::ClientKey,
     /// The target (Request-URI of the forwarded request).
     pub target: String,
     /// State of the branch.

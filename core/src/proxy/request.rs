@@ -579,22 +579,30 @@ impl Proxy {
             worker[1],
             ".",
             crate::message::decimal(index as u64 + 1, &mut digits),
-        ]
-        .concat();
-        let mut key = ClientKey::new(&stem, method);
-        let mut suffixed = None;
+        ];
+        // The key holds the branch: the branch's only copy.
+        let mut key = ClientKey::of_parts(&stem, method);
         let mut n = 1;
+        let mut suffix_digits = [0; 20];
         while self.clients.contains_key(&key) {
             n += 1;
-            let branch = format!("{stem}.{n}");
-            key = ClientKey::new(&branch, method);
-            suffixed = Some(branch);
+            let suffix = crate::message::decimal(n, &mut suffix_digits);
+            let [a, b, c, d, e, f] = stem;
+            key = ClientKey::of_parts(&[a, b, c, d, e, f, ".", suffix], method);
         }
-        let branch = suffixed.unwrap_or(stem);
         // The Via and the Record-Route value, side by side in the element's scratch text.
+        // The branch from its parts, unless it took a suffix: reading it back out of the key
+        // is a search.
+        let suffixed;
+        let branch: &[&str] = if n == 1 {
+            &stem
+        } else {
+            suffixed = [key.branch()];
+            &suffixed
+        };
         let mut text = std::mem::take(&mut self.scratch);
         text.clear();
-        self.write_via(target.transport, ctx.local, &[&branch], &mut text);
+        self.write_via(target.transport, ctx.local, branch, &mut text);
         let via_end = text.len();
         if ctx.record_route {
             text.push_str("<sip:");
@@ -627,7 +635,7 @@ impl Proxy {
         let timer_c = invite.then(|| now + self.config.proxy.timer_c);
         if let Some(ctx) = self.contexts.get_mut(&id) {
             ctx.branches.push(Branch {
-                branch,
+                key: key.clone(),
                 target: target.uri,
                 state: BranchState::Trying,
                 timer_c,
@@ -696,7 +704,7 @@ impl Proxy {
         };
         let first_time = !branch.cancelled;
         branch.cancelled = true;
-        let key = ClientKey::new(&branch.branch, "INVITE");
+        let key = branch.key.clone();
         let Some(tx) = self.clients.get(&key) else {
             return;
         };

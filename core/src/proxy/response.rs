@@ -183,7 +183,7 @@ impl Proxy {
         }
         match branch.state {
             BranchState::Proceeding if branch.cancelled => {
-                let key = ClientKey::new(&branch.branch, "INVITE");
+                let key = branch.key.clone();
                 self.clients.remove(&key);
                 self.branch_failed(id, index);
             }

@@ -686,6 +686,29 @@ fn the_upstream_ack_for_a_486_is_absorbed_by_the_server_transaction() {
     assert_idle(&h);
 }
 
+/// §16.6 step 8: the branch is unique. Two INVITEs that differ only in their Via (two
+/// server transactions) share a loop hash, so the second's branch gets a suffix; each
+/// response then finds its own client transaction and goes to its own caller.
+#[test]
+fn a_second_request_with_the_same_loop_hash_gets_its_own_branch() {
+    let mut h = registered("<sip:bob@192.0.2.201>");
+    let first = h.recv_from(ALICE, &invite("z9hG4bKnashds8")).to(BOB);
+    let second = h.recv_from(ALICE, &invite("z9hG4bKother9")).to(BOB);
+    let branch = |fwd: &str| {
+        let via = header_lines(fwd, "Via")[0].clone();
+        via.split(";branch=").nth(1).unwrap_or("").to_owned()
+    };
+    assert_eq!(branch(&second), format!("{}.2", branch(&first)));
+    for (fwd, alice_branch) in [(&second, "z9hG4bKother9"), (&first, "z9hG4bKnashds8")] {
+        let out = h.recv_from(BOB, &answer(fwd, 180, "314159", ""));
+        let relayed = out.to(ALICE);
+        assert!(
+            header_lines(&relayed, "Via")[0].ends_with(&format!("branch={alice_branch}")),
+            "{relayed}"
+        );
+    }
+}
+
 // --- §16.6 forking ---
 
 #[test]

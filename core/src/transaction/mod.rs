@@ -211,7 +211,7 @@ impl TxKey {
     /// `host:port` with the host lower-cased, and the method.
     fn rfc3261(branch: &str, sent_by: &str, method: &str) -> TxKey {
         TxKey(joined(
-            &[RFC3261, branch, SEPARATOR, sent_by, SEPARATOR, method],
+            [RFC3261, branch, SEPARATOR, sent_by, SEPARATOR, method].into_iter(),
             None,
         ))
     }
@@ -222,7 +222,7 @@ impl TxKey {
         let parts = [
             RFC3261, branch, SEPARATOR, host, ":", port, SEPARATOR, method,
         ];
-        TxKey(joined(&parts, Some(3)))
+        TxKey(joined(parts.into_iter(), Some(3)))
     }
 
     /// The key's text, as the tables that store it outside a `TxKey` hash and compare it.
@@ -232,7 +232,7 @@ impl TxKey {
 
     /// The RFC 3261 fields (branch, sent-by, method); `None` for an RFC 2543 key.
     pub fn rfc3261_fields(&self) -> Option<(&str, &str, &str)> {
-        let mut fields = self.0.strip_prefix(RFC3261)?.split(SEPARATOR);
+        let mut fields = self.0.strip_prefix(RFC3261)?.split('\0');
         Some((fields.next()?, fields.next()?, fields.next()?))
     }
 
@@ -257,19 +257,30 @@ pub struct ClientKey(Arc<str>);
 impl ClientKey {
     /// The key of a transaction whose request has `branch` and CSeq `method`.
     pub fn new(branch: &str, method: &str) -> ClientKey {
-        ClientKey(joined(&[branch, SEPARATOR, method], None))
+        ClientKey::of_parts(&[branch], method)
+    }
+
+    /// [`ClientKey::new`] with the branch in parts, put together in the key's own text: the
+    /// key is then the only copy of a branch the proxy builds ([`ClientKey::branch`]).
+    pub(crate) fn of_parts(branch: &[&str], method: &str) -> ClientKey {
+        ClientKey(joined(
+            branch.iter().copied().chain([SEPARATOR, method]),
+            None,
+        ))
     }
 
     /// `f` given the text of the key of `branch` and `method`, put together on the stack: a
     /// table keyed by `ClientKey` is looked up with it ([`Borrow<str>`]) without building a
     /// key, as every response is matched (§17.1.3).
     pub(crate) fn with_text<R>(branch: &str, method: &str, f: impl FnOnce(&str) -> R) -> R {
-        with_joined(&[branch, SEPARATOR, method], None, f)
+        with_joined([branch, SEPARATOR, method].into_iter(), None, f)
     }
 
     /// The branch.
     pub fn branch(&self) -> &str {
-        self.0.split(SEPARATOR).next().unwrap_or("")
+        // A char pattern: a `&str` one sets up a substring searcher on every call, and
+        // the proxy reads the branch of every request it forwards.
+        self.0.split('\0').next().unwrap_or("")
     }
 
     /// The key of the transaction on the same branch with another method: the CANCEL of an
@@ -285,17 +296,21 @@ const KEY_INLINE: usize = 256;
 
 /// The shared text of a key: `parts` in order, the one at `lower` lower-cased. One
 /// allocation, where building a `String` and converting it took two.
-fn joined(parts: &[&str], lower: Option<usize>) -> Arc<str> {
+fn joined<'a>(parts: impl Iterator<Item = &'a str> + Clone, lower: Option<usize>) -> Arc<str> {
     with_joined(parts, lower, |text| Arc::from(text))
 }
 
 /// `f` given `parts` in order, the one at `lower` lower-cased, put together on the stack
 /// when they fit in [`KEY_INLINE`] bytes.
-fn with_joined<R>(parts: &[&str], lower: Option<usize>, f: impl FnOnce(&str) -> R) -> R {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
+fn with_joined<'a, R>(
+    parts: impl Iterator<Item = &'a str> + Clone,
+    lower: Option<usize>,
+    f: impl FnOnce(&str) -> R,
+) -> R {
+    let len: usize = parts.clone().map(str::len).sum();
     if len > KEY_INLINE {
         let mut text = String::with_capacity(len);
-        for (i, part) in parts.iter().enumerate() {
+        for (i, part) in parts.enumerate() {
             let at = text.len();
             text.push_str(part);
             if lower == Some(i) {
@@ -306,7 +321,7 @@ fn with_joined<R>(parts: &[&str], lower: Option<usize>, f: impl FnOnce(&str) -> 
     }
     let mut buf = [0u8; KEY_INLINE];
     let mut at = 0;
-    for (i, part) in parts.iter().enumerate() {
+    for (i, part) in parts.enumerate() {
         let field = &mut buf[at..at + part.len()];
         field.copy_from_slice(part.as_bytes());
         if lower == Some(i) {
@@ -332,7 +347,7 @@ impl std::borrow::Borrow<str> for ClientKey {
 
 impl fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut fields = self.0.split(SEPARATOR);
+        let mut fields = self.0.split('\0');
         f.debug_tuple("ClientKey")
             .field(&fields.next().unwrap_or(""))
             .field(&fields.next().unwrap_or(""))
