@@ -27,6 +27,9 @@ const SPARE_HEADERS_MAX: usize = 64;
 pub struct Spare {
     bytes: Vec<Vec<u8>>,
     headers: Vec<Vec<Header>>,
+    // A message's cache is a box ([`super::parsed::LazyParsed`]): kept boxed, it goes
+    // back into the next message without an allocation.
+    #[allow(clippy::vec_box)]
     parsed: Vec<Box<Parsed>>,
 }
 

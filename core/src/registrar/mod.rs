@@ -321,14 +321,14 @@ impl Registrar {
 
         // Step 4: authorization.
         if let Some(user) = &user {
-            if !authorize.may_register(user, &aor) {
+            if !authorize.may_register(user, aor) {
                 return Reply::with_reason(403, "Forbidden");
             }
         }
 
         // Step 6: Contact.
         let header_expires = req.expires();
-        let field = match self.contact_field(req, &aor, header_expires) {
+        let field = match self.contact_field(req, aor, header_expires) {
             Ok(f) => f,
             Err(r) => return r,
         };
@@ -338,7 +338,7 @@ impl Registrar {
         // the bindings alive at `now` are read from it in place. Locked from the lookup to
         // the update: step 7 is atomic for other workers too.
         let mut location = self.location.lock();
-        let stored = location.stored(&aor);
+        let stored = location.stored(aor);
         let current = stored
             .unwrap_or_default()
             .iter()
@@ -449,7 +449,7 @@ impl Registrar {
         for b in &new_list {
             reply = reply.header("Contact", b.contact_value(now));
         }
-        location.set(&aor, new_list);
+        location.set(aor, new_list);
         reply
     }
 
