@@ -68,10 +68,11 @@ pub(crate) struct Parsed {
     pub(crate) to_uri: OnceCell<Option<Result<UriSpans, ParseError>>>,
 }
 
-/// [`Parsed`], allocated when a view is first asked for: a message is moved several times
-/// on its way through the element, and one that is only parsed (a stray response, a
-/// dropped datagram) never needs the views. Derived data: two messages with the same
-/// bytes are equal whatever their caches hold.
+/// [`Parsed`], boxed: a message is moved several times on its way through the element.
+/// Allocated when a view is first asked for (a message that is only parsed, a stray
+/// response or a dropped datagram, never needs the views), unless the parse was given a
+/// spare one ([`crate::message::Spare`]). Derived data: two messages with the same bytes
+/// are equal whatever their caches hold.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LazyParsed(OnceCell<Box<Parsed>>);
 
