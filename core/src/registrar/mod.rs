@@ -250,25 +250,7 @@ impl Registrar {
         flow: Flow,
         authenticate: &mut dyn FnMut() -> Authentication,
         authorize: &dyn Authorize,
-        events: Option<&mut dyn FnMut(Event)>,
-    ) -> Reply {
-        let mut aor = std::mem::take(&mut self.aor);
-        let reply = self.register_into(req, now, flow, authenticate, authorize, events, &mut aor);
-        self.aor = aor;
-        reply
-    }
-
-    /// [`Registrar::register`], the AOR written into `aor`.
-    #[allow(clippy::too_many_arguments)]
-    fn register_into(
-        &mut self,
-        req: &Message,
-        now: Instant,
-        flow: Flow,
-        authenticate: &mut dyn FnMut() -> Authentication,
-        authorize: &dyn Authorize,
         mut events: Option<&mut dyn FnMut(Event)>,
-        aor: &mut String,
     ) -> Reply {
         // Step 1: the Request-URI names a domain this registrar serves (or the registrar
         // itself, as in RFC 3665 §2 where it is `sips:ss2.biloxi.example.com`). The element
@@ -315,20 +297,22 @@ impl Registrar {
         if !self.identity.serves(aor_uri.host) {
             return Reply::with_reason(404, "Not Found");
         }
+        // Written into the registrar's kept text, which the success path below puts back
+        // (a refusal only costs the next REGISTER an allocation).
+        let mut aor = std::mem::take(&mut self.aor);
         aor.clear();
-        self.identity.write_canonical_aor(&aor_uri, aor);
-        let aor: &str = aor;
+        self.identity.write_canonical_aor(&aor_uri, &mut aor);
 
         // Step 4: authorization.
         if let Some(user) = &user {
-            if !authorize.may_register(user, aor) {
+            if !authorize.may_register(user, &aor) {
                 return Reply::with_reason(403, "Forbidden");
             }
         }
 
         // Step 6: Contact.
         let header_expires = req.expires();
-        let field = match self.contact_field(req, aor, header_expires) {
+        let field = match self.contact_field(req, &aor, header_expires) {
             Ok(f) => f,
             Err(r) => return r,
         };
@@ -338,7 +322,7 @@ impl Registrar {
         // the bindings alive at `now` are read from it in place. Locked from the lookup to
         // the update: step 7 is atomic for other workers too.
         let mut location = self.location.lock();
-        let stored = location.stored(aor);
+        let stored = location.stored(&aor);
         let current = stored
             .unwrap_or_default()
             .iter()
@@ -361,7 +345,7 @@ impl Registrar {
                 if let Some(events) = events.as_mut() {
                     for b in current {
                         events(Event::Unregistered {
-                            aor: aor.to_owned(),
+                            aor: aor.clone(),
                             contact: b.contact().to_owned(),
                         });
                     }
@@ -418,7 +402,7 @@ impl Registrar {
                     for b in current.clone() {
                         if !next.iter().any(|n| n.contact() == b.contact()) {
                             events(Event::Unregistered {
-                                aor: aor.to_owned(),
+                                aor: aor.clone(),
                                 contact: b.contact().to_owned(),
                             });
                         }
@@ -431,7 +415,7 @@ impl Registrar {
                         });
                         if !refreshed {
                             events(Event::Registered {
-                                aor: aor.to_owned(),
+                                aor: aor.clone(),
                                 contact: n.contact().to_owned(),
                                 expires: n.remaining_secs(now),
                             });
@@ -449,7 +433,9 @@ impl Registrar {
         for b in &new_list {
             reply = reply.header("Contact", b.contact_value(now));
         }
-        location.set(aor, new_list);
+        location.set(&aor, new_list);
+        drop(location);
+        self.aor = aor;
         reply
     }
 
