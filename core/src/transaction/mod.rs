@@ -173,6 +173,10 @@ const RFC3261: &str = "1";
 const RFC2543: &str = "2";
 /// Separates the fields of an RFC 3261 key.
 const SEPARATOR: &str = "\0";
+/// [`SEPARATOR`] as a char, to split keys with: a `&str` pattern sets up a substring
+/// searcher on every call, and the proxy reads the branch of every request it forwards.
+const SEPARATOR_CHAR: char = '\0';
+const _: () = assert!(SEPARATOR.len() == 1 && SEPARATOR.as_bytes()[0] == SEPARATOR_CHAR as u8);
 
 impl TxKey {
     /// The key of a request, `None` when it lacks what matching needs (no Via).
@@ -232,7 +236,7 @@ impl TxKey {
 
     /// The RFC 3261 fields (branch, sent-by, method); `None` for an RFC 2543 key.
     pub fn rfc3261_fields(&self) -> Option<(&str, &str, &str)> {
-        let mut fields = self.0.strip_prefix(RFC3261)?.split('\0');
+        let mut fields = self.0.strip_prefix(RFC3261)?.split(SEPARATOR_CHAR);
         Some((fields.next()?, fields.next()?, fields.next()?))
     }
 
@@ -278,9 +282,7 @@ impl ClientKey {
 
     /// The branch.
     pub fn branch(&self) -> &str {
-        // A char pattern: a `&str` one sets up a substring searcher on every call, and
-        // the proxy reads the branch of every request it forwards.
-        self.0.split('\0').next().unwrap_or("")
+        self.0.split(SEPARATOR_CHAR).next().unwrap_or("")
     }
 
     /// The key of the transaction on the same branch with another method: the CANCEL of an
@@ -347,7 +349,7 @@ impl std::borrow::Borrow<str> for ClientKey {
 
 impl fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut fields = self.0.split('\0');
+        let mut fields = self.0.split(SEPARATOR_CHAR);
         f.debug_tuple("ClientKey")
             .field(&fields.next().unwrap_or(""))
             .field(&fields.next().unwrap_or(""))
